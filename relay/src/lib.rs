@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cell;
+pub mod circuit;
+pub mod error;
+pub mod handshake;
+pub mod layer;
+pub mod msg;
+pub mod wire;
+
+pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
+pub use circuit::{ClientCircuit, HopCircuit};
+pub use error::{CellError, RelayError};
+pub use handshake::{AcceptedHop, CircuitRequest, HopSpec, NextHop, accept_create};
+pub use msg::{EndReason, RelayMsg, StreamId, Target};
+
+/// Most hops a circuit may have.
+pub const MAX_HOPS: usize = 8;

@@ -1,0 +1,529 @@
+//! End-to-end relay messages between the client and the exit, carried inside onion layers.
+//!
+//! A message fills the innermost [`crate::layer::message_len`] bytes of a relay cell:
+//! `[version u8][command u8][stream id u16 BE][length u16 BE][data ...][zero padding]`.
+//! Middle relays never see these bytes in the clear; only the exit and the client do.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::error::CellError;
+
+/// Version byte of the relay message format.
+pub const MSG_VERSION: u8 = 1;
+/// Header bytes before a message's data.
+pub const MSG_HEADER_LEN: usize = 6;
+/// The longest domain name a `Begin` may carry.
+pub const MAX_DOMAIN_LEN: usize = 255;
+
+/// Identifies one app stream within a circuit. Chosen by the client; 0 is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u16);
+
+/// Where the client wants the exit to connect. Hostnames travel as names: the exit resolves them.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An IPv4 or IPv6 address and port.
+    Ip(SocketAddr),
+    /// A hostname and port, resolved at the exit.
+    Domain(String, u16),
+}
+
+impl Target {
+    /// The target's port.
+    pub fn port(&self) -> u16 {
+        match self {
+            Target::Ip(sa) => sa.port(),
+            Target::Domain(_, p) => *p,
+        }
+    }
+
+    /// A form safe to log at info level and above: the host is redacted.
+    pub fn redacted(&self) -> String {
+        format!("[redacted]:{}", self.port())
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Debug output is for debug-level logs only; see `redacted` for info level.
+        match self {
+            Target::Ip(sa) => write!(f, "{sa}"),
+            Target::Domain(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
+}
+
+/// Why a stream ended. Carried in `End` messages and mapped to SOCKS reply codes by the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Closed normally.
+    Done,
+    /// Some other failure.
+    Misc,
+    /// The exit's policy does not allow this target.
+    ExitPolicy,
+    /// The target refused the connection.
+    Refused,
+    /// The target's host or network is unreachable.
+    Unreachable,
+    /// Connecting timed out.
+    Timeout,
+    /// The hostname did not resolve.
+    ResolveFailed,
+    /// Too many streams on this circuit.
+    Limit,
+    /// A reason this version does not know.
+    Unknown(u8),
+}
+
+impl EndReason {
+    /// The wire byte.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            EndReason::Done => 0,
+            EndReason::Misc => 1,
+            EndReason::ExitPolicy => 2,
+            EndReason::Refused => 3,
+            EndReason::Unreachable => 4,
+            EndReason::Timeout => 5,
+            EndReason::ResolveFailed => 6,
+            EndReason::Limit => 7,
+            EndReason::Unknown(b) => b,
+        }
+    }
+
+    /// The reason for a wire byte.
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            0 => EndReason::Done,
+            1 => EndReason::Misc,
+            2 => EndReason::ExitPolicy,
+            3 => EndReason::Refused,
+            4 => EndReason::Unreachable,
+            5 => EndReason::Timeout,
+            6 => EndReason::ResolveFailed,
+            7 => EndReason::Limit,
+            other => EndReason::Unknown(other),
+        }
+    }
+}
+
+/// One end-to-end message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayMsg {
+    /// Client → exit: open a TCP connection to `target` for `stream`.
+    /// The exit answers `Connected` or `End`.
+    Begin {
+        /// The new stream.
+        stream: StreamId,
+        /// Where to connect.
+        target: Target,
+    },
+    /// Exit → client: the connection for `stream` is open.
+    Connected {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Either way: bytes of `stream`. Never empty.
+    Data {
+        /// The stream.
+        stream: StreamId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Either way: the sender will send no more data on `stream` (TCP half-close).
+    Eof {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Either way: `stream` is gone; the receiver drops it at once.
+    End {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A command this version does not know; receivers ignore it.
+    Unknown {
+        /// The command byte.
+        command: u8,
+        /// The stream it named.
+        stream: StreamId,
+    },
+}
+
+const CMD_BEGIN: u8 = 1;
+const CMD_CONNECTED: u8 = 2;
+const CMD_DATA: u8 = 3;
+const CMD_EOF: u8 = 4;
+const CMD_END: u8 = 5;
+
+impl RelayMsg {
+    /// The stream this message belongs to.
+    pub fn stream(&self) -> StreamId {
+        match self {
+            RelayMsg::Begin { stream, .. }
+            | RelayMsg::Connected { stream }
+            | RelayMsg::Data { stream, .. }
+            | RelayMsg::Eof { stream }
+            | RelayMsg::End { stream, .. }
+            | RelayMsg::Unknown { stream, .. } => *stream,
+        }
+    }
+
+    /// Writes the message into `out` (the message area of a cell) and zero-fills the rest.
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<(), CellError> {
+        let (cmd, stream) = match self {
+            RelayMsg::Begin { stream, .. } => (CMD_BEGIN, stream),
+            RelayMsg::Connected { stream } => (CMD_CONNECTED, stream),
+            RelayMsg::Data { stream, .. } => (CMD_DATA, stream),
+            RelayMsg::Eof { stream } => (CMD_EOF, stream),
+            RelayMsg::End { stream, .. } => (CMD_END, stream),
+            RelayMsg::Unknown { command, stream } => (*command, stream),
+        };
+        if out.len() < MSG_HEADER_LEN {
+            return Err(CellError::ContentTooLong {
+                len: MSG_HEADER_LEN,
+                max: out.len(),
+            });
+        }
+        let room = out.len() - MSG_HEADER_LEN;
+        let (head, body) = out.split_at_mut(MSG_HEADER_LEN);
+        let len = match self {
+            RelayMsg::Begin { target, .. } => encode_target(target, body)?,
+            RelayMsg::Data { data, .. } => {
+                if data.is_empty() || data.len() > room {
+                    return Err(CellError::ContentTooLong {
+                        len: data.len(),
+                        max: room,
+                    });
+                }
+                body[..data.len()].copy_from_slice(data);
+                data.len()
+            }
+            RelayMsg::End { reason, .. } => {
+                body[0] = reason.to_byte();
+                1
+            }
+            RelayMsg::Connected { .. } | RelayMsg::Eof { .. } | RelayMsg::Unknown { .. } => 0,
+        };
+        head[0] = MSG_VERSION;
+        head[1] = cmd;
+        head[2..4].copy_from_slice(&stream.0.to_be_bytes());
+        // `len` is at most `room`, which is below a cell body and so fits in u16.
+        head[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+        body[len..].fill(0);
+        Ok(())
+    }
+
+    /// Parses a message from a cell's message area. Padding after the data must be zero.
+    pub fn decode(input: &[u8]) -> Result<Self, CellError> {
+        if input.len() < MSG_HEADER_LEN {
+            return Err(CellError::Incomplete {
+                needed: MSG_HEADER_LEN - input.len(),
+            });
+        }
+        if input[0] != MSG_VERSION {
+            return Err(CellError::BadVersion(input[0]));
+        }
+        let cmd = input[1];
+        let stream = StreamId(u16::from_be_bytes([input[2], input[3]]));
+        let len = u16::from_be_bytes([input[4], input[5]]) as usize;
+        let rest = &input[MSG_HEADER_LEN..];
+        if len > rest.len() {
+            return Err(CellError::Malformed { what: "message length" });
+        }
+        if rest[len..].iter().any(|&b| b != 0) {
+            return Err(CellError::Malformed {
+                what: "message padding",
+            });
+        }
+        let data = &rest[..len];
+        if stream.0 == 0 {
+            return Err(CellError::Malformed { what: "stream id 0" });
+        }
+        let msg = match cmd {
+            CMD_BEGIN => RelayMsg::Begin {
+                stream,
+                target: decode_target(data)?,
+            },
+            CMD_CONNECTED => {
+                expect_len(data, 0, "connected")?;
+                RelayMsg::Connected { stream }
+            }
+            CMD_DATA => {
+                if data.is_empty() {
+                    return Err(CellError::Malformed { what: "empty data" });
+                }
+                RelayMsg::Data {
+                    stream,
+                    data: data.to_vec(),
+                }
+            }
+            CMD_EOF => {
+                expect_len(data, 0, "eof")?;
+                RelayMsg::Eof { stream }
+            }
+            CMD_END => {
+                expect_len(data, 1, "end")?;
+                RelayMsg::End {
+                    stream,
+                    reason: EndReason::from_byte(data[0]),
+                }
+            }
+            command => RelayMsg::Unknown { command, stream },
+        };
+        Ok(msg)
+    }
+}
+
+fn expect_len(data: &[u8], n: usize, what: &'static str) -> Result<(), CellError> {
+    if data.len() == n {
+        Ok(())
+    } else {
+        Err(CellError::Malformed { what })
+    }
+}
+
+const ATYP_V4: u8 = 1;
+const ATYP_DOMAIN: u8 = 3;
+const ATYP_V6: u8 = 4;
+
+/// Encodes a target as `[atyp][address][port BE]` (SOCKS5 style); returns the length written.
+pub fn encode_target(target: &Target, out: &mut [u8]) -> Result<usize, CellError> {
+    let mut v = Vec::with_capacity(32);
+    match target {
+        Target::Ip(SocketAddr::V4(a)) => {
+            v.push(ATYP_V4);
+            v.extend_from_slice(&a.ip().octets());
+        }
+        Target::Ip(SocketAddr::V6(a)) => {
+            v.push(ATYP_V6);
+            v.extend_from_slice(&a.ip().octets());
+        }
+        Target::Domain(host, _) => {
+            validate_domain(host.as_bytes())?;
+            v.push(ATYP_DOMAIN);
+            v.push(host.len() as u8);
+            v.extend_from_slice(host.as_bytes());
+        }
+    }
+    v.extend_from_slice(&target.port().to_be_bytes());
+    if v.len() > out.len() {
+        return Err(CellError::ContentTooLong {
+            len: v.len(),
+            max: out.len(),
+        });
+    }
+    out[..v.len()].copy_from_slice(&v);
+    Ok(v.len())
+}
+
+/// Decodes a target written by [`encode_target`]; the whole input must be used.
+pub fn decode_target(data: &[u8]) -> Result<Target, CellError> {
+    let (&atyp, rest) = data.split_first().ok_or(CellError::Malformed {
+        what: "empty target",
+    })?;
+    let (addr_len, host) = match atyp {
+        ATYP_V4 => (4, None),
+        ATYP_V6 => (16, None),
+        ATYP_DOMAIN => {
+            let (&n, rest2) = rest.split_first().ok_or(CellError::Malformed {
+                what: "domain length",
+            })?;
+            let n = n as usize;
+            if rest2.len() < n {
+                return Err(CellError::Malformed { what: "domain" });
+            }
+            (n + 1, Some(&rest2[..n]))
+        }
+        _ => {
+            return Err(CellError::Malformed {
+                what: "target address type",
+            });
+        }
+    };
+    if rest.len() != addr_len + 2 {
+        return Err(CellError::Malformed {
+            what: "target length",
+        });
+    }
+    let port = u16::from_be_bytes([rest[addr_len], rest[addr_len + 1]]);
+    Ok(match (atyp, host) {
+        (ATYP_V4, _) => {
+            let o: [u8; 4] = rest[..4].try_into().map_err(|_| CellError::Malformed {
+                what: "ipv4 address",
+            })?;
+            Target::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(o)), port))
+        }
+        (ATYP_V6, _) => {
+            let o: [u8; 16] = rest[..16].try_into().map_err(|_| CellError::Malformed {
+                what: "ipv6 address",
+            })?;
+            Target::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(o)), port))
+        }
+        (_, Some(h)) => {
+            validate_domain(h)?;
+            // validate_domain allows only ASCII, so this is valid UTF-8.
+            let host = String::from_utf8_lossy(h).into_owned();
+            Target::Domain(host, port)
+        }
+        _ => return Err(CellError::Malformed { what: "target" }),
+    })
+}
+
+/// A hostname must be 1..=255 bytes of ASCII letters, digits, '-', '.' and '_'.
+pub fn validate_domain(h: &[u8]) -> Result<(), CellError> {
+    if h.is_empty() || h.len() > MAX_DOMAIN_LEN {
+        return Err(CellError::Malformed {
+            what: "domain length",
+        });
+    }
+    if !h
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
+    {
+        return Err(CellError::Malformed {
+            what: "domain characters",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(m: RelayMsg) {
+        let mut buf = vec![0xffu8; 200];
+        m.encode_into(&mut buf).expect("encode");
+        assert_eq!(RelayMsg::decode(&buf).expect("decode"), m);
+    }
+
+    #[test]
+    fn round_trips() {
+        let s = StreamId(7);
+        round_trip(RelayMsg::Begin {
+            stream: s,
+            target: Target::Domain("localhost".into(), 8080),
+        });
+        round_trip(RelayMsg::Begin {
+            stream: s,
+            target: Target::Ip("[::1]:443".parse().expect("addr")),
+        });
+        round_trip(RelayMsg::Begin {
+            stream: s,
+            target: Target::Ip("10.1.2.3:80".parse().expect("addr")),
+        });
+        round_trip(RelayMsg::Connected { stream: s });
+        round_trip(RelayMsg::Data {
+            stream: s,
+            data: b"GET /".to_vec(),
+        });
+        round_trip(RelayMsg::Eof { stream: s });
+        round_trip(RelayMsg::End {
+            stream: s,
+            reason: EndReason::Refused,
+        });
+        round_trip(RelayMsg::Unknown {
+            command: 99,
+            stream: s,
+        });
+    }
+
+    #[test]
+    fn begin_test_vector() {
+        let mut buf = [0u8; 24];
+        RelayMsg::Begin {
+            stream: StreamId(1),
+            target: Target::Domain("a.b".into(), 80),
+        }
+        .encode_into(&mut buf)
+        .expect("encode");
+        assert_eq!(
+            hex::encode(buf),
+            "0101000100070303612e6200500000000000000000000000"
+        );
+    }
+
+    #[test]
+    fn every_prefix_of_header_is_incomplete() {
+        let mut buf = [0u8; 16];
+        RelayMsg::Connected {
+            stream: StreamId(3),
+        }
+        .encode_into(&mut buf)
+        .expect("encode");
+        for n in 0..MSG_HEADER_LEN {
+            assert!(matches!(
+                RelayMsg::decode(&buf[..n]),
+                Err(CellError::Incomplete { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn rejects() {
+        let mut buf = [0u8; 32];
+        RelayMsg::Data {
+            stream: StreamId(3),
+            data: vec![1, 2, 3],
+        }
+        .encode_into(&mut buf)
+        .expect("encode");
+        let mut bad = buf;
+        bad[0] = 9;
+        assert_eq!(RelayMsg::decode(&bad), Err(CellError::BadVersion(9)));
+        let mut bad = buf;
+        bad[20] = 1;
+        assert_eq!(
+            RelayMsg::decode(&bad),
+            Err(CellError::Malformed {
+                what: "message padding"
+            })
+        );
+        let mut bad = buf;
+        bad[5] = 200;
+        assert_eq!(
+            RelayMsg::decode(&bad),
+            Err(CellError::Malformed {
+                what: "message length"
+            })
+        );
+        let mut bad = buf;
+        bad[3] = 0;
+        assert_eq!(
+            RelayMsg::decode(&bad),
+            Err(CellError::Malformed { what: "stream id 0" })
+        );
+        assert!(matches!(
+            decode_target(&[3, 2, b'a', b' ', 0, 80]),
+            Err(CellError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_target(&[9, 1, 2]),
+            Err(CellError::Malformed { .. })
+        ));
+        assert!(validate_domain(&[b'a'; 256]).is_err());
+        assert!(validate_domain(b"").is_err());
+    }
+
+    #[test]
+    fn empty_data_rejected_both_ways() {
+        let mut buf = [0u8; 32];
+        assert!(
+            RelayMsg::Data {
+                stream: StreamId(1),
+                data: vec![]
+            }
+            .encode_into(&mut buf)
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn redaction_hides_host() {
+        let t = Target::Domain("secret.example".into(), 443);
+        assert_eq!(t.redacted(), "[redacted]:443");
+    }
+}
