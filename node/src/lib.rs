@@ -1,1 +1,12 @@
 #![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod proxy_node;
+pub mod relay_node;
+
+pub use config::{ProxyConfig, RelayConfig, load_config};
+pub use error::NodeError;
+pub use proxy_node::ProxyNode;
+pub use relay_node::RelayNode;

@@ -323,3 +323,13 @@ impl AcceptedHop {
         Ok((HopCircuit::new(self.position, keys, last), out.finish()))
     }
 }
+
+/// The meaningful prefix of a `Created` cell body (the two length-prefixed fields), with the
+/// zero padding checked and cut off, ready to be nested in the previous hop's reply.
+pub fn trim_created(body: &[u8]) -> Result<&[u8], CellError> {
+    let mut r = Reader::new(body);
+    let a = r.bytes_u16()?.len();
+    let b = r.bytes_u16()?.len();
+    r.expect_zero_padding("created padding")?;
+    Ok(&body[..4 + a + b])
+}

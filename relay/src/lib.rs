@@ -6,6 +6,7 @@ pub mod error;
 pub mod handshake;
 pub mod layer;
 pub mod msg;
+pub mod service;
 pub mod wire;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};

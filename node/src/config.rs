@@ -1,0 +1,283 @@
+//! Typed TOML configuration for the relay and the proxy.
+//!
+//! Every struct is `#[serde(default, deny_unknown_fields)]`: a missing key takes its default
+//! (each a named function below), an unknown key is an error naming the key and the file.
+//! `configs/*.toml` documents every key; a test checks those files against these defaults.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use braid_registry::ExitPolicy;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::NodeError;
+
+/// Settings of `braid relay`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// A public name for the relay (1..=32 of `[A-Za-z0-9_-]`).
+    pub nickname: String,
+    /// Directory for the identity key, onion key and signed descriptor.
+    pub data_dir: PathBuf,
+    /// libp2p addresses to listen on (QUIC first, TCP as fallback).
+    pub listen: Vec<String>,
+    /// Addresses to advertise; empty means the bound listen addresses with a specific IP.
+    pub advertise: Vec<String>,
+    /// Advertised bandwidth in bytes per second (a path-selection weight).
+    pub bandwidth: u64,
+    /// Exit policy lines, first match wins; the default refuses everything (not an exit).
+    pub exit_policy: Vec<String>,
+    /// How long a signed descriptor stays valid, in seconds.
+    pub descriptor_lifetime_secs: u64,
+    /// Bounds on what the relay accepts.
+    pub limits: LimitsConfig,
+}
+
+/// Bounds a relay enforces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Circuits through this relay at once.
+    pub max_circuits: usize,
+    /// Circuits from one previous hop at once.
+    pub max_circuits_per_peer: usize,
+    /// Streams on one exit circuit at once.
+    pub max_streams_per_circuit: usize,
+    /// Seconds allowed for a circuit handshake (including extending to the next hop).
+    pub handshake_timeout_secs: u64,
+    /// Seconds allowed for an exit's name resolution plus TCP connect.
+    pub connect_timeout_secs: u64,
+}
+
+/// Settings of `braid proxy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where apps connect (SOCKS5). Keep it on loopback.
+    pub socks_listen: SocketAddr,
+    /// The directory file (a bundle of signed relay descriptors, see `braid directory`).
+    pub directory: PathBuf,
+    /// Hops per circuit.
+    pub hops: usize,
+    /// Circuits open at once.
+    pub max_circuits: usize,
+    /// Streams on one circuit at once.
+    pub max_streams_per_circuit: usize,
+    /// App connections served at once.
+    pub max_clients: usize,
+    /// Seconds allowed to build a circuit.
+    pub circuit_build_timeout_secs: u64,
+    /// Seconds allowed for the exit to open a stream.
+    pub stream_timeout_secs: u64,
+    /// Seconds after which a circuit takes no new streams.
+    pub max_circuit_dirtiness_secs: u64,
+}
+
+/// Default nickname.
+pub fn default_nickname() -> String {
+    "braidrelay".into()
+}
+/// Default data directory.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/braid")
+}
+/// Default listen addresses: QUIC and TCP on port 9401, all IPv4 interfaces.
+pub fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/udp/9401/quic-v1".into(),
+        "/ip4/0.0.0.0/tcp/9401".into(),
+    ]
+}
+/// Default advertised bandwidth: 1 MB/s.
+pub fn default_bandwidth() -> u64 {
+    1_000_000
+}
+/// Default exit policy: not an exit.
+pub fn default_exit_policy() -> Vec<String> {
+    vec!["reject *:*".into()]
+}
+/// Default descriptor lifetime: one day.
+pub fn default_descriptor_lifetime_secs() -> u64 {
+    86_400
+}
+/// Default SOCKS5 address.
+pub fn default_socks_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
+}
+/// Default directory file.
+pub fn default_directory() -> PathBuf {
+    PathBuf::from("directory.json")
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            nickname: default_nickname(),
+            data_dir: default_data_dir(),
+            listen: default_listen(),
+            advertise: Vec::new(),
+            bandwidth: default_bandwidth(),
+            exit_policy: default_exit_policy(),
+            descriptor_lifetime_secs: default_descriptor_lifetime_secs(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = braid_relay::service::RelayLimits::default();
+        LimitsConfig {
+            max_circuits: d.max_circuits,
+            max_circuits_per_peer: d.max_circuits_per_peer,
+            max_streams_per_circuit: d.max_streams_per_circuit,
+            handshake_timeout_secs: d.handshake_timeout.as_secs(),
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        let d = braid_router::RouterSettings::default();
+        ProxyConfig {
+            socks_listen: default_socks_listen(),
+            directory: default_directory(),
+            hops: d.hops,
+            max_circuits: d.max_circuits,
+            max_streams_per_circuit: d.circuit.max_streams,
+            max_clients: braid_router::ProxySettings::default().max_clients,
+            circuit_build_timeout_secs: d.circuit.build_timeout.as_secs(),
+            stream_timeout_secs: d.stream_timeout.as_secs(),
+            max_circuit_dirtiness_secs: d.max_dirtiness.as_secs(),
+        }
+    }
+}
+
+/// Reads and parses a TOML config file; errors name the file and the offending key.
+pub fn load_config<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, NodeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| NodeError::ConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cfg: T = toml::from_str(&text).map_err(|e| NodeError::ConfigParse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    cfg.validate(path)?;
+    Ok(cfg)
+}
+
+/// Range checks beyond what the types express.
+pub trait Validate {
+    /// Checks every value; `path` names the file in errors.
+    fn validate(&self, path: &Path) -> Result<(), NodeError>;
+}
+
+fn bad(path: &Path, key: &'static str, reason: impl Into<String>) -> NodeError {
+    NodeError::ConfigValue {
+        path: path.to_path_buf(),
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn positive(path: &Path, key: &'static str, v: u64) -> Result<(), NodeError> {
+    if v == 0 {
+        return Err(bad(path, key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+impl Validate for RelayConfig {
+    fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        let n = &self.nickname;
+        if n.is_empty()
+            || n.len() > 32
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(path, "nickname", "1..=32 characters of A-Z a-z 0-9 - _"));
+        }
+        if self.listen.is_empty() {
+            return Err(bad(path, "listen", "at least one address is needed"));
+        }
+        for a in self.listen.iter().chain(self.advertise.iter()) {
+            if a.parse::<braid_transport::Multiaddr>().is_err() {
+                return Err(bad(path, "listen", format!("not a multiaddr: {a:?}")));
+            }
+        }
+        positive(path, "bandwidth", self.bandwidth)?;
+        ExitPolicy::parse_rules(&self.exit_policy)
+            .map_err(|e| bad(path, "exit_policy", e.to_string()))?;
+        positive(path, "descriptor_lifetime_secs", self.descriptor_lifetime_secs)?;
+        if self.descriptor_lifetime_secs > 7 * 86_400 {
+            return Err(bad(path, "descriptor_lifetime_secs", "at most 7 days"));
+        }
+        let l = &self.limits;
+        positive(path, "limits.max_circuits", l.max_circuits as u64)?;
+        positive(path, "limits.max_circuits_per_peer", l.max_circuits_per_peer as u64)?;
+        positive(path, "limits.max_streams_per_circuit", l.max_streams_per_circuit as u64)?;
+        positive(path, "limits.handshake_timeout_secs", l.handshake_timeout_secs)?;
+        positive(path, "limits.connect_timeout_secs", l.connect_timeout_secs)?;
+        Ok(())
+    }
+}
+
+impl RelayConfig {
+    /// The relay service limits these settings describe.
+    pub fn relay_limits(&self) -> braid_relay::service::RelayLimits {
+        let l = &self.limits;
+        braid_relay::service::RelayLimits {
+            max_circuits: l.max_circuits,
+            max_circuits_per_peer: l.max_circuits_per_peer,
+            max_streams_per_circuit: l.max_streams_per_circuit,
+            handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
+            connect_timeout: Duration::from_secs(l.connect_timeout_secs),
+            ..Default::default()
+        }
+    }
+}
+
+impl Validate for ProxyConfig {
+    fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
+            return Err(bad(path, "hops", "must be 1..=8"));
+        }
+        positive(path, "max_circuits", self.max_circuits as u64)?;
+        positive(path, "max_streams_per_circuit", self.max_streams_per_circuit as u64)?;
+        positive(path, "max_clients", self.max_clients as u64)?;
+        positive(path, "circuit_build_timeout_secs", self.circuit_build_timeout_secs)?;
+        positive(path, "stream_timeout_secs", self.stream_timeout_secs)?;
+        positive(path, "max_circuit_dirtiness_secs", self.max_circuit_dirtiness_secs)?;
+        Ok(())
+    }
+}
+
+impl ProxyConfig {
+    /// The router settings these settings describe.
+    pub fn router_settings(&self) -> braid_router::RouterSettings {
+        let mut s = braid_router::RouterSettings {
+            hops: self.hops,
+            max_circuits: self.max_circuits,
+            stream_timeout: Duration::from_secs(self.stream_timeout_secs),
+            max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),
+            ..Default::default()
+        };
+        s.circuit.max_streams = self.max_streams_per_circuit;
+        s.circuit.build_timeout = Duration::from_secs(self.circuit_build_timeout_secs);
+        s
+    }
+
+    /// The SOCKS server settings these settings describe.
+    pub fn proxy_settings(&self) -> braid_router::ProxySettings {
+        braid_router::ProxySettings {
+            max_clients: self.max_clients,
+            ..Default::default()
+        }
+    }
+}

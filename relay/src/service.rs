@@ -1,0 +1,237 @@
+//! The relay service: accepts circuit-hop streams on the transport and runs each circuit.
+//!
+//! This is the thin I/O driver around the sans-IO core: one task per circuit, one libp2p stream
+//! per circuit hop, QUIC flow control as hop-by-hop backpressure. It enforces the limits on
+//! circuits (total and per peer) and streams per circuit, and can inject faults for simulations.
+
+mod exit;
+mod hop;
+pub mod io;
+pub mod pump;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use braid_registry::ExitPolicy;
+use braid_transport::{PeerId, StreamProtocol, Transport};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::cell::DestroyReason;
+use crate::error::RelayError;
+
+/// The libp2p protocol carrying one circuit hop per stream.
+pub const CIRCUIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/braid/circuit/1");
+
+/// Limits a relay enforces. Every field is a real bound; none means "unlimited".
+#[derive(Debug, Clone)]
+pub struct RelayLimits {
+    /// Circuits open at once through this relay.
+    pub max_circuits: usize,
+    /// Circuits open at once from one previous-hop peer.
+    pub max_circuits_per_peer: usize,
+    /// Streams open at once on one exit circuit.
+    pub max_streams_per_circuit: usize,
+    /// Time allowed for the first cell and for extending to the next hop.
+    pub handshake_timeout: Duration,
+    /// Time allowed for an exit's TCP connect (and name resolution).
+    pub connect_timeout: Duration,
+    /// Messages queued towards one stream's socket at the exit.
+    pub stream_queue: usize,
+    /// Messages queued towards the client on one exit circuit.
+    pub circuit_queue: usize,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_circuits: 4096,
+            max_circuits_per_peer: 256,
+            max_streams_per_circuit: 128,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            stream_queue: 16,
+            circuit_queue: 64,
+        }
+    }
+}
+
+/// Faults a simulated relay injects into forwarded cells (never set by configuration files).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Flip one bit of the n-th (1-based) forward relay cell after peeling it.
+    pub flip_bit_at_cell: Option<u64>,
+    /// Send the n-th (1-based) forward relay cell twice.
+    pub replay_at_cell: Option<u64>,
+    /// How many more circuits get the faults; each affected circuit takes one.
+    pub remaining: Arc<AtomicU64>,
+}
+
+/// What the relay service needs.
+#[derive(Debug, Clone)]
+pub struct RelayServiceConfig {
+    /// This relay's X25519 onion secret key.
+    pub onion_secret: [u8; 32],
+    /// Which exit connections are allowed (default: none; the relay is not an exit).
+    pub exit_policy: ExitPolicy,
+    /// Bounds.
+    pub limits: RelayLimits,
+    /// Fault injection for simulations.
+    pub faults: Faults,
+}
+
+/// Counters a relay keeps (read by metrics and the simulator).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Circuits open now.
+    pub circuits_open: AtomicU64,
+    /// Circuits accepted since start.
+    pub circuits_total: AtomicU64,
+    /// Cells that failed authentication.
+    pub integrity_failures: AtomicU64,
+    /// Relay cells processed.
+    pub cells: AtomicU64,
+    /// Circuits refused by a limit.
+    pub refused: AtomicU64,
+}
+
+impl RelayStats {
+    pub(crate) fn inc_integrity(&self) {
+        self.integrity_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn inc_cells(&self) {
+        self.cells.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a circuit ended, as seen by this relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The previous hop sent Destroy.
+    DestroyedFromUp(DestroyReason),
+    /// The next hop sent Destroy.
+    DestroyedFromDown(DestroyReason),
+    /// A forward cell failed authentication.
+    Integrity,
+    /// A peer broke the protocol.
+    Protocol,
+    /// A stream closed without Destroy.
+    Closed,
+}
+
+/// A running relay service.
+#[derive(Debug)]
+pub struct RelayService {
+    stats: Arc<RelayStats>,
+    task: JoinHandle<()>,
+}
+
+pub(crate) struct Shared {
+    transport: Transport,
+    config: RelayServiceConfig,
+    stats: Arc<RelayStats>,
+    circuits: Arc<Semaphore>,
+    per_peer: Mutex<HashMap<PeerId, usize>>,
+    exit: Arc<exit::ExitContext>,
+}
+
+impl RelayService {
+    /// Starts accepting circuits on `transport`.
+    pub fn start(transport: Transport, config: RelayServiceConfig) -> Result<Self, RelayError> {
+        let mut incoming = transport.accept(CIRCUIT_PROTOCOL)?;
+        let resolver = if config.exit_policy.is_exit() {
+            match hickory_resolver::TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!(error = %e, "no DNS resolver: hostname targets will fail");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let limits = &config.limits;
+        let exit = Arc::new(exit::ExitContext {
+            policy: config.exit_policy.clone(),
+            resolver,
+            connect_timeout: limits.connect_timeout,
+            max_streams: limits.max_streams_per_circuit,
+            stream_queue: limits.stream_queue,
+            circuit_queue: limits.circuit_queue,
+        });
+        let stats = Arc::new(RelayStats::default());
+        let shared = Arc::new(Shared {
+            transport,
+            circuits: Arc::new(Semaphore::new(limits.max_circuits)),
+            per_peer: Mutex::new(HashMap::new()),
+            stats: stats.clone(),
+            config,
+            exit,
+        });
+        let task = tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    hop::handle(shared, peer, stream).await;
+                });
+            }
+            debug!("circuit listener ended");
+        });
+        Ok(RelayService { stats, task })
+    }
+
+    /// The relay's counters.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+
+    /// Stops accepting circuits. Open circuits end when the transport shuts down.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// Releases a per-peer circuit slot when dropped.
+pub(crate) struct PeerSlot {
+    shared: Arc<Shared>,
+    peer: PeerId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.per_peer.lock()
+            && let Some(n) = map.get_mut(&self.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+        self.shared
+            .stats
+            .circuits_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// Takes a per-peer slot, or `None` if the peer is at its limit.
+    pub(crate) fn peer_slot(self: &Arc<Self>, peer: PeerId) -> Option<PeerSlot> {
+        let mut map = self.per_peer.lock().ok()?;
+        let n = map.entry(peer).or_insert(0);
+        if *n >= self.config.limits.max_circuits_per_peer {
+            return None;
+        }
+        *n += 1;
+        self.stats.circuits_open.fetch_add(1, Ordering::Relaxed);
+        self.stats.circuits_total.fetch_add(1, Ordering::Relaxed);
+        Some(PeerSlot {
+            shared: self.clone(),
+            peer,
+        })
+    }
+}
