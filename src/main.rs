@@ -1,1 +1,7 @@
-fn main() {}
+//! The `braid` command: thin dispatch to the node and simulation crates.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,137 @@
+//! Starts a simulated network: relays on 127.0.0.x, a proxy, and local HTTP servers.
+
+use std::net::{Ipv6Addr, SocketAddr};
+
+use braid_node::{ProxyConfig, ProxyNode, RelayConfig, RelayNode};
+use braid_registry::Directory;
+use braid_relay::service::Faults;
+use braid_transport::Identity;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::{Scenario, SimError};
+
+/// A running simulated network.
+#[derive(Debug)]
+pub struct SimNetwork {
+    /// The relays, exits first.
+    pub relays: Vec<RelayNode>,
+    /// The proxy.
+    pub proxy: ProxyNode,
+    /// The HTTP server on IPv4 loopback.
+    pub http_v4: SocketAddr,
+    /// The HTTP server on IPv6 loopback, if IPv6 loopback is available.
+    pub http_v6: Option<SocketAddr>,
+    /// The directory the proxy was given.
+    pub directory: Directory,
+    servers: Vec<JoinHandle<()>>,
+}
+
+/// The relay settings the simulator uses for relay `i`.
+pub fn relay_config(i: usize, exit: bool) -> RelayConfig {
+    let ip = format!("127.0.0.{}", 10 + i);
+    RelayConfig {
+        nickname: format!("sim{i}"),
+        data_dir: std::env::temp_dir(),
+        listen: vec![
+            format!("/ip4/{ip}/udp/0/quic-v1"),
+            format!("/ip4/{ip}/tcp/0"),
+        ],
+        exit_policy: if exit {
+            vec!["accept *:*".into()]
+        } else {
+            vec!["reject *:*".into()]
+        },
+        bandwidth: 10_000_000,
+        ..RelayConfig::default()
+    }
+}
+
+impl SimNetwork {
+    /// Starts the scenario's network with no faults.
+    pub async fn start(s: &Scenario) -> Result<Self, SimError> {
+        Self::start_with(s, |_| Faults::default()).await
+    }
+
+    /// Starts the scenario's network; `faults(i)` sets relay `i`'s injected faults.
+    pub async fn start_with(
+        s: &Scenario,
+        faults: impl Fn(usize) -> Faults,
+    ) -> Result<Self, SimError> {
+        s.validate().map_err(|message| SimError::Scenario {
+            path: s.name.clone(),
+            message,
+        })?;
+        let mut relays = Vec::with_capacity(s.relays);
+        for i in 0..s.relays {
+            let cfg = relay_config(i, i < s.exits);
+            let mut onion = [0u8; 32];
+            onion.copy_from_slice(&Identity::generate().secret_bytes());
+            relays.push(RelayNode::start(&cfg, Identity::generate(), onion, faults(i)).await?);
+        }
+        let directory = Directory::new(relays.iter().map(|r| r.descriptor().clone()).collect())
+            .map_err(|e| SimError::NotReady(e.to_string()))?;
+        let proxy_cfg = ProxyConfig {
+            socks_listen: "127.0.0.1:0".parse().map_err(|_| SimError::NotReady("addr".into()))?,
+            hops: s.hops,
+            ..ProxyConfig::default()
+        };
+        let proxy = ProxyNode::start(&proxy_cfg, &directory).await?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| SimError::Io {
+                context: format!("binding HTTP server {addr}"),
+                source,
+            })
+        };
+        let l4 = bind("127.0.0.1:0".parse().map_err(|_| SimError::NotReady("addr".into()))?).await?;
+        let http_v4 = l4.local_addr().map_err(|source| SimError::Io {
+            context: "HTTP address".into(),
+            source,
+        })?;
+        let mut servers = vec![tokio::spawn(crate::http::serve(l4))];
+        let http_v6 = match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))).await {
+            Ok(l6) => {
+                let a = l6.local_addr().ok();
+                servers.push(tokio::spawn(crate::http::serve(l6)));
+                a
+            }
+            Err(_) => None,
+        };
+        Ok(SimNetwork {
+            relays,
+            proxy,
+            http_v4,
+            http_v6,
+            directory,
+            servers,
+        })
+    }
+
+    /// The proxy's SOCKS5 address.
+    pub fn socks_addr(&self) -> SocketAddr {
+        self.proxy.socks_addr()
+    }
+
+    /// Total cells that failed authentication at any relay.
+    pub fn integrity_failures(&self) -> u64 {
+        self.relays
+            .iter()
+            .map(|r| {
+                r.stats()
+                    .integrity_failures
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum()
+    }
+
+    /// Stops everything.
+    pub async fn shutdown(self) {
+        for s in &self.servers {
+            s.abort();
+        }
+        self.proxy.shutdown().await;
+        for r in &self.relays {
+            r.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Scenario files: the network to start and the fetches to run.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// A simulation scenario. Every key has a default; unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for reports.
+    pub name: String,
+    /// Relays to start (at least `hops`).
+    pub relays: usize,
+    /// How many of them are exits (at least 1).
+    pub exits: usize,
+    /// Hops per circuit.
+    pub hops: usize,
+    /// Fetch groups, run in order.
+    pub fetch: Vec<FetchGroup>,
+}
+
+/// A group of identical fetches through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchGroup {
+    /// Body size in bytes.
+    pub size: u64,
+    /// How many fetches.
+    pub count: usize,
+    /// `true`: each fetch gets its own SOCKS credentials and so a fresh circuit;
+    /// `false`: all share one isolation key and reuse a warm circuit.
+    #[serde(default)]
+    pub fresh: bool,
+    /// Target host as the app names it: "localhost" (resolved at the exit), "127.0.0.1" or "::1".
+    #[serde(default = "default_host")]
+    pub host: String,
+}
+
+/// Default fetch host: a name, resolved at the exit.
+pub fn default_host() -> String {
+    "localhost".into()
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+impl Default for Scenario {
+    fn default() -> Self {
+        let g = |size, count, fresh| FetchGroup {
+            size,
+            count,
+            fresh,
+            host: default_host(),
+        };
+        Scenario {
+            name: "default".into(),
+            relays: 8,
+            exits: 3,
+            hops: 3,
+            fetch: vec![
+                g(KIB, 10, true),
+                g(KIB, 10, false),
+                g(MIB, 3, true),
+                g(MIB, 3, false),
+                g(32 * MIB, 1, true),
+                g(32 * MIB, 2, false),
+            ],
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads a scenario file.
+    pub fn load(path: &Path) -> Result<Self, SimError> {
+        let err = |message: String| SimError::Scenario {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let s: Scenario = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        s.validate().map_err(err)?;
+        Ok(s)
+    }
+
+    /// Checks the numbers make a network.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
+            return Err("hops must be 1..=8".into());
+        }
+        if self.relays < self.hops || self.relays > 200 {
+            return Err(format!("relays must be {}..=200", self.hops));
+        }
+        if self.exits == 0 || self.exits > self.relays {
+            return Err("exits must be 1..=relays".into());
+        }
+        for f in &self.fetch {
+            if f.size > 1 << 30 {
+                return Err("fetch size at most 1 GiB".into());
+            }
+            if f.count > 10_000 {
+                return Err("fetch count at most 10000".into());
+            }
+        }
+        Ok(())
+    }
+}

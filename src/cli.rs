@@ -1,0 +1,186 @@
+//! Command-line parsing and the subcommands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use braid_node::{ProxyConfig, ProxyNode, RelayConfig, RelayNode, load_config};
+use braid_registry::Directory;
+use braid_simulations::{Scenario, SimNetwork, run};
+use clap::{Parser, Subcommand};
+
+/// braid: an onion-style privacy relay network.
+#[derive(Debug, Parser)]
+#[command(name = "braid", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole network in this process and fetch through it (default scenario if none given).
+    Sim {
+        /// A scenario file (TOML); the embedded default when absent.
+        scenario: Option<PathBuf>,
+        /// Keep the network up, print `ready socks5=ADDR`, and run until SIGINT/SIGTERM.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        for_secs: Option<u64>,
+        /// Write the report as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        report_json: Option<PathBuf>,
+    },
+    /// Run a relay (and exit, if its policy allows).
+    Relay {
+        /// The relay's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the SOCKS5 proxy.
+    Proxy {
+        /// The proxy's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Bundle relays' signed descriptor files into a directory file for proxies.
+    Directory {
+        /// Where to write the directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Descriptor files written by `braid relay` (data_dir/descriptor).
+        #[arg(required = true)]
+        descriptors: Vec<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Sim { .. } => "warn",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // libp2p compiles both rustls providers in; pick one for the process (see dependencies.md).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("braid: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("braid: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Sim {
+            scenario,
+            serve,
+            for_secs,
+            report_json,
+        } => sim(scenario, serve, for_secs, report_json).await,
+        Command::Relay { config } => relay(config).await,
+        Command::Proxy { config } => proxy(config).await,
+        Command::Directory { out, descriptors } => directory(out, descriptors),
+    }
+}
+
+async fn sim(
+    scenario: Option<PathBuf>,
+    serve: bool,
+    for_secs: Option<u64>,
+    report_json: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let s = match &scenario {
+        Some(p) => Scenario::load(p)?,
+        None => Scenario::default(),
+    };
+    let net = SimNetwork::start(&s).await?;
+    run::wait_ready(&net, Duration::from_secs(30)).await?;
+    if serve {
+        println!("ready socks5={}", net.socks_addr());
+        wait_for_stop(for_secs).await?;
+        net.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = run::run_fetches(&s, &net).await;
+    println!("{}", report.table());
+    if let Some(path) = report_json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    net.shutdown().await;
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn relay(config: PathBuf) -> Result<ExitCode> {
+    let cfg: RelayConfig = load_config(&config)?;
+    let node = RelayNode::from_config(&cfg).await?;
+    println!(
+        "ready descriptor={}",
+        cfg.data_dir
+            .join(braid_node::relay_node::DESCRIPTOR_FILE)
+            .display()
+    );
+    wait_for_stop(None).await?;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn proxy(config: PathBuf) -> Result<ExitCode> {
+    let cfg: ProxyConfig = load_config(&config)?;
+    let node = ProxyNode::from_config(&cfg).await?;
+    println!("ready socks5={}", node.socks_addr());
+    wait_for_stop(None).await?;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn directory(out: PathBuf, descriptors: Vec<PathBuf>) -> Result<ExitCode> {
+    let mut all = Vec::new();
+    for p in &descriptors {
+        all.push(braid_node::relay_node::read_descriptor(p)?);
+    }
+    let dir = Directory::new(all)?;
+    std::fs::write(&out, dir.to_text()).with_context(|| format!("writing {}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT, SIGTERM, or `for_secs` seconds.
+async fn wait_for_stop(for_secs: Option<u64>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let limit = async {
+        match for_secs {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = limit => {}
+    }
+    Ok(())
+}
