@@ -26,6 +26,13 @@ fn pattern() -> Vec<u8> {
         .collect()
 }
 
+/// The exact body `GET /bytes/size` answers (for checksums in tests).
+pub fn expected_body(size: u64) -> Vec<u8> {
+    let mut out = vec![0u8; size as usize];
+    fill(&mut out, 0, &pattern());
+    out
+}
+
 /// Serves `GET /bytes/N` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
     let pat = std::sync::Arc::new(pattern());
