@@ -5,7 +5,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use crate::cell::{CELL_LEN, Cell};
+use crate::cell::{CELL_LEN, CELL_VERSION, Cell, CellKind};
 use crate::error::RelayError;
 
 /// Buffer size for each direction of a circuit-hop stream.
@@ -15,7 +15,6 @@ pub const IO_BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct CellReader<R> {
     inner: BufReader<R>,
-    buf: Box<[u8; CELL_LEN]>,
 }
 
 impl<R: AsyncRead + Unpin> CellReader<R> {
@@ -23,34 +22,33 @@ impl<R: AsyncRead + Unpin> CellReader<R> {
     pub fn new(r: R) -> Self {
         CellReader {
             inner: BufReader::with_capacity(IO_BUFFER, r),
-            buf: Box::new([0u8; CELL_LEN]),
         }
     }
 
     /// The next cell, or `None` on a clean end of stream at a cell boundary.
+    ///
+    /// The body is read straight into the cell (one copy out of the read buffer).
     pub async fn read(&mut self) -> Result<Option<Cell>, RelayError> {
-        let mut got = 0;
-        while got < CELL_LEN {
-            let n = self
-                .inner
-                .read(&mut self.buf[got..])
-                .await
-                .map_err(|source| RelayError::Io {
-                    context: "reading a cell",
-                    source,
-                })?;
-            if n == 0 {
-                if got == 0 {
-                    return Ok(None);
-                }
-                return Err(RelayError::Io {
-                    context: "reading a cell",
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                });
-            }
-            got += n;
+        let io = |source| RelayError::Io {
+            context: "reading a cell",
+            source,
+        };
+        let mut head = [0u8; 2];
+        let n = self.inner.read(&mut head).await.map_err(io)?;
+        if n == 0 {
+            return Ok(None);
         }
-        let (cell, _) = Cell::decode(&self.buf[..])?;
+        if n == 1 {
+            self.inner.read_exact(&mut head[1..]).await.map_err(io)?;
+        }
+        if head[0] != CELL_VERSION {
+            return Err(crate::CellError::BadVersion(head[0]).into());
+        }
+        let mut cell = Cell::new(CellKind::from_byte(head[1]));
+        self.inner
+            .read_exact(&mut cell.body[..])
+            .await
+            .map_err(io)?;
         Ok(Some(cell))
     }
 
@@ -64,7 +62,6 @@ impl<R: AsyncRead + Unpin> CellReader<R> {
 #[derive(Debug)]
 pub struct CellWriter<W> {
     inner: BufWriter<W>,
-    buf: Box<[u8; CELL_LEN]>,
 }
 
 impl<W: AsyncWrite + Unpin> CellWriter<W> {
@@ -72,20 +69,18 @@ impl<W: AsyncWrite + Unpin> CellWriter<W> {
     pub fn new(w: W) -> Self {
         CellWriter {
             inner: BufWriter::with_capacity(IO_BUFFER, w),
-            buf: Box::new([0u8; CELL_LEN]),
         }
     }
 
     /// Queues one cell (it may sit in the buffer until [`CellWriter::flush`]).
     pub async fn write(&mut self, cell: &Cell) -> Result<(), RelayError> {
-        cell.encode_into(&mut self.buf);
-        self.inner
-            .write_all(&self.buf[..])
-            .await
-            .map_err(|source| RelayError::Io {
-                context: "writing a cell",
-                source,
-            })
+        let io = |source| RelayError::Io {
+            context: "writing a cell",
+            source,
+        };
+        let head = [CELL_VERSION, cell.kind.to_byte()];
+        self.inner.write_all(&head).await.map_err(io)?;
+        self.inner.write_all(&cell.body[..]).await.map_err(io)
     }
 
     /// Writes one cell and flushes.
