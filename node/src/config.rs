@@ -68,6 +68,8 @@ pub struct ProxyConfig {
     pub max_streams_per_circuit: usize,
     /// App connections served at once.
     pub max_clients: usize,
+    /// Seconds an app has to finish the SOCKS5 handshake.
+    pub socks_handshake_timeout_secs: u64,
     /// Seconds allowed to build a circuit.
     pub circuit_build_timeout_secs: u64,
     /// Seconds allowed for the exit to open a stream.
@@ -150,6 +152,9 @@ impl Default for ProxyConfig {
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
+            socks_handshake_timeout_secs: braid_router::ProxySettings::default()
+                .handshake_timeout
+                .as_secs(),
             circuit_build_timeout_secs: d.circuit.build_timeout.as_secs(),
             stream_timeout_secs: d.stream_timeout.as_secs(),
             max_circuit_dirtiness_secs: d.max_dirtiness.as_secs(),
@@ -206,9 +211,12 @@ impl Validate for RelayConfig {
         if self.listen.is_empty() {
             return Err(bad(path, "listen", "at least one address is needed"));
         }
-        for a in self.listen.iter().chain(self.advertise.iter()) {
-            if a.parse::<braid_transport::Multiaddr>().is_err() {
-                return Err(bad(path, "listen", format!("not a multiaddr: {a:?}")));
+        for (key, list) in [("listen", &self.listen), ("advertise", &self.advertise)] {
+            if let Some(a) = list
+                .iter()
+                .find(|a| a.parse::<braid_transport::Multiaddr>().is_err())
+            {
+                return Err(bad(path, key, format!("not a multiaddr: {a:?}")));
             }
         }
         positive(path, "bandwidth", self.bandwidth)?;
@@ -251,6 +259,11 @@ impl Validate for ProxyConfig {
         positive(path, "max_circuits", self.max_circuits as u64)?;
         positive(path, "max_streams_per_circuit", self.max_streams_per_circuit as u64)?;
         positive(path, "max_clients", self.max_clients as u64)?;
+        positive(
+            path,
+            "socks_handshake_timeout_secs",
+            self.socks_handshake_timeout_secs,
+        )?;
         positive(path, "circuit_build_timeout_secs", self.circuit_build_timeout_secs)?;
         positive(path, "stream_timeout_secs", self.stream_timeout_secs)?;
         positive(path, "max_circuit_dirtiness_secs", self.max_circuit_dirtiness_secs)?;
@@ -277,7 +290,7 @@ impl ProxyConfig {
     pub fn proxy_settings(&self) -> braid_router::ProxySettings {
         braid_router::ProxySettings {
             max_clients: self.max_clients,
-            ..Default::default()
+            handshake_timeout: Duration::from_secs(self.socks_handshake_timeout_secs),
         }
     }
 }
