@@ -82,6 +82,7 @@ fn bad_configs_name_the_key_and_the_file() {
         ("exit_policy = [\"allow everything\"]\n", "exit_policy"),
         ("nickname = \"has space\"\n", "nickname"),
         ("listen = [\"not-a-multiaddr\"]\n", "listen"),
+        ("advertise = [\"zzz\"]\n", "advertise"),
         ("[limits]\nmax_circuits = 0\n", "max_circuits"),
         ("[limits]\nsurprise = 1\n", "surprise"),
     ];
