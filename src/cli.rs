@@ -71,7 +71,10 @@ pub fn main() -> ExitCode {
         .init();
     // libp2p compiles both rustls providers in; pick one for the process (see dependencies.md).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("braid: cannot start the runtime: {e}");

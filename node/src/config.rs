@@ -206,7 +206,11 @@ impl Validate for RelayConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(bad(path, "nickname", "1..=32 characters of A-Z a-z 0-9 - _"));
+            return Err(bad(
+                path,
+                "nickname",
+                "1..=32 characters of A-Z a-z 0-9 - _",
+            ));
         }
         if self.listen.is_empty() {
             return Err(bad(path, "listen", "at least one address is needed"));
@@ -222,15 +226,31 @@ impl Validate for RelayConfig {
         positive(path, "bandwidth", self.bandwidth)?;
         ExitPolicy::parse_rules(&self.exit_policy)
             .map_err(|e| bad(path, "exit_policy", e.to_string()))?;
-        positive(path, "descriptor_lifetime_secs", self.descriptor_lifetime_secs)?;
+        positive(
+            path,
+            "descriptor_lifetime_secs",
+            self.descriptor_lifetime_secs,
+        )?;
         if self.descriptor_lifetime_secs > 7 * 86_400 {
             return Err(bad(path, "descriptor_lifetime_secs", "at most 7 days"));
         }
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
-        positive(path, "limits.max_circuits_per_peer", l.max_circuits_per_peer as u64)?;
-        positive(path, "limits.max_streams_per_circuit", l.max_streams_per_circuit as u64)?;
-        positive(path, "limits.handshake_timeout_secs", l.handshake_timeout_secs)?;
+        positive(
+            path,
+            "limits.max_circuits_per_peer",
+            l.max_circuits_per_peer as u64,
+        )?;
+        positive(
+            path,
+            "limits.max_streams_per_circuit",
+            l.max_streams_per_circuit as u64,
+        )?;
+        positive(
+            path,
+            "limits.handshake_timeout_secs",
+            l.handshake_timeout_secs,
+        )?;
         positive(path, "limits.connect_timeout_secs", l.connect_timeout_secs)?;
         Ok(())
     }
@@ -257,16 +277,28 @@ impl Validate for ProxyConfig {
             return Err(bad(path, "hops", "must be 1..=8"));
         }
         positive(path, "max_circuits", self.max_circuits as u64)?;
-        positive(path, "max_streams_per_circuit", self.max_streams_per_circuit as u64)?;
+        positive(
+            path,
+            "max_streams_per_circuit",
+            self.max_streams_per_circuit as u64,
+        )?;
         positive(path, "max_clients", self.max_clients as u64)?;
         positive(
             path,
             "socks_handshake_timeout_secs",
             self.socks_handshake_timeout_secs,
         )?;
-        positive(path, "circuit_build_timeout_secs", self.circuit_build_timeout_secs)?;
+        positive(
+            path,
+            "circuit_build_timeout_secs",
+            self.circuit_build_timeout_secs,
+        )?;
         positive(path, "stream_timeout_secs", self.stream_timeout_secs)?;
-        positive(path, "max_circuit_dirtiness_secs", self.max_circuit_dirtiness_secs)?;
+        positive(
+            path,
+            "max_circuit_dirtiness_secs",
+            self.max_circuit_dirtiness_secs,
+        )?;
         Ok(())
     }
 }

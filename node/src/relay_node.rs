@@ -139,7 +139,10 @@ impl RelayNode {
 fn advertisable(a: &Multiaddr) -> bool {
     let text = a.to_string();
     let mut parts = text.split('/').skip(1);
-    match (parts.next(), parts.next().and_then(|ip| ip.parse::<IpAddr>().ok())) {
+    match (
+        parts.next(),
+        parts.next().and_then(|ip| ip.parse::<IpAddr>().ok()),
+    ) {
         (Some("ip4") | Some("ip6"), Some(ip)) => !ip.is_unspecified(),
         _ => false,
     }

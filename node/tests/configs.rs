@@ -40,7 +40,11 @@ where
     let text = std::fs::read_to_string(&path).expect("read");
     let defaults: T = toml::from_str(&commented_defaults(&text))
         .unwrap_or_else(|e| panic!("{name} commented defaults: {e}"));
-    assert_eq!(defaults, T::default(), "{name}: a commented value is not the default");
+    assert_eq!(
+        defaults,
+        T::default(),
+        "{name}: a commented value is not the default"
+    );
 }
 
 #[test]
@@ -88,14 +92,14 @@ fn bad_configs_name_the_key_and_the_file() {
     ];
     for (text, key) in cases {
         let p = write(dir.path(), text);
-        let err = load_config::<RelayConfig>(&p)
-            .expect_err(text)
-            .to_string();
+        let err = load_config::<RelayConfig>(&p).expect_err(text).to_string();
         assert!(err.contains(key), "{text:?}: {err}");
         assert!(err.contains(&p.display().to_string()), "{text:?}: {err}");
     }
     let p = write(dir.path(), "hops = 0\n");
-    let err = load_config::<ProxyConfig>(&p).expect_err("hops").to_string();
+    let err = load_config::<ProxyConfig>(&p)
+        .expect_err("hops")
+        .to_string();
     assert!(err.contains("hops") && err.contains("bad.toml"), "{err}");
     let missing = dir.path().join("missing.toml");
     let err = load_config::<ProxyConfig>(&missing)

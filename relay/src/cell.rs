@@ -68,7 +68,9 @@ pub struct Cell {
 impl std::fmt::Debug for Cell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print payload bytes.
-        f.debug_struct("Cell").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("Cell")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 

@@ -12,11 +12,11 @@
 
 use snow::{Builder, HandshakeState};
 
+use crate::MAX_HOPS;
 use crate::circuit::{ClientCircuit, HopCircuit};
 use crate::error::CellError;
 use crate::layer::{HopKeys, TAG_LEN};
 use crate::wire::{Reader, Writer};
-use crate::MAX_HOPS;
 
 /// The Noise protocol name used for every hop.
 pub const NOISE_PARAMS: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
@@ -296,7 +296,10 @@ impl AcceptedHop {
 
     /// Answers the client. `inner_created` is the next hop's `Created` content (required iff this
     /// hop extends). Returns the hop's circuit state and the content of its own `Created` cell.
-    pub fn reply(mut self, inner_created: Option<&[u8]>) -> Result<(HopCircuit, Vec<u8>), CellError> {
+    pub fn reply(
+        mut self,
+        inner_created: Option<&[u8]>,
+    ) -> Result<(HopCircuit, Vec<u8>), CellError> {
         let mut msg2 = vec![0u8; 256];
         let len = self
             .hs

@@ -90,7 +90,9 @@ impl LayerKey {
     /// Encrypts `buf[..len - 16]` in place and writes the tag into `buf[len - 16..len]`.
     pub fn seal(&mut self, buf: &mut [u8], len: usize) -> Result<(), CellError> {
         if len < TAG_LEN || len > buf.len() {
-            return Err(CellError::Malformed { what: "layer length" });
+            return Err(CellError::Malformed {
+                what: "layer length",
+            });
         }
         let nonce = self.next_nonce()?;
         let aad = self.aad();
@@ -109,7 +111,9 @@ impl LayerKey {
     /// down anyway) and `layer` is reported in the error.
     pub fn open(&mut self, buf: &mut [u8], len: usize, layer: usize) -> Result<(), CellError> {
         if len < TAG_LEN || len > buf.len() {
-            return Err(CellError::Malformed { what: "layer length" });
+            return Err(CellError::Malformed {
+                what: "layer length",
+            });
         }
         let nonce = self.next_nonce()?;
         let aad = self.aad();

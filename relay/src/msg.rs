@@ -231,7 +231,9 @@ impl RelayMsg {
         let len = u16::from_be_bytes([input[4], input[5]]) as usize;
         let rest = &input[MSG_HEADER_LEN..];
         if len > rest.len() {
-            return Err(CellError::Malformed { what: "message length" });
+            return Err(CellError::Malformed {
+                what: "message length",
+            });
         }
         if rest[len..].iter().any(|&b| b != 0) {
             return Err(CellError::Malformed {
@@ -240,7 +242,9 @@ impl RelayMsg {
         }
         let data = &rest[..len];
         if stream.0 == 0 {
-            return Err(CellError::Malformed { what: "stream id 0" });
+            return Err(CellError::Malformed {
+                what: "stream id 0",
+            });
         }
         let msg = match cmd {
             CMD_BEGIN => RelayMsg::Begin {
@@ -494,7 +498,9 @@ mod tests {
         bad[3] = 0;
         assert_eq!(
             RelayMsg::decode(&bad),
-            Err(CellError::Malformed { what: "stream id 0" })
+            Err(CellError::Malformed {
+                what: "stream id 0"
+            })
         );
         assert!(matches!(
             decode_target(&[3, 2, b'a', b' ', 0, 80]),

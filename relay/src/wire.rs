@@ -138,7 +138,10 @@ mod tests {
         r.expect_end("end").expect("at end");
         for n in 0..b.len() {
             let mut r = Reader::new(&b[..n]);
-            let res = r.u8().and_then(|_| r.bytes_u8()).and_then(|_| r.bytes_u16());
+            let res = r
+                .u8()
+                .and_then(|_| r.bytes_u8())
+                .and_then(|_| r.bytes_u16());
             assert!(res.is_err(), "prefix {n}");
         }
     }

@@ -205,7 +205,8 @@ fn a_forged_reply_fails_the_client() {
 fn create_test_vector() {
     let h = hop(1);
     let (_req, create) =
-        CircuitRequest::new_with_ephemerals(&[h.spec.clone()], &[[0x42; 32]]).expect("request");
+        CircuitRequest::new_with_ephemerals(std::slice::from_ref(&h.spec), &[[0x42; 32]])
+            .expect("request");
     assert_eq!(hex::encode(&create), CREATE_VECTOR);
     // The vector parses at the relay and names it the last hop.
     let accepted = accept_create(&h.secret, &create).expect("accept vector");

@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use braid_relay::handshake::{CircuitRequest, HopSpec};
+use braid_relay::service::CIRCUIT_PROTOCOL;
 use braid_relay::service::io::{CellReader, CellWriter};
 use braid_relay::service::pump::StreamCmd;
-use braid_relay::service::CIRCUIT_PROTOCOL;
-use braid_relay::{Cell, CellKind, ClientCircuit, DestroyReason, EndReason, RelayMsg, StreamId, Target};
-use braid_transport::{compat, PeerId, Transport};
+use braid_relay::{
+    Cell, CellKind, ClientCircuit, DestroyReason, EndReason, RelayMsg, StreamId, Target,
+};
+use braid_transport::{PeerId, Transport, compat};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -98,9 +100,10 @@ impl Circuit {
             let mut writer = CellWriter::new(w);
             let cell = Cell::with_content(CellKind::Create, &create)?;
             writer.send(&cell).await?;
-            let reply = reader.read().await?.ok_or(RouterError::BuildFailed(
-                "guard closed the stream".into(),
-            ))?;
+            let reply = reader
+                .read()
+                .await?
+                .ok_or(RouterError::BuildFailed("guard closed the stream".into()))?;
             let created = match reply.kind {
                 CellKind::Created => reply,
                 CellKind::Destroy => {
@@ -120,7 +123,9 @@ impl Circuit {
             .await
             .map_err(|_| RouterError::Timeout("building a circuit"))??;
         let build_time = started.elapsed();
-        Ok(Self::spawn(circuit, reader, writer, path, settings, build_time))
+        Ok(Self::spawn(
+            circuit, reader, writer, path, settings, build_time,
+        ))
     }
 
     fn spawn<R, W>(

@@ -114,7 +114,9 @@ impl CircuitManager {
         let mut relays = Vec::new();
         for sd in directory.fresh(now) {
             if let Some(r) = relay_from(sd) {
-                self.transport.add_addresses(r.peer, r.addrs.clone()).await?;
+                self.transport
+                    .add_addresses(r.peer, r.addrs.clone())
+                    .await?;
                 relays.push(r);
             }
         }

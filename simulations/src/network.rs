@@ -72,18 +72,27 @@ impl SimNetwork {
         let directory = Directory::new(relays.iter().map(|r| r.descriptor().clone()).collect())
             .map_err(|e| SimError::NotReady(e.to_string()))?;
         let proxy_cfg = ProxyConfig {
-            socks_listen: "127.0.0.1:0".parse().map_err(|_| SimError::NotReady("addr".into()))?,
+            socks_listen: "127.0.0.1:0"
+                .parse()
+                .map_err(|_| SimError::NotReady("addr".into()))?,
             hops: s.hops,
             ..ProxyConfig::default()
         };
         let proxy = ProxyNode::start(&proxy_cfg, &directory).await?;
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| SimError::Io {
-                context: format!("binding HTTP server {addr}"),
-                source,
-            })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| SimError::Io {
+                    context: format!("binding HTTP server {addr}"),
+                    source,
+                })
         };
-        let l4 = bind("127.0.0.1:0".parse().map_err(|_| SimError::NotReady("addr".into()))?).await?;
+        let l4 = bind(
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| SimError::NotReady("addr".into()))?,
+        )
+        .await?;
         let http_v4 = l4.local_addr().map_err(|source| SimError::Io {
             context: "HTTP address".into(),
             source,

@@ -24,13 +24,7 @@ pub async fn run_fetches(s: &Scenario, net: &SimNetwork) -> Report {
             };
             let r = tokio::time::timeout(
                 Duration::from_secs(120),
-                fetch(
-                    net.socks_addr(),
-                    &g.host,
-                    port,
-                    g.size,
-                    Some((&user, "x")),
-                ),
+                fetch(net.socks_addr(), &g.host, port, g.size, Some((&user, "x"))),
             )
             .await
             .unwrap_or_else(|_| Err("timed out after 120 s".into()));

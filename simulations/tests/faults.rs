@@ -31,7 +31,13 @@ async fn faulty_then_clean(faults: Faults) -> SimNetwork {
     // Cell 1 is Begin, cell 2 carries the HTTP request: it is the one tampered with.
     let bad = tokio::time::timeout(
         Duration::from_secs(30),
-        fetch(net.socks_addr(), "localhost", port, 1 << 20, Some(("a", "x"))),
+        fetch(
+            net.socks_addr(),
+            "localhost",
+            port,
+            1 << 20,
+            Some(("a", "x")),
+        ),
     )
     .await
     .expect("the broken stream must fail promptly, not hang");
@@ -39,7 +45,13 @@ async fn faulty_then_clean(faults: Faults) -> SimNetwork {
     // The same isolation key again: the dead circuit is not reused, a new one works.
     let good = tokio::time::timeout(
         Duration::from_secs(30),
-        fetch(net.socks_addr(), "localhost", port, 1 << 20, Some(("a", "x"))),
+        fetch(
+            net.socks_addr(),
+            "localhost",
+            port,
+            1 << 20,
+            Some(("a", "x")),
+        ),
     )
     .await
     .expect("no hang");

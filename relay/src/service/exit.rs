@@ -249,9 +249,9 @@ fn map_io_error(e: &std::io::Error) -> EndReason {
     match e.kind() {
         ErrorKind::ConnectionRefused => EndReason::Refused,
         ErrorKind::TimedOut => EndReason::Timeout,
-        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::AddrNotAvailable => {
-            EndReason::Unreachable
-        }
+        ErrorKind::HostUnreachable
+        | ErrorKind::NetworkUnreachable
+        | ErrorKind::AddrNotAvailable => EndReason::Unreachable,
         _ => EndReason::Misc,
     }
 }

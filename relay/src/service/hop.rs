@@ -27,12 +27,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
 
     let Ok(_circuit) = shared.circuits.clone().try_acquire_owned() else {
         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = up_w.send(&Cell::destroy(DestroyReason::ResourceLimit)).await;
+        let _ = up_w
+            .send(&Cell::destroy(DestroyReason::ResourceLimit))
+            .await;
         return;
     };
     let Some(_slot) = shared.peer_slot(peer) else {
         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = up_w.send(&Cell::destroy(DestroyReason::ResourceLimit)).await;
+        let _ = up_w
+            .send(&Cell::destroy(DestroyReason::ResourceLimit))
+            .await;
         return;
     };
 
