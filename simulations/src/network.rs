@@ -58,16 +58,25 @@ impl SimNetwork {
         s: &Scenario,
         faults: impl Fn(usize) -> Faults,
     ) -> Result<Self, SimError> {
+        Self::start_configured(s, |i, _| faults(i)).await
+    }
+
+    /// Starts the scenario's network; `setup(i, config)` may change relay `i`'s settings and
+    /// returns its injected faults.
+    pub async fn start_configured(
+        s: &Scenario,
+        setup: impl Fn(usize, &mut RelayConfig) -> Faults,
+    ) -> Result<Self, SimError> {
         s.validate().map_err(|message| SimError::Scenario {
             path: s.name.clone(),
             message,
         })?;
         let mut relays = Vec::with_capacity(s.relays);
         for i in 0..s.relays {
-            let cfg = relay_config(i, i < s.exits);
-            let mut onion = [0u8; 32];
-            onion.copy_from_slice(&Identity::generate().secret_bytes());
-            relays.push(RelayNode::start(&cfg, Identity::generate(), onion, faults(i)).await?);
+            let mut cfg = relay_config(i, i < s.exits);
+            let faults = setup(i, &mut cfg);
+            let onion = Identity::generate().secret_bytes();
+            relays.push(RelayNode::start(&cfg, Identity::generate(), onion, faults).await?);
         }
         let directory = Directory::new(relays.iter().map(|r| r.descriptor().clone()).collect())
             .map_err(|e| SimError::NotReady(e.to_string()))?;
