@@ -1,5 +1,6 @@
 //! The relay crate's error types: one enum for the sans-IO core, one for the driver.
 
+#[cfg(feature = "driver")]
 use crate::cell::DestroyReason;
 
 /// Errors of the cell, layer, message and handshake codecs (the sans-IO core).
@@ -55,6 +56,7 @@ pub enum CellError {
 }
 
 /// Errors of the relay driver (I/O around the core).
+#[cfg(feature = "driver")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

@@ -6,12 +6,15 @@ pub mod error;
 pub mod handshake;
 pub mod layer;
 pub mod msg;
+#[cfg(feature = "driver")]
 pub mod service;
 pub mod wire;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};
-pub use error::{CellError, RelayError};
+pub use error::CellError;
+#[cfg(feature = "driver")]
+pub use error::RelayError;
 pub use handshake::{AcceptedHop, CircuitRequest, HopSpec, NextHop, accept_create};
 pub use msg::{EndReason, RelayMsg, StreamId, Target};
 

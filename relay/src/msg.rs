@@ -450,6 +450,72 @@ mod tests {
         );
     }
 
+    fn encoded(m: &RelayMsg, len: usize) -> String {
+        let mut buf = vec![0xffu8; len];
+        m.encode_into(&mut buf).expect("encode");
+        assert_eq!(RelayMsg::decode(&buf).as_ref(), Ok(m));
+        hex::encode(buf)
+    }
+
+    #[test]
+    fn more_test_vectors() {
+        let s = StreamId(1);
+        let v4 = Target::Ip("10.1.2.3:80".parse().expect("addr"));
+        assert_eq!(
+            encoded(
+                &RelayMsg::Begin {
+                    stream: s,
+                    target: v4
+                },
+                13
+            ),
+            "010100010007010a0102030050"
+        );
+        let v6 = Target::Ip("[::1]:443".parse().expect("addr"));
+        assert_eq!(
+            encoded(
+                &RelayMsg::Begin {
+                    stream: s,
+                    target: v6
+                },
+                25
+            ),
+            "010100010013040000000000000000000000000000000101bb"
+        );
+        assert_eq!(
+            encoded(&RelayMsg::Connected { stream: s }, 8),
+            "0102000100000000"
+        );
+        let data = RelayMsg::Data {
+            stream: StreamId(2),
+            data: b"hi".to_vec(),
+        };
+        assert_eq!(encoded(&data, 10), "01030002000268690000");
+        assert_eq!(
+            encoded(
+                &RelayMsg::Eof {
+                    stream: StreamId(2)
+                },
+                6
+            ),
+            "010400020000"
+        );
+        let end = RelayMsg::End {
+            stream: StreamId(5),
+            reason: EndReason::Refused,
+        };
+        assert_eq!(encoded(&end, 8), "0105000500010300");
+    }
+
+    #[test]
+    fn end_reason_bytes_round_trip() {
+        for b in 0..=255u8 {
+            assert_eq!(EndReason::from_byte(b).to_byte(), b);
+        }
+        assert_eq!(EndReason::ExitPolicy.to_byte(), 2);
+        assert_eq!(EndReason::Limit.to_byte(), 7);
+    }
+
     #[test]
     fn every_prefix_of_header_is_incomplete() {
         let mut buf = [0u8; 16];

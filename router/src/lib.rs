@@ -1,12 +1,19 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "driver")]
 pub mod circuit;
+#[cfg(feature = "driver")]
 pub mod error;
+#[cfg(feature = "driver")]
 pub mod manager;
 pub mod path;
+#[cfg(feature = "driver")]
 pub mod proxy;
 pub mod socks5;
 
+#[cfg(feature = "driver")]
 pub use error::RouterError;
+#[cfg(feature = "driver")]
 pub use manager::{CircuitManager, RouterSettings};
+#[cfg(feature = "driver")]
 pub use proxy::ProxySettings;

@@ -25,6 +25,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+#[cfg(feature = "driver")]
 pub mod driver;
 mod wire;
 

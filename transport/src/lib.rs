@@ -1,1 +1,27 @@
 #![doc = include_str!("../README.md")]
+
+mod address_book;
+mod config;
+mod error;
+mod identity;
+mod transport;
+
+pub use config::{
+    TransportConfig, default_command_queue, default_dead_peer_timeout, default_idle_timeout,
+    default_listen, default_listen_timeout, default_max_addresses_per_peer,
+    default_max_concurrent_streams, default_max_connection_window, default_max_connections,
+    default_max_connections_per_peer, default_max_known_peers, default_max_pending_dials,
+    default_max_pending_incoming, default_max_stream_window, default_open_timeout,
+    default_quic_handshake_timeout, default_shutdown_timeout,
+};
+pub use error::Error;
+pub use identity::{IDENTITY_FILE, Identity, peer_id_from_public};
+pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+pub use transport::{IncomingStreams, Transport};
+
+/// Converts a libp2p `Stream` (futures `AsyncRead`/`AsyncWrite`) into a tokio
+/// `AsyncRead`/`AsyncWrite`.
+pub fn compat(stream: Stream) -> tokio_util::compat::Compat<Stream> {
+    use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+    stream.compat()
+}
