@@ -73,6 +73,18 @@ impl Default for Scenario {
 }
 
 impl Scenario {
+    /// A network of `relays` relays (`exits` of them exits) and `hops`-hop circuits, with no
+    /// fetches: for tests that drive the network themselves.
+    pub fn network(name: &str, relays: usize, exits: usize, hops: usize) -> Self {
+        Scenario {
+            name: name.into(),
+            relays,
+            exits,
+            hops,
+            fetch: Vec::new(),
+        }
+    }
+
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Self, SimError> {
         let err = |message: String| SimError::Scenario {

@@ -9,13 +9,7 @@ use braid_simulations::http::fetch;
 use braid_simulations::{Scenario, SimNetwork};
 
 fn three_relays() -> Scenario {
-    Scenario {
-        name: "faults".into(),
-        relays: 3,
-        exits: 1,
-        hops: 3,
-        fetch: vec![],
-    }
+    Scenario::network("faults", 3, 1, 3)
 }
 
 fn init() {

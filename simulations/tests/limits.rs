@@ -8,13 +8,7 @@ use braid_simulations::{Scenario, SimNetwork};
 use tokio::net::TcpStream;
 
 fn scenario() -> Scenario {
-    Scenario {
-        name: "limits".into(),
-        relays: 3,
-        exits: 1,
-        hops: 3,
-        fetch: vec![],
-    }
+    Scenario::network("limits", 3, 1, 3)
 }
 
 fn init() {
@@ -85,7 +79,10 @@ async fn a_relay_refuses_circuits_beyond_the_per_peer_limit() {
         .expect("first circuit");
     // A second circuit (new credentials force one) from the same client is refused.
     let second = fetch(socks, "127.0.0.1", port, 1024, Some(("two", "x"))).await;
-    assert!(second.is_err(), "the per-peer limit must refuse: {second:?}");
+    assert!(
+        second.is_err(),
+        "the per-peer limit must refuse: {second:?}"
+    );
     let refused: u64 = net
         .relays
         .iter()
