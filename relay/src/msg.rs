@@ -187,7 +187,13 @@ impl RelayMsg {
                 max: out.len(),
             });
         }
-        let room = out.len() - MSG_HEADER_LEN;
+        if stream.0 == 0 {
+            return Err(CellError::Malformed {
+                what: "stream id 0",
+            });
+        }
+        // The length field is a u16: never claim more room than it can describe.
+        let room = (out.len() - MSG_HEADER_LEN).min(u16::MAX as usize);
         let (head, body) = out.split_at_mut(MSG_HEADER_LEN);
         let len = match self {
             RelayMsg::Begin { target, .. } => encode_target(target, body)?,
@@ -202,7 +208,11 @@ impl RelayMsg {
                 data.len()
             }
             RelayMsg::End { reason, .. } => {
-                body[0] = reason.to_byte();
+                let slot = body.first_mut().ok_or(CellError::ContentTooLong {
+                    len: MSG_HEADER_LEN + 1,
+                    max: MSG_HEADER_LEN,
+                })?;
+                *slot = reason.to_byte();
                 1
             }
             RelayMsg::Connected { .. } | RelayMsg::Eof { .. } | RelayMsg::Unknown { .. } => 0,
@@ -591,6 +601,24 @@ mod tests {
             .encode_into(&mut buf)
             .is_err()
         );
+    }
+
+    #[test]
+    fn encode_rejects_what_decode_would_reject() {
+        let end = RelayMsg::End {
+            stream: StreamId(1),
+            reason: EndReason::Done,
+        };
+        assert!(end.encode_into(&mut [0u8; MSG_HEADER_LEN]).is_err());
+        let zero = RelayMsg::Eof {
+            stream: StreamId(0),
+        };
+        assert!(zero.encode_into(&mut [0u8; 16]).is_err());
+        let huge = RelayMsg::Data {
+            stream: StreamId(1),
+            data: vec![1; 65_600],
+        };
+        assert!(huge.encode_into(&mut vec![0u8; 70_000]).is_err());
     }
 
     #[test]

@@ -284,6 +284,7 @@ async fn run<R, W>(
     W: tokio::io::AsyncWrite + Unpin,
 {
     let (mut fwd, mut back) = circuit.split();
+    let mut integrity_failed = false;
     let write_loop = async {
         while let Some(msg) = msg_rx.recv().await {
             let Ok(cell) = fwd.encrypt(&msg) else {
@@ -313,6 +314,7 @@ async fn run<R, W>(
                 Ok(m) => m,
                 Err(e) => {
                     debug!(error = %e, "bad cell from the network; tearing down");
+                    integrity_failed = true;
                     return "integrity failure";
                 }
             };
@@ -330,7 +332,12 @@ async fn run<R, W>(
     if let Ok(mut m) = streams.lock() {
         m.clear();
     }
-    let _ = writer.send(&Cell::destroy(DestroyReason::Finished)).await;
+    let reason = if integrity_failed {
+        DestroyReason::Integrity
+    } else {
+        DestroyReason::Finished
+    };
+    let _ = writer.send(&Cell::destroy(reason)).await;
     writer.close().await;
 }
 

@@ -84,13 +84,28 @@ async fn answer(mut tcp: TcpStream, pat: &[u8]) -> std::io::Result<()> {
 
 fn fill(out: &mut [u8], offset: u64, pat: &[u8]) {
     let mut p = (offset % PATTERN_LEN as u64) as usize;
-    for b in out.iter_mut() {
-        *b = pat[p];
-        p += 1;
-        if p == PATTERN_LEN {
-            p = 0;
-        }
+    let mut done = 0;
+    while done < out.len() {
+        let n = (PATTERN_LEN - p).min(out.len() - done);
+        out[done..done + n].copy_from_slice(&pat[p..p + n]);
+        done += n;
+        p = 0;
     }
+}
+
+/// Whether `data` equals the body bytes at `offset`, without building a copy.
+fn matches(data: &[u8], offset: u64, pat: &[u8]) -> bool {
+    let mut p = (offset % PATTERN_LEN as u64) as usize;
+    let mut done = 0;
+    while done < data.len() {
+        let n = (PATTERN_LEN - p).min(data.len() - done);
+        if data[done..done + n] != pat[p..p + n] {
+            return false;
+        }
+        done += n;
+        p = 0;
+    }
+    true
 }
 
 /// The result of one fetch.
@@ -155,9 +170,7 @@ pub async fn fetch(
     let mut got: u64 = 0;
     let mut ttfb = None;
     let check = |data: &[u8], got: &mut u64| -> Result<(), String> {
-        let mut expect = vec![0u8; data.len()];
-        fill(&mut expect, *got, &pat);
-        if expect != data {
+        if !matches(data, *got, &pat) {
             return Err(format!("body differs near offset {got}"));
         }
         *got += data.len() as u64;
@@ -258,4 +271,27 @@ pub async fn socks_connect(
         return Err(format!("socks reply code {:#04x}", head[1]));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_and_match_agree_across_pattern_wraps() {
+        let pat = pattern();
+        let mut a = vec![0u8; 3 * PATTERN_LEN + 17];
+        fill(&mut a, 5, &pat);
+        for (i, b) in a.iter().enumerate() {
+            assert_eq!(*b, pat[(i + 5) % PATTERN_LEN]);
+        }
+        assert!(matches(&a[100..190_000], 105, &pat));
+        let mut bad = a.clone();
+        bad[100_000] ^= 1;
+        assert!(!matches(&bad, 5, &pat));
+        assert_eq!(
+            expected_body(10),
+            a[PATTERN_LEN - 5..PATTERN_LEN + 5].to_vec()
+        );
+    }
 }

@@ -55,9 +55,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let f = fixture();
-    let (req, create) =
-        CircuitRequest::new_with_ephemerals(&f.path, &EPHEMERALS).expect("request");
-    assert_eq!(create, f.guard_create, "fixed ephemerals give a fixed request");
+    let (req, create) = CircuitRequest::new_with_ephemerals(&f.path, &EPHEMERALS).expect("request");
+    assert_eq!(
+        create, f.guard_create,
+        "fixed ephemerals give a fixed request"
+    );
 
     let created = match mode % 3 {
         0 => rest.to_vec(),

@@ -11,6 +11,8 @@
 
 #![no_main]
 
+use std::sync::OnceLock;
+
 use braid_relay::MAX_HOPS;
 use braid_relay::handshake::{
     MAX_ADDR_LEN, MAX_NEXT_ADDRS, MAX_PEER_ID_LEN, NOISE_PARAMS, PROLOGUE, accept_create,
@@ -26,11 +28,12 @@ const INNER_CREATED: [u8; 52] = [0x33; 52];
 
 /// `Create` content carrying `payload` in a Noise NK first message to `SECRET`'s public key.
 fn sealed_create(payload: &[u8]) -> Option<Vec<u8>> {
-    let public = PublicKey::from(&StaticSecret::from(SECRET)).to_bytes();
+    static PUBLIC: OnceLock<[u8; 32]> = OnceLock::new();
+    let public = PUBLIC.get_or_init(|| PublicKey::from(&StaticSecret::from(SECRET)).to_bytes());
     let mut hs = snow::Builder::new(NOISE_PARAMS.parse().ok()?)
         .prologue(PROLOGUE)
         .ok()?
-        .remote_public_key(&public)
+        .remote_public_key(public)
         .ok()?
         .fixed_ephemeral_key_for_testing_only(&EPHEMERAL)
         .build_initiator()
