@@ -5,6 +5,7 @@
 //! `configs/*.toml` documents every key; a test checks those files against these defaults.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,8 +33,33 @@ pub struct RelayConfig {
     pub exit_policy: Vec<String>,
     /// How long a signed descriptor stays valid, in seconds.
     pub descriptor_lifetime_secs: u64,
+    /// Most relayed bytes per second, both directions and all circuits together; unset: no
+    /// rate limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_rate: Option<u64>,
+    /// Most bytes relayed at once after an idle spell (the token bucket's size); unset: equal
+    /// to `bandwidth_rate`. Only meaningful with `bandwidth_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_burst: Option<u64>,
+    /// Relayed bytes allowed per accounting period; once spent, the relay takes no new
+    /// circuits until the period ends. Unset: no budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting_max: Option<u64>,
+    /// The accounting period: a UTC day or a UTC calendar month.
+    pub accounting_period: AccountingPeriod,
     /// Bounds on what the relay accepts.
     pub limits: LimitsConfig,
+}
+
+/// How long one accounting period lasts (periods start at midnight UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountingPeriod {
+    /// From midnight UTC to the next.
+    Day,
+    /// From the first of the month, midnight UTC, to the first of the next month.
+    #[default]
+    Month,
 }
 
 /// Bounds a relay enforces.
@@ -124,6 +150,10 @@ impl Default for RelayConfig {
             bandwidth: default_bandwidth(),
             exit_policy: default_exit_policy(),
             descriptor_lifetime_secs: default_descriptor_lifetime_secs(),
+            bandwidth_rate: None,
+            bandwidth_burst: None,
+            accounting_max: None,
+            accounting_period: AccountingPeriod::default(),
             limits: LimitsConfig::default(),
         }
     }
@@ -234,6 +264,7 @@ impl Validate for RelayConfig {
         if self.descriptor_lifetime_secs > 7 * 86_400 {
             return Err(bad(path, "descriptor_lifetime_secs", "at most 7 days"));
         }
+        self.validate_bandwidth(path)?;
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
         positive(
@@ -256,7 +287,52 @@ impl Validate for RelayConfig {
     }
 }
 
+/// The smallest rate and burst: one cell, or the bucket could never cover a cell.
+const MIN_BANDWIDTH: u64 = braid_relay::CELL_LEN as u64;
+
 impl RelayConfig {
+    fn validate_bandwidth(&self, path: &Path) -> Result<(), NodeError> {
+        let one_cell = || format!("must be at least {MIN_BANDWIDTH} (one cell)");
+        match (self.bandwidth_rate, self.bandwidth_burst) {
+            (None, Some(_)) => {
+                return Err(bad(path, "bandwidth_burst", "needs bandwidth_rate"));
+            }
+            (Some(rate), _) if rate < MIN_BANDWIDTH => {
+                return Err(bad(path, "bandwidth_rate", one_cell()));
+            }
+            (Some(_), Some(burst)) if burst < MIN_BANDWIDTH => {
+                return Err(bad(path, "bandwidth_burst", one_cell()));
+            }
+            _ => {}
+        }
+        if let Some(max) = self.accounting_max {
+            positive(path, "accounting_max", max)?;
+        }
+        Ok(())
+    }
+
+    /// The relay-wide rate limit these settings describe (`None`: unlimited). Call after
+    /// validation; an invalid (zero) value also gives `None`.
+    pub fn bandwidth_limit(&self) -> Option<braid_relay::ratelimit::BandwidthLimit> {
+        let rate = NonZeroU64::new(self.bandwidth_rate?)?;
+        let burst = match self.bandwidth_burst {
+            Some(b) => NonZeroU64::new(b)?,
+            None => rate,
+        };
+        Some(braid_relay::ratelimit::BandwidthLimit { rate, burst })
+    }
+
+    /// The accounting budget these settings describe (`None`: no budget).
+    pub fn accounting_limit(&self) -> Option<braid_relay::ratelimit::AccountingLimit> {
+        Some(braid_relay::ratelimit::AccountingLimit {
+            budget: NonZeroU64::new(self.accounting_max?)?,
+            period: match self.accounting_period {
+                AccountingPeriod::Day => braid_relay::ratelimit::Period::Day,
+                AccountingPeriod::Month => braid_relay::ratelimit::Period::Month,
+            },
+        })
+    }
+
     /// The relay service limits these settings describe.
     pub fn relay_limits(&self) -> braid_relay::service::RelayLimits {
         let l = &self.limits;
@@ -324,5 +400,108 @@ impl ProxyConfig {
             max_clients: self.max_clients,
             handshake_timeout: Duration::from_secs(self.socks_handshake_timeout_secs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RelayConfig, NodeError> {
+        let cfg: RelayConfig = toml::from_str(text).map_err(|e| NodeError::ConfigParse {
+            path: PathBuf::from("t.toml"),
+            message: e.to_string(),
+        })?;
+        cfg.validate(Path::new("t.toml"))?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn bandwidth_keys_default_to_no_limit() {
+        let cfg = parse("").expect("empty config");
+        assert_eq!(cfg.bandwidth_limit(), None);
+        assert_eq!(cfg.accounting_limit(), None);
+        assert_eq!(cfg.accounting_period, AccountingPeriod::Month);
+    }
+
+    #[test]
+    fn bandwidth_burst_defaults_to_the_rate() {
+        let cfg = parse("bandwidth_rate = 1000000\n").expect("rate only");
+        let l = cfg.bandwidth_limit().expect("limited");
+        assert_eq!((l.rate.get(), l.burst.get()), (1_000_000, 1_000_000));
+        let cfg = parse("bandwidth_rate = 1000000\nbandwidth_burst = 4096\n").expect("both");
+        let l = cfg.bandwidth_limit().expect("limited");
+        assert_eq!((l.rate.get(), l.burst.get()), (1_000_000, 4096));
+    }
+
+    #[test]
+    fn accounting_keys_map_to_the_relay_budget() {
+        let cfg = parse("accounting_max = 200000000000\naccounting_period = \"day\"\n")
+            .expect("accounting");
+        let a = cfg.accounting_limit().expect("budget");
+        assert_eq!(a.budget.get(), 200_000_000_000);
+        assert_eq!(a.period, braid_relay::ratelimit::Period::Day);
+        let cfg = parse("accounting_max = 1\n").expect("month");
+        assert_eq!(
+            cfg.accounting_limit().expect("budget").period,
+            braid_relay::ratelimit::Period::Month
+        );
+    }
+
+    #[test]
+    fn bad_bandwidth_values_name_the_key() {
+        let cases = [
+            ("bandwidth_rate = 0\n", "bandwidth_rate"),
+            ("bandwidth_rate = 4095\n", "bandwidth_rate"),
+            (
+                "bandwidth_rate = 10000\nbandwidth_burst = 4095\n",
+                "bandwidth_burst",
+            ),
+            ("bandwidth_burst = 10000\n", "bandwidth_burst"),
+            ("accounting_max = 0\n", "accounting_max"),
+            ("accounting_period = \"week\"\n", "accounting_period"),
+            ("bandwidth_rate = -1\n", "bandwidth_rate"),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+        // The smallest valid values: one cell.
+        parse("bandwidth_rate = 4096\nbandwidth_burst = 4096\n").expect("one cell");
+    }
+
+    #[test]
+    fn the_home_relay_config_sets_realistic_limits_and_documents_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/relay-home.toml");
+        let cfg: RelayConfig = load_config(&path).expect("relay-home.toml");
+        let bw = cfg.bandwidth_limit().expect("rate limited");
+        assert_eq!((bw.rate.get(), bw.burst.get()), (1_000_000, 2_000_000));
+        let acct = cfg.accounting_limit().expect("budget");
+        assert_eq!(acct.budget.get(), 200_000_000_000);
+        assert_eq!(acct.period, braid_relay::ratelimit::Period::Month);
+        assert!(
+            !ExitPolicy::parse_rules(&cfg.exit_policy)
+                .expect("policy")
+                .is_exit()
+        );
+        // The commented "# key = value" lines, uncommented, are the defaults (the same rule
+        // node/tests/configs.rs applies to every file).
+        let text = std::fs::read_to_string(&path).expect("read");
+        let commented: String = text
+            .lines()
+            .map(str::trim)
+            .filter_map(|t| {
+                if t.starts_with('[') {
+                    return Some(format!("{t}\n"));
+                }
+                let rest = t.strip_prefix("# ")?;
+                let (k, _) = rest.split_once(" = ")?;
+                k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+                    .then(|| format!("{rest}\n"))
+            })
+            .collect();
+        let defaults: RelayConfig = toml::from_str(&commented).expect("commented defaults");
+        assert_eq!(defaults, RelayConfig::default());
     }
 }

@@ -90,6 +90,8 @@ impl RelayNode {
                 exit_policy: policy,
                 limits: cfg.relay_limits(),
                 faults,
+                bandwidth: cfg.bandwidth_limit(),
+                accounting: cfg.accounting_limit(),
             },
         )?;
         info!(

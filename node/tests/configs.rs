@@ -51,6 +51,7 @@ where
 fn relay_configs_parse_and_document_defaults() {
     check::<RelayConfig>("relay.toml");
     check::<RelayConfig>("exit.toml");
+    check::<RelayConfig>("relay-home.toml");
 }
 
 #[test]
@@ -67,7 +68,10 @@ fn every_config_file_is_checked() {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     names.sort();
-    assert_eq!(names, ["exit.toml", "proxy.toml", "relay.toml"]);
+    assert_eq!(
+        names,
+        ["exit.toml", "proxy.toml", "relay-home.toml", "relay.toml"]
+    );
 }
 
 fn write(dir: &Path, text: &str) -> PathBuf {

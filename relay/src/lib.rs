@@ -6,6 +6,7 @@ pub mod error;
 pub mod handshake;
 pub mod layer;
 pub mod msg;
+pub mod ratelimit;
 #[cfg(feature = "driver")]
 pub mod service;
 pub mod wire;

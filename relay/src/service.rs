@@ -2,11 +2,18 @@
 //!
 //! This is the thin I/O driver around the sans-IO core: one task per circuit, one libp2p stream
 //! per circuit hop, QUIC flow control as hop-by-hop backpressure. It enforces the limits on
-//! circuits (total and per peer) and streams per circuit, and can inject faults for simulations.
+//! circuits (total and per peer) and streams per circuit, paces relayed cells to the configured
+//! bandwidth, hibernates when the accounting budget is spent, and can inject faults for
+//! simulations.
+//!
+//! Buffered bytes per circuit are bounded: a middle hop holds two streams, each with a 64 KiB
+//! read and a 64 KiB write buffer ([`io::IO_BUFFER`]); an exit holds one such stream, its
+//! `circuit_queue` messages towards the client and `stream_queue` messages per exit stream.
 
 mod exit;
 mod hop;
 pub mod io;
+mod limit;
 pub mod pump;
 
 use std::collections::HashMap;
@@ -23,6 +30,7 @@ use tracing::{debug, warn};
 
 use crate::cell::DestroyReason;
 use crate::error::RelayError;
+use crate::ratelimit::{AccountingLimit, BandwidthLimit};
 
 /// The libp2p protocol carrying one circuit hop per stream.
 pub const CIRCUIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/braid/circuit/1");
@@ -82,6 +90,10 @@ pub struct RelayServiceConfig {
     pub limits: RelayLimits,
     /// Fault injection for simulations.
     pub faults: Faults,
+    /// Rate and burst for all relayed cells together; `None`: not rate limited.
+    pub bandwidth: Option<BandwidthLimit>,
+    /// Relayed bytes allowed per day or month before hibernating; `None`: no budget.
+    pub accounting: Option<AccountingLimit>,
 }
 
 /// Counters a relay keeps (read by metrics and the simulator).
@@ -137,6 +149,7 @@ pub(crate) struct Shared {
     circuits: Arc<Semaphore>,
     per_peer: Mutex<HashMap<PeerId, usize>>,
     exit: Arc<exit::ExitContext>,
+    limiter: limit::Limiter,
 }
 
 impl RelayService {
@@ -169,6 +182,7 @@ impl RelayService {
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),
             per_peer: Mutex::new(HashMap::new()),
             stats: stats.clone(),
+            limiter: limit::Limiter::new(config.bandwidth, config.accounting),
             config,
             exit,
         });

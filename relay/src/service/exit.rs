@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::io::{CellReader, CellWriter};
+use super::limit::Limiter;
 use super::pump::{StreamCmd, pump};
 use super::{Outcome, RelayStats};
 use crate::cell::CellKind;
@@ -45,6 +46,7 @@ pub(crate) async fn run_exit<R, W>(
     mut back: HopBackward,
     ctx: Arc<ExitContext>,
     stats: &RelayStats,
+    limiter: &Limiter,
 ) -> Outcome
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -61,7 +63,7 @@ where
                 Ok(c) => c,
                 Err(_) => return Outcome::Protocol,
             };
-            if writer.write(&cell).await.is_err() {
+            if limiter.pace(writer).await.is_err() || writer.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
             if msg_rx.is_empty() && writer.flush().await.is_err() {
@@ -88,6 +90,8 @@ where
                 CellKind::Destroy => return Outcome::DestroyedFromUp(cell.destroy_reason()),
                 _ => return Outcome::Protocol,
             }
+            // Pacing here stops reading from the client while the relay is over its rate.
+            limiter.pace_incoming().await;
             let msg = match fwd.open_message(&mut cell) {
                 Ok(m) => m,
                 Err(crate::CellError::Integrity { .. }) => {

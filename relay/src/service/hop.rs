@@ -32,6 +32,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
             .await;
         return;
     };
+    if !shared.limiter.admits_new_circuit() {
+        // Hibernating: the accounting budget of this period is spent.
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = up_w
+            .send(&Cell::destroy(DestroyReason::ResourceLimit))
+            .await;
+        return;
+    }
     let Some(_slot) = shared.peer_slot(peer) else {
         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
         let _ = up_w
@@ -98,6 +106,7 @@ async fn run_as_exit<R, W>(
         back,
         shared.exit.clone(),
         &shared.stats,
+        &shared.limiter,
     )
     .await;
     debug!(?outcome, "exit circuit ended");
@@ -268,7 +277,7 @@ where
             }
         }
         for _ in 0..copies {
-            if down_w.write(&cell).await.is_err() {
+            if shared.limiter.pace(down_w).await.is_err() || down_w.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
         }
@@ -303,7 +312,7 @@ where
             return Outcome::Protocol;
         }
         shared.stats.inc_cells();
-        if up_w.write(&cell).await.is_err() {
+        if shared.limiter.pace(up_w).await.is_err() || up_w.write(&cell).await.is_err() {
             return Outcome::Closed;
         }
         if !down_r.has_buffered_cell() && up_w.flush().await.is_err() {
