@@ -135,6 +135,26 @@ pub(crate) enum Outcome {
     Closed,
 }
 
+/// Reads the next cell to relay; a `Destroy`, an unexpected cell or the end of the stream
+/// becomes the circuit's outcome instead. `from_upstream` says which side `r` faces.
+pub(crate) async fn next_relay_cell<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut io::CellReader<R>,
+    from_upstream: bool,
+) -> Result<crate::cell::Cell, Outcome> {
+    let cell = match r.read().await {
+        Ok(Some(c)) => c,
+        Ok(None) | Err(_) => return Err(Outcome::Closed),
+    };
+    match cell.kind {
+        crate::cell::CellKind::Relay => Ok(cell),
+        crate::cell::CellKind::Destroy if from_upstream => {
+            Err(Outcome::DestroyedFromUp(cell.destroy_reason()))
+        }
+        crate::cell::CellKind::Destroy => Err(Outcome::DestroyedFromDown(cell.destroy_reason())),
+        _ => Err(Outcome::Protocol),
+    }
+}
+
 /// A running relay service.
 #[derive(Debug)]
 pub struct RelayService {

@@ -18,8 +18,7 @@ use tracing::debug;
 use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
 use super::pump::{StreamCmd, pump};
-use super::{Outcome, RelayStats};
-use crate::cell::CellKind;
+use super::{Outcome, RelayStats, next_relay_cell};
 use crate::circuit::{HopBackward, HopForward};
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
 
@@ -74,21 +73,15 @@ where
     };
     let read_loop = async {
         loop {
-            let cell = tokio::select! {
-                c = reader.read() => c,
-                Some(id) = done_rx.recv() => {
-                    streams.remove(&id);
-                    continue;
-                }
+            let mut cell = match next_relay_cell(reader, true).await {
+                Ok(c) => c,
+                Err(outcome) => return outcome,
             };
-            let mut cell = match cell {
-                Ok(Some(c)) => c,
-                Ok(None) | Err(_) => return Outcome::Closed,
-            };
-            match cell.kind {
-                CellKind::Relay => {}
-                CellKind::Destroy => return Outcome::DestroyedFromUp(cell.destroy_reason()),
-                _ => return Outcome::Protocol,
+            // Forget streams that finished meanwhile, before this cell is judged against the
+            // stream limit. (Not a `select!` with the read: a cell read cancelled half way
+            // would lose bytes and desynchronise the stream.)
+            while let Ok(id) = done_rx.try_recv() {
+                streams.remove(&id);
             }
             // Pacing here stops reading from the client while the relay is over its rate.
             limiter.pace_incoming().await;

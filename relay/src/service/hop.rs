@@ -13,7 +13,7 @@ use tokio_util::compat::Compat;
 use tracing::debug;
 
 use super::io::{CellReader, CellWriter};
-use super::{CIRCUIT_PROTOCOL, Faults, Outcome, Shared};
+use super::{CIRCUIT_PROTOCOL, Faults, Outcome, Shared, next_relay_cell};
 use crate::cell::{Cell, CellKind, DestroyReason};
 use crate::circuit::{HopBackward, HopForward};
 use crate::handshake::{AcceptedHop, NextHop, accept_create, trim_created};
@@ -252,15 +252,10 @@ where
 {
     let mut n: u64 = 0;
     loop {
-        let mut cell = match up_r.read().await {
-            Ok(Some(c)) => c,
-            Ok(None) | Err(_) => return Outcome::Closed,
+        let mut cell = match next_relay_cell(up_r, true).await {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
         };
-        match cell.kind {
-            CellKind::Relay => {}
-            CellKind::Destroy => return Outcome::DestroyedFromUp(cell.destroy_reason()),
-            _ => return Outcome::Protocol,
-        }
         if fwd.peel(&mut cell.body).is_err() {
             shared.stats.inc_integrity();
             return Outcome::Integrity;
@@ -299,15 +294,10 @@ where
     W: AsyncWrite + Unpin,
 {
     loop {
-        let mut cell = match down_r.read().await {
-            Ok(Some(c)) => c,
-            Ok(None) | Err(_) => return Outcome::Closed,
+        let mut cell = match next_relay_cell(down_r, false).await {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
         };
-        match cell.kind {
-            CellKind::Relay => {}
-            CellKind::Destroy => return Outcome::DestroyedFromDown(cell.destroy_reason()),
-            _ => return Outcome::Protocol,
-        }
         if back.wrap(&mut cell.body).is_err() {
             return Outcome::Protocol;
         }
