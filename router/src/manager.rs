@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_registry::{Directory, SignedDescriptor};
+use braid_relay::Target;
 use braid_relay::handshake::HopSpec;
-use braid_relay::{EndReason, Target};
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
 use tracing::{debug, info};
 
@@ -267,11 +267,6 @@ impl CircuitManager {
                 e.circuit.close();
             }
         }
-    }
-
-    /// Ends a stream on its circuit.
-    pub async fn end_stream(&self, circuit: &Circuit, stream: &OpenStream, reason: EndReason) {
-        circuit.end_stream(stream.id, reason).await;
     }
 }
 
