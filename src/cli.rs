@@ -151,12 +151,16 @@ async fn sim(
 async fn relay(config: PathBuf) -> Result<ExitCode> {
     let cfg: RelayConfig = load_config(&config)?;
     let node = RelayNode::from_config(&cfg).await?;
-    println!(
-        "ready descriptor={}",
-        cfg.data_dir
-            .join(braid_node::relay_node::DESCRIPTOR_FILE)
-            .display()
-    );
+    if node.advertises() {
+        println!(
+            "ready descriptor={}",
+            cfg.data_dir
+                .join(braid_node::relay_node::DESCRIPTOR_FILE)
+                .display()
+        );
+    } else {
+        println!("ready descriptor=none (not advertised; see the UPnP log line)");
+    }
     wait_for_stop(None).await?;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)

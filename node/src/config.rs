@@ -47,6 +47,11 @@ pub struct RelayConfig {
     pub accounting_max: Option<u64>,
     /// The accounting period: a UTC day or a UTC calendar month.
     pub accounting_period: AccountingPeriod,
+    /// Map the listen ports on the home router by UPnP and advertise its external address.
+    /// When no mapping is possible the relay runs without advertising itself.
+    pub upnp: bool,
+    /// Lease of the UPnP mappings in seconds (renewed at half of it); at least 10.
+    pub upnp_lease_secs: u64,
     /// Bounds on what the relay accepts.
     pub limits: LimitsConfig,
 }
@@ -131,6 +136,10 @@ pub fn default_exit_policy() -> Vec<String> {
 pub fn default_descriptor_lifetime_secs() -> u64 {
     86_400
 }
+/// Default UPnP lease: one hour.
+pub fn default_upnp_lease_secs() -> u64 {
+    3600
+}
 /// Default SOCKS5 address.
 pub fn default_socks_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
@@ -154,6 +163,8 @@ impl Default for RelayConfig {
             bandwidth_burst: None,
             accounting_max: None,
             accounting_period: AccountingPeriod::default(),
+            upnp: false,
+            upnp_lease_secs: default_upnp_lease_secs(),
             limits: LimitsConfig::default(),
         }
     }
@@ -265,6 +276,7 @@ impl Validate for RelayConfig {
             return Err(bad(path, "descriptor_lifetime_secs", "at most 7 days"));
         }
         self.validate_bandwidth(path)?;
+        self.validate_upnp(path)?;
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
         positive(
@@ -307,6 +319,20 @@ impl RelayConfig {
         }
         if let Some(max) = self.accounting_max {
             positive(path, "accounting_max", max)?;
+        }
+        Ok(())
+    }
+
+    fn validate_upnp(&self, path: &Path) -> Result<(), NodeError> {
+        if !(10..=604_800).contains(&self.upnp_lease_secs) {
+            return Err(bad(path, "upnp_lease_secs", "must be 10..=604800 (7 days)"));
+        }
+        if self.upnp && !self.advertise.is_empty() {
+            return Err(bad(
+                path,
+                "advertise",
+                "must be empty with upnp = true (the mapped address is advertised)",
+            ));
         }
         Ok(())
     }
@@ -461,6 +487,12 @@ mod tests {
             ("accounting_max = 0\n", "accounting_max"),
             ("accounting_period = \"week\"\n", "accounting_period"),
             ("bandwidth_rate = -1\n", "bandwidth_rate"),
+            ("upnp_lease_secs = 9\n", "upnp_lease_secs"),
+            ("upnp_lease_secs = 604801\n", "upnp_lease_secs"),
+            (
+                "upnp = true\nadvertise = [\"/ip4/8.8.8.8/tcp/1\"]\n",
+                "advertise",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -468,6 +500,8 @@ mod tests {
         }
         // The smallest valid values: one cell.
         parse("bandwidth_rate = 4096\nbandwidth_burst = 4096\n").expect("one cell");
+        parse("upnp = true\nupnp_lease_secs = 10\n").expect("shortest lease");
+        parse("upnp_lease_secs = 604800\n").expect("longest lease");
     }
 
     #[test]

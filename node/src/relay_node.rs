@@ -1,14 +1,16 @@
-//! A running relay: transport + relay service + its signed descriptor.
+//! A running relay: transport + relay service + its signed descriptor, and (with `upnp = true`)
+//! the UPnP port mappings that make it reachable from behind a home router.
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use braid_registry::{Descriptor, ExitPolicy, SignedDescriptor};
 use braid_relay::service::{Faults, RelayService, RelayServiceConfig, RelayStats};
+use braid_transport::upnp::{self, MapOutcome, MappingHandle, PortMapper};
 use braid_transport::{Identity, Multiaddr, Transport, TransportConfig};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::RelayConfig;
 use crate::error::NodeError;
@@ -23,6 +25,11 @@ pub struct RelayNode {
     transport: Transport,
     service: RelayService,
     descriptor: SignedDescriptor,
+    /// False when `upnp = true` but no mapping could be made: the relay serves but must not
+    /// publish its descriptor.
+    advertises: bool,
+    /// The UPnP mappings, removed on shutdown.
+    mappings: Mutex<Option<MappingHandle>>,
 }
 
 fn now_unix() -> u64 {
@@ -34,12 +41,27 @@ fn now_unix() -> u64 {
 
 impl RelayNode {
     /// Starts a relay from its config file settings: keys from `data_dir` (created 0600 if
-    /// missing), and the signed descriptor written to `data_dir/descriptor`.
+    /// missing), and the signed descriptor written to `data_dir/descriptor` — unless the relay
+    /// does not advertise itself (UPnP failed), in which case an old descriptor file is removed
+    /// so nobody publishes an unreachable address.
     pub async fn from_config(cfg: &RelayConfig) -> Result<Self, NodeError> {
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let onion = load_or_create_onion_key(&cfg.data_dir)?;
         let node = Self::start(cfg, identity, onion, Faults::default()).await?;
-        node.write_descriptor(&cfg.data_dir.join(DESCRIPTOR_FILE))?;
+        let path = cfg.data_dir.join(DESCRIPTOR_FILE);
+        if node.advertises() {
+            node.write_descriptor(&path)?;
+        } else {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NodeError::Io {
+                        context: format!("removing stale descriptor {}", path.display()),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
         Ok(node)
     }
 
@@ -61,7 +83,13 @@ impl RelayNode {
             },
         )
         .await?;
-        let addresses: Vec<String> = if cfg.advertise.is_empty() {
+        let (mapped, advertises, mappings) = match cfg.upnp {
+            true => map_ports(cfg, &transport).await,
+            false => (None, true, None),
+        };
+        let addresses: Vec<String> = if let Some(mapped) = mapped {
+            mapped
+        } else if cfg.advertise.is_empty() {
             transport
                 .listen_addrs()
                 .iter()
@@ -103,10 +131,19 @@ impl RelayNode {
             transport,
             service,
             descriptor,
+            advertises,
+            mappings: Mutex::new(mappings),
         })
     }
 
-    /// The relay's signed descriptor.
+    /// Whether the relay's descriptor may be published: false when `upnp = true` and no port
+    /// mapping was possible (the relay then serves without advertising itself).
+    pub fn advertises(&self) -> bool {
+        self.advertises
+    }
+
+    /// The relay's signed descriptor (with `advertises() == false` it names addresses others
+    /// cannot reach; do not publish it).
     pub fn descriptor(&self) -> &SignedDescriptor {
         &self.descriptor
     }
@@ -130,10 +167,57 @@ impl RelayNode {
         })
     }
 
-    /// Stops the relay: no new circuits, transport closed.
+    /// Stops the relay: no new circuits, UPnP mappings removed, transport closed.
     pub async fn shutdown(&self) {
         self.service.stop();
+        let mappings = match self.mappings.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = mappings {
+            handle.remove().await;
+            info!("UPnP: mappings removed");
+        }
         self.transport.shutdown().await;
+    }
+}
+
+/// Maps the listen ports by UPnP and logs one line saying what happened. Returns the addresses
+/// to advertise (`None`: none mapped), whether to advertise at all, and the mappings' handle.
+async fn map_ports(
+    cfg: &RelayConfig,
+    transport: &Transport,
+) -> (Option<Vec<String>>, bool, Option<MappingHandle>) {
+    let (local_ip, ports) = upnp::listen_ports(&transport.listen_addrs());
+    if ports.is_empty() {
+        warn!(
+            "UPnP: no mapping, no IPv4 QUIC or TCP listen port to map; not advertising this relay"
+        );
+        return (None, false, None);
+    }
+    let lease = std::time::Duration::from_secs(cfg.upnp_lease_secs);
+    let description = format!("braid relay {}", cfg.nickname);
+    let outcome = PortMapper::default()
+        .map(local_ip, &ports, lease, &description)
+        .await;
+    if outcome.is_mapped() {
+        info!("{outcome}");
+    } else {
+        warn!("{outcome}; serving without advertising this relay (no descriptor written)");
+    }
+    match outcome {
+        MapOutcome::Mapped {
+            external_ip,
+            mappings,
+            handle,
+        } => {
+            let addrs = upnp::mapped_addrs(external_ip, &mappings)
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            (Some(addrs), true, Some(handle))
+        }
+        _ => (None, false, None),
     }
 }
 

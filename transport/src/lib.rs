@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod identity;
 mod transport;
+pub mod upnp;
 
 pub use config::{
     TransportConfig, default_command_queue, default_dead_peer_timeout, default_idle_timeout,
