@@ -7,25 +7,13 @@ mod common;
 
 use std::net::ToSocketAddrs;
 
-use common::{HttpServer, Network, RelaySpec, assert_curl_fetch};
-
-/// Three relays, the last the only exit, so every circuit is guard, middle, exit.
-fn three_hop_network(base: u8) -> Network {
-    Network::start(
-        base,
-        &[
-            RelaySpec::middle(),
-            RelaySpec::middle(),
-            RelaySpec::exit(&["accept *:*"]),
-        ],
-    )
-}
+use common::{HttpServer, Network, assert_curl_fetch};
 
 #[test]
 fn curl_bodies_match_by_name_and_by_ipv6_literal() {
     let http = HttpServer::loopback();
     let (port4, port6) = (http.addrs[0].port(), http.addrs[1].port());
-    let net = three_hop_network(20);
+    let net = Network::three_hop(20);
 
     // `localhost` goes to the exit as a name (curl's --socks5-hostname); it resolves it.
     for size in [1024, 1 << 20, 32 << 20] {
@@ -48,6 +36,6 @@ fn names_are_resolved_at_the_exit_not_at_the_proxy() {
         eprintln!("note: this host resolves {name} itself; the check is weaker here");
     }
     let http = HttpServer::loopback();
-    let net = three_hop_network(24);
+    let net = Network::three_hop(24);
     assert_curl_fetch(&net, name, http.port(), 65_536);
 }

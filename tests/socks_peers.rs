@@ -11,23 +11,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{
-    Ending, HttpServer, Network, RelaySpec, assert_curl_fetch, close_write, connect_request_domain,
+    Ending, HttpServer, Network, assert_curl_fetch, close_write, connect_request_domain,
     connect_request_ip, expected_sha256, greet, read_to_end, reply_bytes, sha256_hex,
     socks_request, socks_tcp,
 };
 use fast_socks5::client::{Config, Socks5Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn three_hop_network(base: u8) -> Network {
-    Network::start(
-        base,
-        &[
-            RelaySpec::middle(),
-            RelaySpec::middle(),
-            RelaySpec::exit(&["accept *:*"]),
-        ],
-    )
-}
 
 /// Fetches `/bytes/size` with fast-socks5 and returns the body.
 async fn fast_socks5_fetch(
@@ -80,7 +69,7 @@ async fn fast_socks5_fetch(
 async fn fast_socks5_client_fetches_through_the_proxy() {
     let http = HttpServer::loopback();
     let (port4, port6) = (http.addrs[0].port(), http.addrs[1].port());
-    let net = tokio::task::spawn_blocking(|| three_hop_network(30))
+    let net = tokio::task::spawn_blocking(|| Network::three_hop(30))
         .await
         .unwrap();
     let want = expected_sha256(65_536);
@@ -139,7 +128,7 @@ fn assert_refused(socks: SocketAddr, request: &[u8], code: u8) {
 fn bad_socks_input_is_refused_and_the_proxy_keeps_serving() {
     let http = HttpServer::loopback();
     let port = http.port();
-    let net = three_hop_network(34);
+    let net = Network::three_hop(34);
     let socks = net.socks;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     let check_still_serving = || assert_curl_fetch(&net, "localhost", port, 1024);
@@ -274,7 +263,7 @@ fn pipelined_request_and_data_are_served() {
     // A client that sends greeting, request and HTTP request in one write (no round trips):
     // the proxy must not lose the bytes behind the handshake.
     let http = HttpServer::loopback();
-    let net = three_hop_network(38);
+    let net = Network::three_hop(38);
     let mut tcp = socks_tcp(net.socks);
     let mut all = vec![0x05, 0x01, 0x00];
     all.extend(connect_request_domain("localhost", http.port()));

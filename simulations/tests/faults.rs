@@ -16,6 +16,24 @@ fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
+/// Fetches 1 MiB through the proxy with the isolation key "a", bounded to 30 s.
+async fn fetch_mib(
+    net: &SimNetwork,
+    port: u16,
+) -> Result<Result<braid_simulations::http::FetchResult, String>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        fetch(
+            net.socks_addr(),
+            "localhost",
+            port,
+            1 << 20,
+            Some(("a", "x")),
+        ),
+    )
+    .await
+}
+
 /// Runs one faulty fetch and one clean fetch; returns the network for inspection.
 async fn faulty_then_clean(faults: Faults) -> SimNetwork {
     let net = SimNetwork::start_with(&three_relays(), |_| faults.clone())
@@ -23,32 +41,12 @@ async fn faulty_then_clean(faults: Faults) -> SimNetwork {
         .expect("network");
     let port = net.http_v4.port();
     // Cell 1 is Begin, cell 2 carries the HTTP request: it is the one tampered with.
-    let bad = tokio::time::timeout(
-        Duration::from_secs(30),
-        fetch(
-            net.socks_addr(),
-            "localhost",
-            port,
-            1 << 20,
-            Some(("a", "x")),
-        ),
-    )
-    .await
-    .expect("the broken stream must fail promptly, not hang");
+    let bad = fetch_mib(&net, port)
+        .await
+        .expect("the broken stream must fail promptly, not hang");
     assert!(bad.is_err(), "a tampered circuit must not deliver the body");
     // The same isolation key again: the dead circuit is not reused, a new one works.
-    let good = tokio::time::timeout(
-        Duration::from_secs(30),
-        fetch(
-            net.socks_addr(),
-            "localhost",
-            port,
-            1 << 20,
-            Some(("a", "x")),
-        ),
-    )
-    .await
-    .expect("no hang");
+    let good = fetch_mib(&net, port).await.expect("no hang");
     let good = good.expect("a fresh circuit works after the teardown");
     assert_eq!(good.bytes, 1 << 20);
     net

@@ -200,6 +200,19 @@ pub struct Network {
 impl Network {
     /// Starts one relay per spec, relay `i` on `127.0.0.(base + i)` with QUIC and TCP on port 0,
     /// bundles their descriptors and starts a 3-hop proxy on `127.0.0.1:0`.
+    /// Three relays, the last the only exit (accepting everything), so every circuit is
+    /// guard, middle, exit.
+    pub fn three_hop(base: u8) -> Network {
+        Network::start(
+            base,
+            &[
+                RelaySpec::middle(),
+                RelaySpec::middle(),
+                RelaySpec::exit(&["accept *:*"]),
+            ],
+        )
+    }
+
     pub fn start(base: u8, specs: &[RelaySpec]) -> Network {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
