@@ -159,7 +159,11 @@ async fn relay(config: PathBuf) -> Result<ExitCode> {
                 .display()
         );
     } else {
-        println!("ready descriptor=none (not advertised; see the UPnP log line)");
+        println!(
+            "ready descriptor=none ({})",
+            node.why_not_advertised()
+                .unwrap_or_else(|| "not advertised".into())
+        );
     }
     wait_for_stop(None).await?;
     node.shutdown().await;

@@ -549,3 +549,209 @@ fn curl_through_a_circuit_that_crosses_the_home_relay() {
     );
     assert!(home.running() && wan_relays.iter_mut().all(Relay::running));
 }
+
+/// Starts `braid relay` in ns wan on 198.18.0.1 (a plain relay: it answers dial-back
+/// requests) and returns it with its `/p2p` QUIC address, read from its "relay started" line.
+fn wan_helper(topo: &Topo, dir: &Path, port: u16) -> (Relay, String) {
+    let sub = dir.join("helper");
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = format!(
+        "nickname = \"helper\"\ndata_dir = {data:?}\n\
+         listen = [\"/ip4/198.18.0.1/udp/{port}/quic-v1\", \"/ip4/198.18.0.1/tcp/{port}\"]\n",
+        data = sub.join("data").to_str().unwrap(),
+    );
+    let helper = Relay::spawn(&topo.ns("wan"), &sub, "relay", &config);
+    helper.wait_ready();
+    let log = helper.log();
+    let peer_id = log
+        .lines()
+        .filter(|l| l.contains("relay started"))
+        .find_map(|l| l.split("peer_id=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no peer id in the helper's log:\n{log}"))
+        .to_string();
+    (
+        helper,
+        format!("/ip4/198.18.0.1/udp/{port}/quic-v1/p2p/{peer_id}"),
+    )
+}
+
+/// Starts `braid relay` in ns home-host with its own data directory `dir/name/data`; `extra`
+/// is appended to a config that listens on HOST_IP with these ports.
+fn home_relay(topo: &Topo, dir: &Path, name: &str, udp: u16, tcp: u16, extra: &str) -> Relay {
+    let sub = dir.join(name);
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = format!(
+        "nickname = \"{name}\"\ndata_dir = {data:?}\n\
+         listen = [\"/ip4/{HOST_IP}/udp/{udp}/quic-v1\", \"/ip4/{HOST_IP}/tcp/{tcp}\"]\n{extra}",
+        data = sub.join("data").to_str().unwrap(),
+    );
+    Relay::spawn(&topo.ns("home-host"), &sub, "relay", &config)
+}
+
+/// The one `reachability:` line of the log that contains `what`.
+fn reachability_line(relay: &Relay, what: &str) -> Option<String> {
+    relay
+        .log()
+        .lines()
+        .find(|l| l.contains("reachability: ") && l.contains(what))
+        .map(str::to_string)
+}
+
+/// Waits (bounded) for a `reachability:` line containing `what`.
+fn wait_reachability_line(relay: &Relay, what: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(line) = reachability_line(relay, what) {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"reachability: ...{what}\" line within {secs} s:\n{}",
+            relay.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn upnpc(topo: &Topo, args: &[&str]) -> String {
+    let ns = topo.ns("home-host");
+    let mut cmd = vec!["ip", "netns", "exec", &ns, "upnpc", "-u", IGD_URL];
+    cmd.extend_from_slice(args);
+    text(&run(15, &cmd, &[]))
+}
+
+#[test]
+fn reachability_confirmed_through_the_mapping_then_lost_and_recovered() {
+    let Some(topo) = Topo::up("e", "stun") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (helper, helper_addr) = wan_helper(&topo, dir.path(), 42101);
+    let (udp, tcp) = (41041, 41042);
+    let extra = format!(
+        "upnp = true\nreachability_peers = [{helper_addr:?}]\nreachability_interval_secs = 10\n"
+    );
+    let started = Instant::now();
+    let mut home = home_relay(&topo, dir.path(), "home", udp, tcp, &extra);
+    let ready = home.wait_ready();
+    println!("home relay ready after {:?}: {ready}", started.elapsed());
+    let descriptor_path = home.data_dir.join("descriptor");
+    assert_eq!(
+        ready,
+        format!("ready descriptor={}", descriptor_path.display())
+    );
+    let quic = format!("/ip4/{ROUTER_WAN_IP}/udp/{udp}/quic-v1");
+    let tcp_addr = format!("/ip4/{ROUTER_WAN_IP}/tcp/{tcp}");
+    let line = reachability_line(&home, "confirmed by").unwrap_or_else(|| panic!("{}", home.log()));
+    println!("{line}");
+    assert!(
+        line.contains(&format!("{quic}, {tcp_addr}; advertising")),
+        "{line}"
+    );
+    let descriptor = braid_node::relay_node::read_descriptor(&descriptor_path).unwrap();
+    assert_eq!(
+        descriptor.descriptor().addresses,
+        [quic.clone(), tcp_addr.clone()]
+    );
+
+    // The router forgets the mappings: the next re-test fails and the descriptor goes.
+    let lost_at = Instant::now();
+    upnpc(&topo, &["-d", &udp.to_string(), "UDP"]);
+    upnpc(&topo, &["-d", &tcp.to_string(), "TCP"]);
+    assert!(!has_mapping(&topo.upnpc_list(), "UDP", udp));
+    let line = wait_reachability_line(&home, "lost", 40);
+    println!("after {:?}: {line}", lost_at.elapsed());
+    assert!(
+        line.contains("WARN") && line.contains("descriptor removed"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("addr {quic}: unreachable")),
+        "{line}"
+    );
+    assert!(
+        !descriptor_path.exists(),
+        "the descriptor survived the loss"
+    );
+
+    // The mappings come back: so does the descriptor.
+    let recovered_at = Instant::now();
+    for proto in ["UDP", "TCP"] {
+        let port = if proto == "UDP" { udp } else { tcp }.to_string();
+        let out = upnpc(
+            &topo,
+            &["-e", "test", "-a", HOST_IP, &port, &port, proto, "3600"],
+        );
+        assert!(out.contains("is redirected"), "{out}");
+    }
+    let line = wait_reachability_line(&home, "recovered", 30);
+    println!("after {:?}: {line}", recovered_at.elapsed());
+    let descriptor = braid_node::relay_node::read_descriptor(&descriptor_path).unwrap();
+    assert_eq!(descriptor.descriptor().addresses, [quic, tcp_addr]);
+
+    // The helper served the dial-backs without naming the home relay's address in its log.
+    assert!(!helper.log().contains(ROUTER_WAN_IP), "{}", helper.log());
+    assert!(home.running());
+    home.terminate();
+}
+
+#[test]
+fn addresses_the_internet_cannot_reach_are_not_advertised() {
+    let Some(topo) = Topo::up("f", "stun") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_helper, helper_addr) = wan_helper(&topo, dir.path(), 42111);
+    let peers = format!("reachability_peers = [{helper_addr:?}]\n");
+    // A relay without UPnP claims its LAN address: the helper refuses to dial another IP than
+    // the one the request came from (the router's). A stale descriptor must go too.
+    std::fs::create_dir_all(dir.path().join("lan/data")).unwrap();
+    std::fs::write(dir.path().join("lan/data/descriptor"), "00\n").unwrap();
+    let mut lan = home_relay(&topo, dir.path(), "lan", 41051, 41052, &peers);
+    // A relay that claims the router's public address with no port forwarded: dialed, and
+    // unreachable.
+    let unforwarded = format!(
+        "{peers}advertise = [\"/ip4/{ROUTER_WAN_IP}/udp/41061/quic-v1\", \
+         \"/ip4/{ROUTER_WAN_IP}/tcp/41062\"]\n"
+    );
+    let started = Instant::now();
+    let mut closed = home_relay(&topo, dir.path(), "closed", 41061, 41062, &unforwarded);
+
+    let ready = lan.wait_ready();
+    assert!(ready.starts_with("ready descriptor=none"), "{ready}");
+    let line = reachability_line(&lan, "not confirmed").unwrap_or_else(|| panic!("{}", lan.log()));
+    println!("{line}");
+    assert!(
+        line.contains("WARN") && line.ends_with("— not advertising"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "addr /ip4/{HOST_IP}/udp/41051/quic-v1: refused: not dialed: {HOST_IP} is not the \
+             address the request came from ({ROUTER_WAN_IP})"
+        )),
+        "{line}"
+    );
+    assert!(!lan.data_dir.join("descriptor").exists());
+
+    let ready = closed.wait_ready();
+    println!("unforwarded relay ready after {:?}", started.elapsed());
+    assert!(ready.starts_with("ready descriptor=none"), "{ready}");
+    let line =
+        reachability_line(&closed, "not confirmed").unwrap_or_else(|| panic!("{}", closed.log()));
+    println!("{line}");
+    assert!(
+        line.contains(&format!(
+            "addr /ip4/{ROUTER_WAN_IP}/udp/41061/quic-v1: unreachable: dial failed"
+        )) && line.contains(&format!(
+            "addr /ip4/{ROUTER_WAN_IP}/tcp/41062: unreachable: dial failed"
+        )),
+        "{line}"
+    );
+    assert!(!closed.data_dir.join("descriptor").exists());
+    // Both keep serving.
+    assert!(lan.running() && closed.running());
+    lan.terminate();
+    closed.terminate();
+}

@@ -52,6 +52,14 @@ pub struct RelayConfig {
     pub upnp: bool,
     /// Lease of the UPnP mappings in seconds (renewed at half of it); at least 10.
     pub upnp_lease_secs: u64,
+    /// Nodes asked to dial the relay back (`/braid/dialback/1`) before it advertises itself:
+    /// multiaddrs `/ip4|ip6/<ip>/udp/<port>/quic-v1/p2p/<peer id>` or `.../tcp/<port>/p2p/..`,
+    /// at most 16, tried in order until one answers. Only confirmed addresses are advertised.
+    /// Empty: the relay advertises its addresses untested.
+    pub reachability_peers: Vec<String>,
+    /// Seconds between reachability re-tests (10..=86400); on loss the descriptor is removed,
+    /// on recovery written again. Only used with `reachability_peers`.
+    pub reachability_interval_secs: u64,
     /// Bounds on what the relay accepts.
     pub limits: LimitsConfig,
 }
@@ -93,6 +101,9 @@ pub struct ProxyConfig {
     pub directory: PathBuf,
     /// Hops per circuit.
     pub hops: usize,
+    /// Strands per stream (K, 1..=8): circuits to one exit that share no guard or middle relay
+    /// and each carry part of every stream.
+    pub strands: usize,
     /// Circuits open at once.
     pub max_circuits: usize,
     /// Streams on one circuit at once.
@@ -140,6 +151,10 @@ pub fn default_descriptor_lifetime_secs() -> u64 {
 pub fn default_upnp_lease_secs() -> u64 {
     3600
 }
+/// Default reachability re-test interval: 20 minutes.
+pub fn default_reachability_interval_secs() -> u64 {
+    1200
+}
 /// Default SOCKS5 address.
 pub fn default_socks_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
@@ -165,6 +180,8 @@ impl Default for RelayConfig {
             accounting_period: AccountingPeriod::default(),
             upnp: false,
             upnp_lease_secs: default_upnp_lease_secs(),
+            reachability_peers: Vec::new(),
+            reachability_interval_secs: default_reachability_interval_secs(),
             limits: LimitsConfig::default(),
         }
     }
@@ -190,6 +207,7 @@ impl Default for ProxyConfig {
             socks_listen: default_socks_listen(),
             directory: default_directory(),
             hops: d.hops,
+            strands: d.strands,
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
@@ -277,6 +295,7 @@ impl Validate for RelayConfig {
         }
         self.validate_bandwidth(path)?;
         self.validate_upnp(path)?;
+        self.validate_reachability(path)?;
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
         positive(
@@ -337,6 +356,24 @@ impl RelayConfig {
         Ok(())
     }
 
+    fn validate_reachability(&self, path: &Path) -> Result<(), NodeError> {
+        if !(10..=86_400).contains(&self.reachability_interval_secs) {
+            return Err(bad(
+                path,
+                "reachability_interval_secs",
+                "must be 10..=86400 (one day)",
+            ));
+        }
+        if self.reachability_peers.len() > 16 {
+            return Err(bad(path, "reachability_peers", "at most 16 peers"));
+        }
+        for peer in &self.reachability_peers {
+            crate::relay_node::reachability_peer(peer)
+                .map_err(|why| bad(path, "reachability_peers", format!("{peer:?}: {why}")))?;
+        }
+        Ok(())
+    }
+
     /// The relay-wide rate limit these settings describe (`None`: unlimited). Call after
     /// validation; an invalid (zero) value also gives `None`.
     pub fn bandwidth_limit(&self) -> Option<braid_relay::ratelimit::BandwidthLimit> {
@@ -378,6 +415,9 @@ impl Validate for ProxyConfig {
         if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
             return Err(bad(path, "hops", "must be 1..=8"));
         }
+        if !(1..=usize::from(braid_splitter::config::MAX_STRANDS)).contains(&self.strands) {
+            return Err(bad(path, "strands", "must be 1..=8"));
+        }
         positive(path, "max_circuits", self.max_circuits as u64)?;
         positive(
             path,
@@ -410,6 +450,7 @@ impl ProxyConfig {
     pub fn router_settings(&self) -> braid_router::RouterSettings {
         let mut s = braid_router::RouterSettings {
             hops: self.hops,
+            strands: self.strands,
             max_circuits: self.max_circuits,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),
@@ -502,6 +543,36 @@ mod tests {
         parse("bandwidth_rate = 4096\nbandwidth_burst = 4096\n").expect("one cell");
         parse("upnp = true\nupnp_lease_secs = 10\n").expect("shortest lease");
         parse("upnp_lease_secs = 604800\n").expect("longest lease");
+    }
+
+    #[test]
+    fn reachability_keys_are_checked() {
+        let cfg = parse("").expect("empty config");
+        assert!(cfg.reachability_peers.is_empty());
+        assert_eq!(cfg.reachability_interval_secs, 1200);
+        let id = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        let good = format!(
+            "reachability_peers = [\"/ip4/198.51.100.1/udp/9401/quic-v1/p2p/{id}\", \
+             \"/ip6/2001:db8::1/tcp/9401/p2p/{id}\"]\nreachability_interval_secs = 10\n"
+        );
+        let cfg = parse(&good).expect("two peers, shortest interval");
+        assert_eq!(cfg.reachability_peers.len(), 2);
+        parse("reachability_interval_secs = 86400\n").expect("longest interval");
+        let many = format!(
+            "reachability_peers = [{}]\n",
+            vec![format!("\"/ip4/198.51.100.1/tcp/1/p2p/{id}\""); 17].join(", ")
+        );
+        for text in [
+            "reachability_interval_secs = 9\n".to_string(),
+            "reachability_interval_secs = 86401\n".into(),
+            "reachability_peers = [\"/ip4/198.51.100.1/tcp/9401\"]\n".into(),
+            format!("reachability_peers = [\"/dns4/example.org/tcp/1/p2p/{id}\"]\n"),
+            "reachability_peers = [\"/ip4/198.51.100.1/tcp/1/p2p/nope\"]\n".into(),
+            many,
+        ] {
+            let err = parse(&text).expect_err(&text).to_string();
+            assert!(err.contains("reachability_"), "{text:?}: {err}");
+        }
     }
 
     #[test]

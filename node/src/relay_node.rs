@@ -1,5 +1,10 @@
-//! A running relay: transport + relay service + its signed descriptor, and (with `upnp = true`)
-//! the UPnP port mappings that make it reachable from behind a home router.
+//! A running relay: transport + relay service + dial-back server + its signed descriptor, and
+//! (with `upnp = true`) the UPnP port mappings that make it reachable from behind a home
+//! router. What it advertises, and the reachability self-test that decides it, are in
+//! `reachability`.
+
+mod advert;
+mod reachability;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -8,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use braid_registry::{Descriptor, ExitPolicy, SignedDescriptor};
 use braid_relay::service::{Faults, RelayService, RelayServiceConfig, RelayStats};
+use braid_transport::dialback::{DialbackServer, DialbackServerConfig};
 use braid_transport::upnp::{self, MapOutcome, MappingHandle, PortMapper};
 use braid_transport::{Identity, Multiaddr, Transport, TransportConfig};
 use tracing::{info, warn};
@@ -15,6 +21,9 @@ use tracing::{info, warn};
 use crate::config::RelayConfig;
 use crate::error::NodeError;
 use crate::keys::{load_or_create_onion_key, onion_public};
+use advert::{Advert, Status};
+
+pub use reachability::reachability_peer;
 
 /// File name of the signed descriptor a relay writes into its data directory.
 pub const DESCRIPTOR_FILE: &str = "descriptor";
@@ -24,10 +33,14 @@ pub const DESCRIPTOR_FILE: &str = "descriptor";
 pub struct RelayNode {
     transport: Transport,
     service: RelayService,
+    /// Answers other nodes' reachability self-tests.
+    dialback: DialbackServer,
+    /// Signed at start with every claimed address.
     descriptor: SignedDescriptor,
-    /// False when `upnp = true` but no mapping could be made: the relay serves but must not
-    /// publish its descriptor.
-    advertises: bool,
+    /// What is advertised now (shared with the reachability monitor).
+    advert: Arc<Advert>,
+    /// The periodic reachability re-test, stopped on shutdown.
+    monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The UPnP mappings, removed on shutdown.
     mappings: Mutex<Option<MappingHandle>>,
 }
@@ -41,27 +54,22 @@ fn now_unix() -> u64 {
 
 impl RelayNode {
     /// Starts a relay from its config file settings: keys from `data_dir` (created 0600 if
-    /// missing), and the signed descriptor written to `data_dir/descriptor` — unless the relay
-    /// does not advertise itself (UPnP failed), in which case an old descriptor file is removed
-    /// so nobody publishes an unreachable address.
+    /// missing), then decides what to advertise and writes the signed descriptor to
+    /// `data_dir/descriptor`, or removes an old one so nobody publishes an unreachable address:
+    /// - UPnP failed (`upnp = true`): not advertised;
+    /// - `reachability_peers` set: those peers dial the claimed addresses back; only confirmed
+    ///   addresses are advertised, none confirmed means not advertised; re-tested every
+    ///   `reachability_interval_secs` (the descriptor is removed on loss, written on recovery);
+    /// - otherwise every claimed address is advertised, untested.
+    ///
+    /// Each case logs one line saying what happened (`reachability: ...`).
     pub async fn from_config(cfg: &RelayConfig) -> Result<Self, NodeError> {
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let onion = load_or_create_onion_key(&cfg.data_dir)?;
         let node = Self::start(cfg, identity, onion, Faults::default()).await?;
         let path = cfg.data_dir.join(DESCRIPTOR_FILE);
-        if node.advertises() {
-            node.write_descriptor(&path)?;
-        } else {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(NodeError::Io {
-                        context: format!("removing stale descriptor {}", path.display()),
-                        source: e,
-                    });
-                }
-                _ => {}
-            }
-        }
+        let monitor = reachability::publish(&node.advert, cfg, &node.transport, path).await?;
+        *node.monitor.lock().unwrap_or_else(|p| p.into_inner()) = monitor;
         Ok(node)
     }
 
@@ -83,7 +91,7 @@ impl RelayNode {
             },
         )
         .await?;
-        let (mapped, advertises, mappings) = match cfg.upnp {
+        let (mapped, mapped_ok, mappings) = match cfg.upnp {
             true => map_ports(cfg, &transport).await,
             false => (None, true, None),
         };
@@ -100,7 +108,7 @@ impl RelayNode {
             cfg.advertise.clone()
         };
         let now = now_unix();
-        let descriptor = Descriptor {
+        let template = Descriptor {
             identity: signing.verifying_key().to_bytes(),
             onion_key: onion_public(&onion_secret),
             addresses: addresses.into_iter().take(8).collect(),
@@ -109,8 +117,24 @@ impl RelayNode {
             exit_policy: policy.clone(),
             published: now,
             expires: now + cfg.descriptor_lifetime_secs,
-        }
-        .sign(&signing)?;
+        };
+        let descriptor = template.sign(&signing)?;
+        let status = if mapped_ok {
+            Status::Advertised {
+                descriptor: Box::new(descriptor.clone()),
+            }
+        } else {
+            Status::NotAdvertised {
+                why: "not advertised; see the UPnP log line".into(),
+            }
+        };
+        let advert = Arc::new(Advert::new(
+            template,
+            signing,
+            cfg.descriptor_lifetime_secs,
+            status,
+        ));
+        let dialback = DialbackServer::start(&transport, DialbackServerConfig::default())?;
         let service = RelayService::start(
             transport.clone(),
             RelayServiceConfig {
@@ -124,26 +148,44 @@ impl RelayNode {
         )?;
         info!(
             nickname = %cfg.nickname,
+            peer_id = %transport.peer_id(),
             exit = descriptor.descriptor().is_exit(),
             "relay started"
         );
         Ok(RelayNode {
             transport,
             service,
+            dialback,
             descriptor,
-            advertises,
+            advert,
+            monitor: Mutex::new(None),
             mappings: Mutex::new(mappings),
         })
     }
 
-    /// Whether the relay's descriptor may be published: false when `upnp = true` and no port
-    /// mapping was possible (the relay then serves without advertising itself).
+    /// Whether the relay's descriptor may be published now: false when `upnp = true` and no
+    /// port mapping was possible, or when `reachability_peers` could not confirm any address
+    /// (the relay then serves without advertising itself). It can change while the relay
+    /// runs (reachability re-tests).
     pub fn advertises(&self) -> bool {
-        self.advertises
+        self.advert.advertised().is_some()
     }
 
-    /// The relay's signed descriptor (with `advertises() == false` it names addresses others
-    /// cannot reach; do not publish it).
+    /// Why the relay does not advertise itself now (`None` while it does), e.g. "reachability
+    /// not confirmed; see the reachability log line". For `braid relay`'s `ready` line.
+    pub fn why_not_advertised(&self) -> Option<String> {
+        self.advert.why_not()
+    }
+
+    /// The descriptor advertised now, with only the confirmed addresses (`None` while not
+    /// advertised); the file `data_dir/descriptor` holds the same.
+    pub fn advertised_descriptor(&self) -> Option<SignedDescriptor> {
+        self.advert.advertised()
+    }
+
+    /// The relay's descriptor as signed at start, with every address it claims, tested or not
+    /// (with `advertises() == false` it names addresses others cannot reach; do not publish
+    /// it: see `advertised_descriptor`).
     pub fn descriptor(&self) -> &SignedDescriptor {
         &self.descriptor
     }
@@ -158,17 +200,22 @@ impl RelayNode {
         &self.transport
     }
 
-    /// Writes the signed descriptor as hex text.
+    /// Writes the descriptor signed at start (every claimed address) as hex text.
     pub fn write_descriptor(&self, path: &Path) -> Result<(), NodeError> {
-        let text = format!("{}\n", hex::encode(self.descriptor.encode()));
-        std::fs::write(path, text).map_err(|source| NodeError::Io {
-            context: format!("writing descriptor {}", path.display()),
-            source,
-        })
+        advert::write_descriptor_file(path, &self.descriptor)
     }
 
-    /// Stops the relay: no new circuits, UPnP mappings removed, transport closed.
+    /// Stops the relay: no more reachability re-tests or dial-back answers, no new circuits,
+    /// UPnP mappings removed, transport closed.
     pub async fn shutdown(&self) {
+        let monitor = match self.monitor.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(task) = monitor {
+            task.abort();
+        }
+        self.dialback.stop();
         self.service.stop();
         let mappings = match self.mappings.lock() {
             Ok(mut guard) => guard.take(),

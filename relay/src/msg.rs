@@ -143,6 +143,31 @@ pub enum RelayMsg {
         /// Why.
         reason: EndReason,
     },
+    /// Client → exit, on the first strand of a braided stream: open a TCP connection to
+    /// `target` whose bytes travel as splitter fragments over several circuits. `secret` is the
+    /// stream's end-to-end secret: the fragment keys and the link id of the other strands are
+    /// derived from it (see `braid` in PROTOCOL.md). The exit answers `Connected` or `End`.
+    BeginBraid {
+        /// The stream on this circuit.
+        stream: StreamId,
+        /// The stream's secret (32 random bytes).
+        secret: [u8; 32],
+        /// Where to connect.
+        target: Target,
+    },
+    /// Client → exit, on another strand: attach `stream` of this circuit to the braided stream
+    /// whose link id is `link`. The exit answers `Linked` or `End`.
+    Link {
+        /// The stream on this circuit.
+        stream: StreamId,
+        /// The link id derived from the braided stream's secret.
+        link: [u8; 32],
+    },
+    /// Exit → client: `stream` of this circuit now carries fragments of the braided stream.
+    Linked {
+        /// The stream.
+        stream: StreamId,
+    },
     /// A command this version does not know; receivers ignore it.
     Unknown {
         /// The command byte.
@@ -157,6 +182,9 @@ const CMD_CONNECTED: u8 = 2;
 const CMD_DATA: u8 = 3;
 const CMD_EOF: u8 = 4;
 const CMD_END: u8 = 5;
+const CMD_BEGIN_BRAID: u8 = 6;
+const CMD_LINK: u8 = 7;
+const CMD_LINKED: u8 = 8;
 
 impl RelayMsg {
     /// The stream this message belongs to.
@@ -167,6 +195,9 @@ impl RelayMsg {
             | RelayMsg::Data { stream, .. }
             | RelayMsg::Eof { stream }
             | RelayMsg::End { stream, .. }
+            | RelayMsg::BeginBraid { stream, .. }
+            | RelayMsg::Link { stream, .. }
+            | RelayMsg::Linked { stream }
             | RelayMsg::Unknown { stream, .. } => *stream,
         }
     }
@@ -179,6 +210,9 @@ impl RelayMsg {
             RelayMsg::Data { stream, .. } => (CMD_DATA, stream),
             RelayMsg::Eof { stream } => (CMD_EOF, stream),
             RelayMsg::End { stream, .. } => (CMD_END, stream),
+            RelayMsg::BeginBraid { stream, .. } => (CMD_BEGIN_BRAID, stream),
+            RelayMsg::Link { stream, .. } => (CMD_LINK, stream),
+            RelayMsg::Linked { stream } => (CMD_LINKED, stream),
             RelayMsg::Unknown { command, stream } => (*command, stream),
         };
         if out.len() < MSG_HEADER_LEN {
@@ -215,7 +249,20 @@ impl RelayMsg {
                 *slot = reason.to_byte();
                 1
             }
-            RelayMsg::Connected { .. } | RelayMsg::Eof { .. } | RelayMsg::Unknown { .. } => 0,
+            RelayMsg::BeginBraid { secret, target, .. } => {
+                let (key, rest) = split_room(body, 32)?;
+                key.copy_from_slice(secret);
+                32 + encode_target(target, rest)?
+            }
+            RelayMsg::Link { link, .. } => {
+                let (slot, _) = split_room(body, 32)?;
+                slot.copy_from_slice(link);
+                32
+            }
+            RelayMsg::Connected { .. }
+            | RelayMsg::Eof { .. }
+            | RelayMsg::Linked { .. }
+            | RelayMsg::Unknown { .. } => 0,
         };
         head[0] = MSG_VERSION;
         head[1] = cmd;
@@ -285,10 +332,47 @@ impl RelayMsg {
                     reason: EndReason::from_byte(data[0]),
                 }
             }
+            CMD_BEGIN_BRAID => {
+                let (secret, target) = split_key(data, "begin_braid secret")?;
+                RelayMsg::BeginBraid {
+                    stream,
+                    secret,
+                    target: decode_target(target)?,
+                }
+            }
+            CMD_LINK => {
+                expect_len(data, 32, "link")?;
+                let (link, _) = split_key(data, "link id")?;
+                RelayMsg::Link { stream, link }
+            }
+            CMD_LINKED => {
+                expect_len(data, 0, "linked")?;
+                RelayMsg::Linked { stream }
+            }
             command => RelayMsg::Unknown { command, stream },
         };
         Ok(msg)
     }
+}
+
+/// Splits `n` bytes off the front of a message body, or says the body is too small.
+fn split_room(body: &mut [u8], n: usize) -> Result<(&mut [u8], &mut [u8]), CellError> {
+    if body.len() < n {
+        return Err(CellError::ContentTooLong {
+            len: n,
+            max: body.len(),
+        });
+    }
+    Ok(body.split_at_mut(n))
+}
+
+/// Reads a 32-byte key from the front of `data`.
+fn split_key<'a>(data: &'a [u8], what: &'static str) -> Result<([u8; 32], &'a [u8]), CellError> {
+    let (key, rest) = data
+        .split_at_checked(32)
+        .ok_or(CellError::Malformed { what })?;
+    let key: [u8; 32] = key.try_into().map_err(|_| CellError::Malformed { what })?;
+    Ok((key, rest))
 }
 
 fn expect_len(data: &[u8], n: usize, what: &'static str) -> Result<(), CellError> {
@@ -515,6 +599,66 @@ mod tests {
             reason: EndReason::Refused,
         };
         assert_eq!(encoded(&end, 8), "0105000500010300");
+    }
+
+    #[test]
+    fn braid_messages() {
+        let s = StreamId(3);
+        round_trip(RelayMsg::BeginBraid {
+            stream: s,
+            secret: [7; 32],
+            target: Target::Domain("localhost".into(), 80),
+        });
+        round_trip(RelayMsg::Link {
+            stream: s,
+            link: [9; 32],
+        });
+        round_trip(RelayMsg::Linked { stream: s });
+        let begin = RelayMsg::BeginBraid {
+            stream: StreamId(1),
+            secret: [0xab; 32],
+            target: Target::Ip("10.1.2.3:80".parse().expect("addr")),
+        };
+        assert_eq!(
+            encoded(&begin, 45),
+            format!("010600010027{}010a0102030050", "ab".repeat(32))
+        );
+        let link = RelayMsg::Link {
+            stream: StreamId(2),
+            link: [0x11; 32],
+        };
+        assert_eq!(
+            encoded(&link, 38),
+            format!("010700020020{}", "11".repeat(32))
+        );
+        assert_eq!(encoded(&RelayMsg::Linked { stream: s }, 6), "010800030000");
+    }
+
+    #[test]
+    fn braid_messages_reject_bad_lengths() {
+        // A link id one byte short, one byte long; a secret with no target; linked with data.
+        for (cmd, len) in [(7u8, 31usize), (7, 33), (6, 32), (6, 10), (8, 1)] {
+            let mut buf = vec![0u8; 6 + len];
+            buf[0] = MSG_VERSION;
+            buf[1] = cmd;
+            buf[3] = 1;
+            buf[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+            for b in &mut buf[6..] {
+                *b = 1;
+            }
+            assert!(
+                matches!(RelayMsg::decode(&buf), Err(CellError::Malformed { .. })),
+                "cmd {cmd} len {len}"
+            );
+        }
+        // No room for the secret.
+        let begin = RelayMsg::BeginBraid {
+            stream: StreamId(1),
+            secret: [0; 32],
+            target: Target::Domain("a".into(), 1),
+        };
+        let mut small = [0u8; 30];
+        assert!(begin.encode_into(&mut small).is_err());
     }
 
     #[test]

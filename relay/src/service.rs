@@ -10,7 +10,9 @@
 //! read and a 64 KiB write buffer ([`io::IO_BUFFER`]); an exit holds one such stream, its
 //! `circuit_queue` messages towards the client and `stream_queue` messages per exit stream.
 
+pub mod braid;
 mod exit;
+mod exit_braid;
 mod hop;
 pub mod io;
 mod limit;
@@ -52,6 +54,8 @@ pub struct RelayLimits {
     pub stream_queue: usize,
     /// Messages queued towards the client on one exit circuit.
     pub circuit_queue: usize,
+    /// Braided streams open at once at this exit.
+    pub max_braids: usize,
 }
 
 impl Default for RelayLimits {
@@ -64,6 +68,7 @@ impl Default for RelayLimits {
             connect_timeout: Duration::from_secs(10),
             stream_queue: 16,
             circuit_queue: 64,
+            max_braids: 1024,
         }
     }
 }
@@ -77,6 +82,10 @@ pub struct Faults {
     pub replay_at_cell: Option<u64>,
     /// How many more circuits get the faults; each affected circuit takes one.
     pub remaining: Arc<AtomicU64>,
+    /// At an exit: corrupt every n-th (`.1`) data fragment this relay sends on strand `.0`
+    /// (0 is a braided stream's first strand) before onion encryption, so the client's
+    /// splitter must reject and recover it. Applies to every braided stream.
+    pub corrupt_strand: Option<(u32, u32)>,
 }
 
 /// What the relay service needs.
@@ -109,6 +118,12 @@ pub struct RelayStats {
     pub cells: AtomicU64,
     /// Circuits refused by a limit.
     pub refused: AtomicU64,
+    /// Braided streams finished or failed at this exit.
+    pub braids: AtomicU64,
+    /// Fragments this exit rejected (forged, altered, replayed, duplicated).
+    pub fragments_rejected: AtomicU64,
+    /// Fragments this exit sent again (after a timeout or a lost strand).
+    pub fragments_resent: AtomicU64,
 }
 
 impl RelayStats {
@@ -188,15 +203,24 @@ impl RelayService {
             None
         };
         let limits = &config.limits;
+        let stats = Arc::new(RelayStats::default());
         let exit = Arc::new(exit::ExitContext {
+            stats: stats.clone(),
             policy: config.exit_policy.clone(),
             resolver,
             connect_timeout: limits.connect_timeout,
             max_streams: limits.max_streams_per_circuit,
             stream_queue: limits.stream_queue,
             circuit_queue: limits.circuit_queue,
+            braids: exit_braid::BraidTable::new(limits.max_braids),
+            braid: braid::BraidSettings {
+                corrupt: config
+                    .faults
+                    .corrupt_strand
+                    .map(|(s, n)| (braid_splitter::StrandId(s), n)),
+                ..braid::BraidSettings::default()
+            },
         });
-        let stats = Arc::new(RelayStats::default());
         let shared = Arc::new(Shared {
             transport,
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),

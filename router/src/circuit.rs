@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use braid_relay::handshake::{CircuitRequest, HopSpec};
 use braid_relay::service::CIRCUIT_PROTOCOL;
+use braid_relay::service::braid::{StrandEvent, StrandLink};
 use braid_relay::service::io::{CellReader, CellWriter};
 use braid_relay::service::pump::StreamCmd;
 use braid_relay::{
     Cell, CellKind, ClientCircuit, DestroyReason, EndReason, RelayMsg, StreamId, Target,
 };
+use braid_splitter::StrandId;
 use braid_transport::{PeerId, Transport, compat};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
@@ -38,7 +40,43 @@ pub struct CircuitSettings {
 
 struct StreamSlot {
     connected: Option<oneshot::Sender<Result<(), EndReason>>>,
-    tx: mpsc::Sender<StreamCmd>,
+    sink: Sink,
+}
+
+/// Where a stream's messages from the exit go.
+enum Sink {
+    /// A plain stream's pump.
+    Plain(mpsc::Sender<StreamCmd>),
+    /// One strand of a braided stream: its fragments go to the stream's engine.
+    Strand {
+        strand: StrandId,
+        events: mpsc::Sender<StrandEvent>,
+    },
+}
+
+impl StreamSlot {
+    /// Tells a strand's engine that the strand is gone (`None`: the circuit was lost).
+    fn strand_down(self, ended: Option<EndReason>) {
+        if let Sink::Strand { strand, events } = self.sink {
+            let down = StrandEvent::Down { strand, ended };
+            if let Err(mpsc::error::TrySendError::Full(down)) = events.try_send(down) {
+                tokio::spawn(async move {
+                    let _ = events.send(down).await;
+                });
+            }
+        }
+    }
+}
+
+/// Drops every stream of a circuit that ended; strands' engines learn it.
+fn drop_all(streams: &StreamMap) {
+    let slots: Vec<StreamSlot> = match streams.lock() {
+        Ok(mut m) => m.drain().map(|(_, s)| s).collect(),
+        Err(_) => return,
+    };
+    for slot in slots {
+        slot.strand_down(None);
+    }
 }
 
 type StreamMap = Arc<Mutex<HashMap<StreamId, StreamSlot>>>;
@@ -166,6 +204,11 @@ impl Circuit {
         })
     }
 
+    /// Largest data per message on this circuit.
+    pub fn max_data(&self) -> usize {
+        self.max_data
+    }
+
     /// Whether the circuit has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
@@ -187,11 +230,75 @@ impl Circuit {
         target: Target,
         timeout: Duration,
     ) -> Result<OpenStream, RouterError> {
+        let (tx, rx) = mpsc::channel(self.settings.stream_queue);
+        let id = self
+            .open_with(
+                Sink::Plain(tx),
+                |stream| RelayMsg::Begin { stream, target },
+                timeout,
+            )
+            .await?;
+        Ok(OpenStream {
+            id,
+            rx,
+            tx: self.msg_tx.clone(),
+            max_data: self.max_data,
+        })
+    }
+
+    /// Opens a braided stream to `target` with this circuit as its strand `strand`: the exit
+    /// connects and answers. Fragments arriving on the strand go to `events`.
+    pub async fn open_braid(
+        &self,
+        target: Target,
+        secret: [u8; 32],
+        strand: StrandId,
+        events: mpsc::Sender<StrandEvent>,
+        timeout: Duration,
+    ) -> Result<StrandLink, RouterError> {
+        let sink = Sink::Strand { strand, events };
+        let begin = |stream| RelayMsg::BeginBraid {
+            stream,
+            secret,
+            target,
+        };
+        let stream = self.open_with(sink, begin, timeout).await?;
+        Ok(self.strand_link(stream))
+    }
+
+    /// Joins this circuit to the braided stream `link` as its strand `strand`.
+    pub async fn link(
+        &self,
+        link: [u8; 32],
+        strand: StrandId,
+        events: mpsc::Sender<StrandEvent>,
+        timeout: Duration,
+    ) -> Result<StrandLink, RouterError> {
+        let sink = Sink::Strand { strand, events };
+        let stream = self
+            .open_with(sink, |stream| RelayMsg::Link { stream, link }, timeout)
+            .await?;
+        Ok(self.strand_link(stream))
+    }
+
+    fn strand_link(&self, stream: StreamId) -> StrandLink {
+        StrandLink {
+            tx: self.msg_tx.clone(),
+            stream,
+        }
+    }
+
+    /// Registers a stream, sends its opening message and waits for the exit's answer.
+    async fn open_with(
+        &self,
+        sink: Sink,
+        opening: impl FnOnce(StreamId) -> RelayMsg,
+        timeout: Duration,
+    ) -> Result<StreamId, RouterError> {
         if self.is_closed() {
             return Err(RouterError::CircuitClosed);
         }
         let (done_tx, done_rx) = oneshot::channel();
-        let (tx, rx) = mpsc::channel(self.settings.stream_queue);
         let id = {
             let mut map = self
                 .streams
@@ -211,23 +318,17 @@ impl Circuit {
                 id,
                 StreamSlot {
                     connected: Some(done_tx),
-                    tx,
+                    sink,
                 },
             );
             id
         };
-        let begin = RelayMsg::Begin { stream: id, target };
-        if self.msg_tx.send(begin).await.is_err() {
+        if self.msg_tx.send(opening(id)).await.is_err() {
             self.forget(id);
             return Err(RouterError::CircuitClosed);
         }
         match tokio::time::timeout(timeout, done_rx).await {
-            Ok(Ok(Ok(()))) => Ok(OpenStream {
-                id,
-                rx,
-                tx: self.msg_tx.clone(),
-                max_data: self.max_data,
-            }),
+            Ok(Ok(Ok(()))) => Ok(id),
             Ok(Ok(Err(reason))) => {
                 self.forget(id);
                 Err(RouterError::StreamRefused(reason))
@@ -260,9 +361,7 @@ impl Circuit {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.task.abort();
-        if let Ok(mut m) = self.streams.lock() {
-            m.clear();
-        }
+        drop_all(&self.streams);
     }
 }
 
@@ -287,6 +386,12 @@ async fn run<R, W>(
     let mut integrity_failed = false;
     let write_loop = async {
         while let Some(msg) = msg_rx.recv().await {
+            if let RelayMsg::End { stream, .. } = msg
+                && let Ok(mut m) = streams.lock()
+            {
+                // Whoever ends a stream is done with it (braided streams end their strands).
+                m.remove(&stream);
+            }
             let Ok(cell) = fwd.encrypt(&msg) else {
                 return "encrypt failed";
             };
@@ -329,9 +434,7 @@ async fn run<R, W>(
     };
     debug!(why, "circuit ended");
     closed.store(true, Ordering::SeqCst);
-    if let Ok(mut m) = streams.lock() {
-        m.clear();
-    }
+    drop_all(&streams);
     let reason = if integrity_failed {
         DestroyReason::Integrity
     } else {
@@ -344,8 +447,8 @@ async fn run<R, W>(
 /// Hands one message to its stream. Returns false on a protocol violation.
 async fn deliver(streams: &StreamMap, msg: RelayMsg) -> bool {
     let id = msg.stream();
-    let cmd = match msg {
-        RelayMsg::Connected { .. } => {
+    let data = match msg {
+        RelayMsg::Connected { .. } | RelayMsg::Linked { .. } => {
             if let Ok(mut m) = streams.lock()
                 && let Some(slot) = m.get_mut(&id)
                 && let Some(done) = slot.connected.take()
@@ -355,25 +458,46 @@ async fn deliver(streams: &StreamMap, msg: RelayMsg) -> bool {
             return true;
         }
         RelayMsg::End { reason, .. } => {
-            if let Ok(mut m) = streams.lock()
-                && let Some(mut slot) = m.remove(&id)
-                && let Some(done) = slot.connected.take()
-            {
-                let _ = done.send(Err(reason));
+            let slot = streams.lock().ok().and_then(|mut m| m.remove(&id));
+            if let Some(mut slot) = slot {
+                match slot.connected.take() {
+                    Some(done) => {
+                        let _ = done.send(Err(reason));
+                    }
+                    None => slot.strand_down(Some(reason)),
+                }
             }
             return true;
         }
-        RelayMsg::Data { data, .. } => StreamCmd::Data(data),
-        RelayMsg::Eof { .. } => StreamCmd::Eof,
-        RelayMsg::Begin { .. } => return false,
+        RelayMsg::Data { data, .. } => Some(data),
+        RelayMsg::Eof { .. } => None,
+        RelayMsg::Begin { .. } | RelayMsg::BeginBraid { .. } | RelayMsg::Link { .. } => {
+            return false;
+        }
         RelayMsg::Unknown { .. } => return true,
     };
-    let tx = streams
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&id).map(|s| s.tx.clone()));
-    if let Some(tx) = tx {
-        let _ = tx.send(cmd).await;
+    enum To {
+        Plain(mpsc::Sender<StreamCmd>),
+        Strand(StrandId, mpsc::Sender<StrandEvent>),
+    }
+    let to = streams.lock().ok().and_then(|m| {
+        m.get(&id).map(|s| match &s.sink {
+            Sink::Plain(tx) => To::Plain(tx.clone()),
+            Sink::Strand { strand, events } => To::Strand(*strand, events.clone()),
+        })
+    });
+    match (to, data) {
+        (Some(To::Plain(tx)), Some(d)) => {
+            let _ = tx.send(StreamCmd::Data(d)).await;
+        }
+        (Some(To::Plain(tx)), None) => {
+            let _ = tx.send(StreamCmd::Eof).await;
+        }
+        (Some(To::Strand(strand, events)), Some(bytes)) => {
+            let _ = events.send(StrandEvent::Fragment { strand, bytes }).await;
+        }
+        // A strand carries no half-close: the fragments carry FIN.
+        (Some(To::Strand(..)), None) | (None, _) => {}
     }
     true
 }

@@ -10,10 +10,12 @@ pub mod path;
 #[cfg(feature = "driver")]
 pub mod proxy;
 pub mod socks5;
+#[cfg(feature = "driver")]
+pub mod strands;
 
 #[cfg(feature = "driver")]
 pub use error::RouterError;
 #[cfg(feature = "driver")]
-pub use manager::{CircuitManager, RouterSettings};
+pub use manager::{CircuitManager, RouterSettings, StreamRecord};
 #[cfg(feature = "driver")]
 pub use proxy::ProxySettings;

@@ -16,10 +16,14 @@ use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
 use tracing::{debug, info};
 
+use braid_relay::service::braid::{BraidReport, BraidSettings};
+use braid_splitter::StrandId;
+
 use crate::circuit::{Circuit, CircuitSettings, OpenStream};
 use crate::error::RouterError;
 use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
+use crate::strands::StrandSet;
 
 /// Client-side settings.
 #[derive(Debug, Clone)]
@@ -36,6 +40,11 @@ pub struct RouterSettings {
     pub max_dirtiness: Duration,
     /// Build attempts per stream before giving up.
     pub build_attempts: usize,
+    /// Strands per stream (K, 1..=8): 1 carries each stream on one circuit; more split it
+    /// over K circuits to one exit (see [`crate::strands`]).
+    pub strands: usize,
+    /// Settings of braided streams (K > 1).
+    pub braid: BraidSettings,
 }
 
 impl Default for RouterSettings {
@@ -52,6 +61,8 @@ impl Default for RouterSettings {
             max_circuits: 64,
             max_dirtiness: Duration::from_secs(600),
             build_attempts: 3,
+            strands: 3,
+            braid: BraidSettings::default(),
         }
     }
 }
@@ -70,13 +81,46 @@ struct Entry {
     circuit: Arc<Circuit>,
 }
 
+/// What one braided stream did, for reports.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    /// The engine's report (bytes per strand, resends, rejected fragments).
+    pub report: BraidReport,
+    /// Each strand's path (directory indexes, guard first, exit last).
+    pub paths: std::collections::BTreeMap<StrandId, Vec<usize>>,
+}
+
+impl StreamRecord {
+    /// The largest share of the stream's fragment bytes that any one non-exit relay carried
+    /// (0 when nothing was carried).
+    pub fn max_relay_share(&self) -> f64 {
+        let mut per_relay: std::collections::BTreeMap<usize, u64> = Default::default();
+        let mut total = 0u64;
+        for t in &self.report.strands {
+            let bytes = t.bytes_sent + t.bytes_received;
+            total += bytes;
+            if let Some(path) = self.paths.get(&t.strand) {
+                for &r in &path[..path.len().saturating_sub(1)] {
+                    *per_relay.entry(r).or_default() += bytes;
+                }
+            }
+        }
+        if total == 0 {
+            return 0.0;
+        }
+        per_relay.values().copied().max().unwrap_or(0) as f64 / total as f64
+    }
+}
+
 /// Builds and hands out circuits.
 pub struct CircuitManager {
     transport: Transport,
-    settings: RouterSettings,
+    pub(crate) settings: RouterSettings,
     relays: RwLock<Arc<Vec<Relay>>>,
     circuits: Mutex<Vec<Entry>>,
+    sets: Mutex<Vec<Arc<StrandSet>>>,
     build_times: Mutex<VecDeque<Duration>>,
+    records: Mutex<VecDeque<StreamRecord>>,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -103,8 +147,47 @@ impl CircuitManager {
             settings,
             relays: RwLock::new(Arc::new(Vec::new())),
             circuits: Mutex::new(Vec::new()),
+            sets: Mutex::new(Vec::new()),
             build_times: Mutex::new(VecDeque::new()),
+            records: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
+    }
+
+    /// Records a finished braided stream (bounded; the oldest are dropped).
+    pub fn record(&self, record: StreamRecord) {
+        if let Ok(mut r) = self.records.lock() {
+            if r.len() >= MAX_BUILD_SAMPLES {
+                r.pop_front();
+            }
+            r.push_back(record);
+        }
+    }
+
+    /// Braided streams recorded so far (oldest first, bounded).
+    pub fn stream_records(&self) -> Vec<StreamRecord> {
+        self.records
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Paths (directory indexes, guard first) of the open circuits of every strand set.
+    pub fn strand_paths(&self) -> Vec<Vec<usize>> {
+        self.sets
+            .lock()
+            .map(|sets| {
+                sets.iter()
+                    .flat_map(|s| s.circuits.iter())
+                    .filter(|c| !c.is_closed())
+                    .map(|c| c.path.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Replaces the relay set with the fresh descriptors of `directory`; returns how many are
@@ -196,49 +279,11 @@ impl CircuitManager {
         target: &Target,
         isolation: &IsolationKey,
     ) -> Result<Arc<Circuit>, RouterError> {
-        let relays = self
-            .relays
-            .read()
-            .map_err(|_| RouterError::Directory("lock poisoned".into()))?
-            .clone();
-        if relays.is_empty() {
-            return Err(RouterError::Directory("no relays known".into()));
-        }
-        let candidates: Vec<Candidate> = relays
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Candidate {
-                index: i,
-                ip: first_ip(&r.addrs),
-                bandwidth: r.desc.bandwidth,
-                exit_for_target: exit_allows(&r.desc, target),
-            })
-            .collect();
-        if !candidates.iter().any(|c| c.exit_for_target) {
-            return Err(RouterError::NoExit(target.port()));
-        }
         let constraints = PathConstraints {
             hops: self.settings.hops,
             ..PathConstraints::default()
         };
-        let path = select_path(&candidates, &constraints, &mut rand::rng())?;
-        let specs: Vec<HopSpec> = path.iter().map(|&i| relays[i].spec.clone()).collect();
-        let guard = relays[path[0]].peer;
-        let circuit = Circuit::build(
-            &self.transport,
-            guard,
-            &specs,
-            path,
-            self.settings.circuit.clone(),
-        )
-        .await?;
-        debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
-        if let Ok(mut b) = self.build_times.lock() {
-            if b.len() >= MAX_BUILD_SAMPLES {
-                b.pop_front();
-            }
-            b.push_back(circuit.build_time);
-        }
+        let circuit = self.build_path(target, constraints).await?;
         let mut circuits = self
             .circuits
             .lock()
@@ -260,11 +305,193 @@ impl CircuitManager {
         Ok(circuit)
     }
 
+    fn relays(&self) -> Result<Arc<Vec<Relay>>, RouterError> {
+        let relays = self
+            .relays
+            .read()
+            .map_err(|_| RouterError::Directory("lock poisoned".into()))?
+            .clone();
+        if relays.is_empty() {
+            return Err(RouterError::Directory("no relays known".into()));
+        }
+        Ok(relays)
+    }
+
+    fn candidates(relays: &[Relay], target: &Target) -> Result<Vec<Candidate>, RouterError> {
+        let candidates: Vec<Candidate> = relays
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Candidate {
+                index: i,
+                ip: first_ip(&r.addrs),
+                bandwidth: r.desc.bandwidth,
+                exit_for_target: exit_allows(&r.desc, target),
+            })
+            .collect();
+        if !candidates.iter().any(|c| c.exit_for_target) {
+            return Err(RouterError::NoExit(target.port()));
+        }
+        Ok(candidates)
+    }
+
+    /// Chooses a path under `constraints` and builds a circuit along it (not kept in any pool).
+    pub(crate) async fn build_path(
+        &self,
+        target: &Target,
+        constraints: PathConstraints,
+    ) -> Result<Arc<Circuit>, RouterError> {
+        let relays = self.relays()?;
+        let candidates = Self::candidates(&relays, target)?;
+        let path = select_path(&candidates, &constraints, &mut rand::rng())?;
+        self.build_on(&relays, path).await
+    }
+
+    async fn build_on(
+        &self,
+        relays: &[Relay],
+        path: Vec<usize>,
+    ) -> Result<Arc<Circuit>, RouterError> {
+        let specs: Vec<HopSpec> = path.iter().map(|&i| relays[i].spec.clone()).collect();
+        let guard = relays[path[0]].peer;
+        let circuit = Circuit::build(
+            &self.transport,
+            guard,
+            &specs,
+            path,
+            self.settings.circuit.clone(),
+        )
+        .await?;
+        debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
+        if let Ok(mut b) = self.build_times.lock() {
+            if b.len() >= MAX_BUILD_SAMPLES {
+                b.pop_front();
+            }
+            b.push_back(circuit.build_time);
+        }
+        Ok(circuit)
+    }
+
+    /// A strand set for `isolation` whose exit may take `target`, if one can take a stream.
+    pub(crate) fn reusable_set(
+        &self,
+        target: &Target,
+        isolation: &IsolationKey,
+    ) -> Option<Arc<StrandSet>> {
+        let relays = self.relays.read().ok()?.clone();
+        let mut sets = self.sets.lock().ok()?;
+        sets.retain(|s| {
+            let old = s.built_at.elapsed() > self.settings.max_dirtiness;
+            let broken = s.circuits.iter().any(|c| c.is_closed());
+            if (old || broken) && s.idle() {
+                s.close();
+                false
+            } else {
+                true
+            }
+        });
+        sets.iter()
+            .find(|s| {
+                s.isolation == isolation.0
+                    && s.usable()
+                    && s.built_at.elapsed() <= self.settings.max_dirtiness
+                    && relays
+                        .get(s.exit)
+                        .is_some_and(|r| exit_allows(&r.desc, target))
+            })
+            .cloned()
+    }
+
+    /// Builds K circuits to one exit, no two sharing a guard or middle relay. Builds fewer when
+    /// the directory has too few relays for K disjoint paths (at least one).
+    pub(crate) async fn build_set(
+        &self,
+        target: &Target,
+        isolation: &IsolationKey,
+    ) -> Result<Arc<StrandSet>, RouterError> {
+        let relays = self.relays()?;
+        let candidates = Self::candidates(&relays, target)?;
+        let (exit, paths) = {
+            // The RNG is not Send: choose every path before the first await.
+            let mut rng = rand::rng();
+            let hops = self.settings.hops;
+            let first = select_path(
+                &candidates,
+                &PathConstraints {
+                    hops,
+                    ..PathConstraints::default()
+                },
+                &mut rng,
+            )?;
+            let exit = *first
+                .last()
+                .ok_or(RouterError::BuildFailed("empty path".into()))?;
+            let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
+            let mut paths = vec![first];
+            while paths.len() < self.settings.strands.max(1) {
+                let constraints = PathConstraints {
+                    hops,
+                    exclude: used.clone(),
+                    exit: Some(exit),
+                };
+                match select_path(&candidates, &constraints, &mut rng) {
+                    Ok(p) => {
+                        used.extend_from_slice(&p[..p.len() - 1]);
+                        paths.push(p);
+                    }
+                    Err(e) => {
+                        debug!(error = %e, built = paths.len(), "fewer disjoint strands than asked");
+                        break;
+                    }
+                }
+            }
+            (exit, paths)
+        };
+        let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
+        let mut circuits = Vec::new();
+        let mut last_err = None;
+        for result in futures::future::join_all(builds).await {
+            match result {
+                Ok(c) => circuits.push(c),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if circuits.is_empty() {
+            return Err(last_err.unwrap_or(RouterError::CircuitClosed));
+        }
+        let set = Arc::new(StrandSet {
+            isolation: isolation.0.clone(),
+            exit,
+            circuits,
+            built_at: std::time::Instant::now(),
+        });
+        let mut sets = self
+            .sets
+            .lock()
+            .map_err(|_| RouterError::Directory("lock poisoned".into()))?;
+        let max_sets = (self.settings.max_circuits / self.settings.strands.max(1)).max(1);
+        if sets.len() >= max_sets {
+            match sets.iter().position(|s| s.idle()) {
+                Some(i) => sets.remove(i).close(),
+                None => {
+                    set.close();
+                    return Err(RouterError::Limit("strand sets"));
+                }
+            }
+        }
+        sets.push(set.clone());
+        Ok(set)
+    }
+
     /// Closes every circuit.
     pub fn close_all(&self) {
         if let Ok(mut c) = self.circuits.lock() {
             for e in c.drain(..) {
                 e.circuit.close();
+            }
+        }
+        if let Ok(mut s) = self.sets.lock() {
+            for set in s.drain(..) {
+                set.close();
             }
         }
     }

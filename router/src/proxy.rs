@@ -8,14 +8,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use braid_relay::service::braid;
 use braid_relay::service::pump::pump;
 use braid_relay::{EndReason, Target};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
-use crate::manager::CircuitManager;
+use crate::manager::{CircuitManager, StreamRecord};
+use crate::socks5::IsolationKey;
 use crate::socks5::{self, Command, ReplyCode, TargetAddr};
+use crate::strands;
 
 /// SOCKS5 server settings.
 #[derive(Debug, Clone)]
@@ -86,6 +89,10 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         TargetAddr::Domain(h, p) => Target::Domain(h.clone(), *p),
     };
     let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    if manager.settings().strands > 1 {
+        serve_braided(tcp, manager, target, &request.isolation).await;
+        return;
+    }
     let (circuit, stream) = match manager.connect(&target, &request.isolation).await {
         Ok(x) => x,
         Err(e) => {
@@ -108,4 +115,52 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         Ok(()) => circuit.forget(id),
         Err(reason) => circuit.end_stream(id, reason).await,
     }
+}
+
+/// Carries one app connection as a braided stream over a strand set.
+async fn serve_braided(
+    mut tcp: TcpStream,
+    manager: Arc<CircuitManager>,
+    target: Target,
+    isolation: &IsolationKey,
+) {
+    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let opened = match strands::open(&manager, &target, isolation).await {
+        Ok(o) => o,
+        Err(e) => {
+            info!(target = %target.redacted(), error = %e, "stream failed");
+            let _ = socks5::driver::send_reply(&mut tcp, e.reply_code(), unspecified).await;
+            return;
+        }
+    };
+    let strands::BraidedStream {
+        events,
+        state,
+        mut supply,
+    } = opened;
+    if socks5::driver::send_reply(&mut tcp, ReplyCode::Succeeded, unspecified)
+        .await
+        .is_err()
+    {
+        // Dropping the events ends the stream; the strands see End when the engine is gone.
+        return;
+    }
+    debug!(target = ?target, "braided stream open");
+    let settings = manager.settings().braid.clone();
+    let report = braid::run(tcp, state, events, &mut supply, &settings).await;
+    debug!(
+        sent = report.sent.fragments_sent,
+        resent = report.sent.fragments_resent,
+        timeouts = report.sent.timeouts,
+        received = report.received.fragments_accepted,
+        duplicates = report.received.dropped.duplicate,
+        rejected = report.rejected(),
+        strands = report.strands.len(),
+        "braided stream ended"
+    );
+    if let Some(reason) = report.failure {
+        info!(target = %target.redacted(), ?reason, "braided stream failed");
+    }
+    let paths = supply.paths();
+    manager.record(StreamRecord { report, paths });
 }

@@ -85,6 +85,7 @@ impl SimNetwork {
                 .parse()
                 .map_err(|_| SimError::NotReady("addr".into()))?,
             hops: s.hops,
+            strands: s.strands,
             ..ProxyConfig::default()
         };
         let proxy = ProxyNode::start(&proxy_cfg, &directory).await?;

@@ -18,6 +18,8 @@ pub struct Scenario {
     pub exits: usize,
     /// Hops per circuit.
     pub hops: usize,
+    /// Strands per stream (K, 1..=8).
+    pub strands: usize,
     /// Fetch groups, run in order.
     pub fetch: Vec<FetchGroup>,
 }
@@ -60,6 +62,7 @@ impl Default for Scenario {
             relays: 8,
             exits: 3,
             hops: 3,
+            strands: 3,
             fetch: vec![
                 g(KIB, 10, true),
                 g(KIB, 10, false),
@@ -81,6 +84,7 @@ impl Scenario {
             relays,
             exits,
             hops,
+            strands: 3,
             fetch: Vec::new(),
         }
     }
@@ -104,6 +108,9 @@ impl Scenario {
         }
         if self.relays < self.hops || self.relays > 200 {
             return Err(format!("relays must be {}..=200", self.hops));
+        }
+        if !(1..=8).contains(&self.strands) {
+            return Err("strands must be 1..=8".into());
         }
         if self.exits == 0 || self.exits > self.relays {
             return Err("exits must be 1..=relays".into());

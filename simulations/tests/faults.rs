@@ -59,6 +59,7 @@ async fn a_flipped_bit_tears_the_circuit_down_and_a_new_one_works() {
         flip_bit_at_cell: Some(2),
         replay_at_cell: None,
         remaining: Arc::new(AtomicU64::new(1)),
+        corrupt_strand: None,
     };
     let net = faulty_then_clean(faults).await;
     assert!(
@@ -75,6 +76,7 @@ async fn a_replayed_cell_is_rejected() {
         flip_bit_at_cell: None,
         replay_at_cell: Some(2),
         remaining: Arc::new(AtomicU64::new(1)),
+        corrupt_strand: None,
     };
     let net = faulty_then_clean(faults).await;
     assert!(

@@ -124,9 +124,7 @@ impl Transport {
         peer: PeerId,
         protocol: StreamProtocol,
     ) -> Result<Stream, Error> {
-        let (reply, connected) = oneshot::channel();
-        self.send(Command::Connect { peer, reply }).await?;
-        connected.await.map_err(|_| Error::ShutDown)??;
+        self.connect_unbounded(peer).await?;
         let mut control = self
             .inner
             .control
@@ -141,6 +139,27 @@ impl Transport {
                 protocol,
                 reason: e.to_string(),
             })
+    }
+
+    /// Connects to `peer` without opening a stream, dialing its known addresses (QUIC first)
+    /// unless a connection is already established. Bounded by `TransportConfig::open_timeout`;
+    /// running out of time is reported as `Error::Dial`. The dial-back probe uses it: the
+    /// handshake alone proves who answers at an address.
+    pub async fn connect(&self, peer: PeerId) -> Result<(), Error> {
+        let timeout = self.inner.config.open_timeout;
+        match tokio::time::timeout(timeout, self.connect_unbounded(peer)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Dial {
+                peer: Box::new(peer),
+                reason: format!("no connection within {timeout:?}"),
+            }),
+        }
+    }
+
+    async fn connect_unbounded(&self, peer: PeerId) -> Result<(), Error> {
+        let (reply, connected) = oneshot::channel();
+        self.send(Command::Connect { peer, reply }).await?;
+        connected.await.map_err(|_| Error::ShutDown)?
     }
 
     /// Starts accepting inbound streams for `protocol`. Only one `IncomingStreams` per protocol

@@ -15,12 +15,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::braid::{BraidSettings, StrandEvent, StrandLink};
+use super::exit_braid::{BraidStart, BraidTable, EVENT_QUEUE, run_braid};
 use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
 use super::pump::{StreamCmd, pump};
 use super::{Outcome, RelayStats, next_relay_cell};
 use crate::circuit::{HopBackward, HopForward};
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
+use braid_splitter::StrandId;
 
 /// What every exit circuit shares.
 pub(crate) struct ExitContext {
@@ -30,11 +33,45 @@ pub(crate) struct ExitContext {
     pub max_streams: usize,
     pub stream_queue: usize,
     pub circuit_queue: usize,
+    pub braids: BraidTable,
+    pub braid: BraidSettings,
+    pub stats: Arc<RelayStats>,
 }
 
-struct StreamEntry {
-    tx: mpsc::Sender<StreamCmd>,
-    task: JoinHandle<()>,
+/// A stream of this circuit: a plain one with its own task, or one strand of a braided stream.
+enum StreamEntry {
+    Plain {
+        tx: mpsc::Sender<StreamCmd>,
+        task: JoinHandle<()>,
+    },
+    Strand {
+        strand: StrandId,
+        events: mpsc::Sender<StrandEvent>,
+    },
+}
+
+impl StreamEntry {
+    /// A strand whose stream has ended holds no resources: it no longer counts.
+    fn is_live(&self) -> bool {
+        match self {
+            StreamEntry::Plain { .. } => true,
+            StreamEntry::Strand { events, .. } => !events.is_closed(),
+        }
+    }
+
+    fn end(self, ended: Option<EndReason>) {
+        match self {
+            StreamEntry::Plain { task, .. } => task.abort(),
+            StreamEntry::Strand { strand, events } => {
+                let down = StrandEvent::Down { strand, ended };
+                if let Err(mpsc::error::TrySendError::Full(down)) = events.try_send(down) {
+                    tokio::spawn(async move {
+                        let _ = events.send(down).await;
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Runs the exit end of a circuit until it is destroyed or closed.
@@ -81,8 +118,11 @@ where
             // stream limit. (Not a `select!` with the read: a cell read cancelled half way
             // would lose bytes and desynchronise the stream.)
             while let Ok(id) = done_rx.try_recv() {
-                streams.remove(&id);
+                if matches!(streams.get(&id), Some(StreamEntry::Plain { .. })) {
+                    streams.remove(&id);
+                }
             }
+            streams.retain(|_, e| e.is_live());
             // Pacing here stops reading from the client while the relay is over its rate.
             limiter.pace_incoming().await;
             let msg = match fwd.open_message(&mut cell) {
@@ -119,26 +159,110 @@ where
                         msg_tx.clone(),
                         done_tx.clone(),
                     ));
-                    streams.insert(stream, StreamEntry { tx, task });
+                    streams.insert(stream, StreamEntry::Plain { tx, task });
                 }
-                RelayMsg::Data { stream, data } => {
-                    if let Some(s) = streams.get(&stream)
-                        && s.tx.send(StreamCmd::Data(data)).await.is_err()
-                    {
-                        streams.remove(&stream);
+                RelayMsg::BeginBraid {
+                    stream,
+                    secret,
+                    target,
+                } => {
+                    if streams.contains_key(&stream) {
+                        return Outcome::Protocol;
+                    }
+                    if streams.len() >= ctx.max_streams || !ctx.braids.has_room() {
+                        let end = RelayMsg::End {
+                            stream,
+                            reason: EndReason::Limit,
+                        };
+                        if msg_tx.send(end).await.is_err() {
+                            return Outcome::Closed;
+                        }
+                        continue;
+                    }
+                    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+                    streams.insert(
+                        stream,
+                        StreamEntry::Strand {
+                            strand: StrandId(0),
+                            events: events_tx.clone(),
+                        },
+                    );
+                    let start = BraidStart {
+                        stream,
+                        secret,
+                        target,
+                        max_data,
+                        events,
+                        events_tx,
+                        to_circuit: msg_tx.clone(),
+                    };
+                    tokio::spawn(run_braid(start, ctx.clone(), ctx.stats.clone()));
+                }
+                RelayMsg::Link { stream, link } => {
+                    if streams.contains_key(&stream) {
+                        return Outcome::Protocol;
+                    }
+                    let joined = if streams.len() < ctx.max_streams {
+                        ctx.braids.join(&link)
+                    } else {
+                        None
+                    };
+                    let reply = match joined {
+                        Some((strand, events)) => {
+                            let up = StrandEvent::Up {
+                                strand,
+                                link: StrandLink {
+                                    tx: msg_tx.clone(),
+                                    stream,
+                                },
+                            };
+                            if events.send(up).await.is_ok() {
+                                streams.insert(stream, StreamEntry::Strand { strand, events });
+                                RelayMsg::Linked { stream }
+                            } else {
+                                RelayMsg::End {
+                                    stream,
+                                    reason: EndReason::Misc,
+                                }
+                            }
+                        }
+                        None => RelayMsg::End {
+                            stream,
+                            reason: EndReason::Misc,
+                        },
+                    };
+                    if msg_tx.send(reply).await.is_err() {
+                        return Outcome::Closed;
                     }
                 }
+                RelayMsg::Data { stream, data } => match streams.get(&stream) {
+                    Some(StreamEntry::Plain { tx, .. }) => {
+                        if tx.send(StreamCmd::Data(data)).await.is_err() {
+                            streams.remove(&stream);
+                        }
+                    }
+                    Some(StreamEntry::Strand { strand, events }) => {
+                        let ev = StrandEvent::Fragment {
+                            strand: *strand,
+                            bytes: data,
+                        };
+                        if events.send(ev).await.is_err() {
+                            streams.remove(&stream);
+                        }
+                    }
+                    None => {}
+                },
                 RelayMsg::Eof { stream } => {
-                    if let Some(s) = streams.get(&stream) {
-                        let _ = s.tx.send(StreamCmd::Eof).await;
+                    if let Some(StreamEntry::Plain { tx, .. }) = streams.get(&stream) {
+                        let _ = tx.send(StreamCmd::Eof).await;
                     }
                 }
-                RelayMsg::End { stream, .. } => {
+                RelayMsg::End { stream, reason } => {
                     if let Some(s) = streams.remove(&stream) {
-                        s.task.abort();
+                        s.end(Some(reason));
                     }
                 }
-                RelayMsg::Connected { .. } => return Outcome::Protocol,
+                RelayMsg::Connected { .. } | RelayMsg::Linked { .. } => return Outcome::Protocol,
                 RelayMsg::Unknown { command, .. } => {
                     debug!(command, "ignoring unknown relay command");
                 }
@@ -150,7 +274,7 @@ where
         o = write_loop => o,
     };
     for (_, s) in streams.drain() {
-        s.task.abort();
+        s.end(None);
     }
     outcome
 }

@@ -1,0 +1,134 @@
+//! What a relay advertises now, and the descriptor file that says it. Shared between the
+//! `RelayNode` (which reports it) and the reachability monitor (which changes it); it does not
+//! decide anything itself.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use braid_registry::{Descriptor, SignedDescriptor};
+
+use crate::error::NodeError;
+
+/// Whether the relay is advertised now.
+#[derive(Debug, Clone)]
+pub(crate) enum Status {
+    /// The descriptor file holds this descriptor.
+    Advertised {
+        /// The advertised descriptor (confirmed addresses only when tested).
+        descriptor: Box<SignedDescriptor>,
+    },
+    /// No descriptor file.
+    NotAdvertised {
+        /// A short reason for the ready line.
+        why: String,
+    },
+}
+
+/// The relay's advertising state and what it needs to sign a descriptor again.
+pub(crate) struct Advert {
+    /// The descriptor signed at start, with every claimed address.
+    template: Descriptor,
+    signing: ed25519_dalek::SigningKey,
+    lifetime_secs: u64,
+    status: Mutex<Status>,
+}
+
+impl std::fmt::Debug for Advert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the signing key.
+        f.debug_struct("Advert")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Advert {
+    pub(crate) fn new(
+        template: Descriptor,
+        signing: ed25519_dalek::SigningKey,
+        lifetime_secs: u64,
+        status: Status,
+    ) -> Self {
+        Self {
+            template,
+            signing,
+            lifetime_secs,
+            status: Mutex::new(status),
+        }
+    }
+
+    /// The addresses claimed at start (tested or not).
+    pub(crate) fn claimed(&self) -> &[String] {
+        &self.template.addresses
+    }
+
+    fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, status: Status) {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// The advertised descriptor, if any.
+    pub(crate) fn advertised(&self) -> Option<SignedDescriptor> {
+        match self.status() {
+            Status::Advertised { descriptor } => Some(*descriptor),
+            Status::NotAdvertised { .. } => None,
+        }
+    }
+
+    /// Why nothing is advertised (`None` while advertised).
+    pub(crate) fn why_not(&self) -> Option<String> {
+        match self.status() {
+            Status::Advertised { .. } => None,
+            Status::NotAdvertised { why } => Some(why),
+        }
+    }
+
+    /// The template signed again with these addresses and a fresh validity period.
+    pub(crate) fn sign_with(&self, addresses: Vec<String>) -> Result<SignedDescriptor, NodeError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(Descriptor {
+            addresses,
+            published: now,
+            expires: now + self.lifetime_secs,
+            ..self.template.clone()
+        }
+        .sign(&self.signing)?)
+    }
+}
+
+/// Writes a signed descriptor as hex text, through a temporary file and a rename so readers
+/// never see half of it.
+pub(crate) fn write_descriptor_file(
+    path: &Path,
+    descriptor: &SignedDescriptor,
+) -> Result<(), NodeError> {
+    let text = format!("{}\n", hex::encode(descriptor.encode()));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| NodeError::Io {
+            context: format!("writing descriptor {}", path.display()),
+            source,
+        })
+}
+
+/// Removes a descriptor file; a missing file is fine.
+pub(crate) fn remove_descriptor_file(path: &Path) -> Result<(), NodeError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NodeError::Io {
+            context: format!("removing descriptor {}", path.display()),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

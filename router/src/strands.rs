@@ -1,0 +1,253 @@
+//! Strand sets: K circuits that end at the same exit and share no guard and no middle relay,
+//! and the braided streams that run over them.
+//!
+//! A set is built for an isolation key and reused by later streams of that key while all its
+//! circuits live and it is not too old. A braided stream opens on one strand (`BeginBraid`,
+//! which carries the stream's secret to the exit), then links the others (`Link` with the id
+//! derived from the secret). When a strand's circuit dies mid-stream, [`Replacer`] builds a new
+//! circuit to the same exit avoiding the relays of the live strands and links it; the set that
+//! lost a circuit takes no new streams.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use braid_relay::Target;
+use braid_relay::service::braid::{self, StrandEvent, StrandSupply};
+use braid_splitter::StrandId;
+use rand::RngExt;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::circuit::Circuit;
+use crate::error::RouterError;
+use crate::manager::CircuitManager;
+use crate::path::PathConstraints;
+use crate::socks5::IsolationKey;
+
+/// Events queued towards one braided stream's engine.
+pub const EVENT_QUEUE: usize = 64;
+
+/// K circuits to one exit.
+#[derive(Debug)]
+pub struct StrandSet {
+    pub(crate) isolation: Vec<u8>,
+    /// Directory index of the shared exit.
+    pub(crate) exit: usize,
+    pub(crate) circuits: Vec<Arc<Circuit>>,
+    pub(crate) built_at: Instant,
+}
+
+impl StrandSet {
+    /// Whether every circuit lives and has room for one more stream.
+    pub(crate) fn usable(&self) -> bool {
+        self.circuits.iter().all(|c| c.has_room())
+    }
+
+    /// Closes every circuit.
+    pub(crate) fn close(&self) {
+        for c in &self.circuits {
+            c.close();
+        }
+    }
+
+    /// Whether no stream uses the set.
+    pub(crate) fn idle(&self) -> bool {
+        self.circuits.iter().all(|c| c.stream_count() == 0)
+    }
+}
+
+/// A braided stream opened at the exit, before its engine runs.
+pub struct BraidedStream {
+    /// Events for the engine (the first strand's `Up` is already queued).
+    pub events: mpsc::Receiver<StrandEvent>,
+    /// The engine's splitter state.
+    pub state: braid::Braid,
+    /// Finds replacement strands and links the set's other circuits.
+    pub supply: Replacer,
+}
+
+/// Opens a braided stream to `target` on a strand set for `isolation`.
+pub(crate) async fn open(
+    manager: &Arc<CircuitManager>,
+    target: &Target,
+    isolation: &IsolationKey,
+) -> Result<BraidedStream, RouterError> {
+    let mut last_err = RouterError::CircuitClosed;
+    for _ in 0..manager.settings.build_attempts.max(1) {
+        let set = match manager.reusable_set(target, isolation) {
+            Some(s) => s,
+            None => manager.build_set(target, isolation).await?,
+        };
+        let mut secret = [0u8; 32];
+        rand::rng().fill(&mut secret[..]);
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let first = &set.circuits[0];
+        let link = match first
+            .open_braid(
+                target.clone(),
+                secret,
+                StrandId(0),
+                events_tx.clone(),
+                manager.settings.stream_timeout,
+            )
+            .await
+        {
+            Ok(l) => l,
+            Err(RouterError::CircuitClosed) => {
+                first.close();
+                last_err = RouterError::CircuitClosed;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let state = braid::Braid::new(&manager.settings.braid, &secret, braid::Role::Client, {
+            first.max_data()
+        })
+        .map_err(|e| RouterError::BuildFailed(format!("splitter: {e}")))?;
+        let up = StrandEvent::Up {
+            strand: StrandId(0),
+            link,
+        };
+        events_tx
+            .send(up)
+            .await
+            .map_err(|_| RouterError::CircuitClosed)?;
+        let mut paths = BTreeMap::new();
+        for (i, c) in set.circuits.iter().enumerate() {
+            paths.insert(StrandId(i as u32), c.path.clone());
+        }
+        let supply = Replacer {
+            manager: manager.clone(),
+            target: target.clone(),
+            exit: set.exit,
+            link: braid::link_id(&secret),
+            events: events_tx,
+            next: set.circuits.len() as u32,
+            budget: manager.settings.strands.saturating_mul(2),
+            paths: Arc::new(Mutex::new(paths)),
+            spares: Arc::new(Mutex::new(Vec::new())),
+        };
+        for (i, c) in set.circuits.iter().enumerate().skip(1) {
+            supply.spawn_link(c.clone(), StrandId(i as u32));
+        }
+        return Ok(BraidedStream {
+            events,
+            state,
+            supply,
+        });
+    }
+    Err(last_err)
+}
+
+/// Links extra strands to one braided stream and replaces lost ones (bounded by a budget).
+#[derive(Debug)]
+pub struct Replacer {
+    manager: Arc<CircuitManager>,
+    target: Target,
+    exit: usize,
+    link: [u8; 32],
+    events: mpsc::Sender<StrandEvent>,
+    next: u32,
+    budget: usize,
+    paths: Arc<Mutex<BTreeMap<StrandId, Vec<usize>>>>,
+    /// Circuits built for this stream alone; closed when it ends.
+    spares: Arc<Mutex<Vec<Arc<Circuit>>>>,
+}
+
+impl Replacer {
+    /// The relay path (directory indexes, guard first) of every strand the stream had.
+    pub fn paths(&self) -> BTreeMap<StrandId, Vec<usize>> {
+        self.paths.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn spawn_link(&self, circuit: Arc<Circuit>, strand: StrandId) {
+        let events = self.events.clone();
+        let link = self.link;
+        let timeout = self.manager.settings.stream_timeout;
+        tokio::spawn(async move {
+            match circuit.link(link, strand, events.clone(), timeout).await {
+                Ok(l) => {
+                    let _ = events.send(StrandEvent::Up { strand, link: l }).await;
+                }
+                Err(e) => debug!(strand = strand.0, error = %e, "strand link failed"),
+            }
+        });
+    }
+}
+
+impl StrandSupply for Replacer {
+    fn lost(&mut self, strand: StrandId, _live: usize) {
+        if self.budget == 0 || self.events.is_closed() {
+            return;
+        }
+        self.budget -= 1;
+        let id = StrandId(self.next);
+        self.next += 1;
+        let manager = self.manager.clone();
+        let target = self.target.clone();
+        let exit = self.exit;
+        let paths = self.paths.clone();
+        let spares = self.spares.clone();
+        let events = self.events.clone();
+        let link = self.link;
+        let timeout = manager.settings.stream_timeout;
+        tokio::spawn(async move {
+            // Avoid every non-exit relay of the other strands, the lost one's included: it may
+            // be the relay that died.
+            let exclude: Vec<usize> = paths
+                .lock()
+                .map(|p| {
+                    p.values()
+                        .flat_map(|path| path.iter().copied().filter(|&i| i != exit))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let constraints = PathConstraints {
+                hops: manager.settings.hops,
+                exclude,
+                exit: Some(exit),
+            };
+            let circuit = match manager.build_path(&target, constraints).await {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(lost = strand.0, error = %e, "no replacement strand");
+                    return;
+                }
+            };
+            if events.is_closed() {
+                // The stream ended while the circuit was being built.
+                circuit.close();
+                return;
+            }
+            if let Ok(mut s) = spares.lock() {
+                s.push(circuit.clone());
+            }
+            if let Ok(mut p) = paths.lock() {
+                p.insert(id, circuit.path.clone());
+            }
+            match circuit.link(link, id, events.clone(), timeout).await {
+                Ok(l) => {
+                    debug!(lost = strand.0, new = id.0, "replacement strand linked");
+                    let _ = events
+                        .send(StrandEvent::Up {
+                            strand: id,
+                            link: l,
+                        })
+                        .await;
+                }
+                Err(e) => debug!(error = %e, "replacement strand link failed"),
+            }
+        });
+    }
+}
+
+impl Drop for Replacer {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.spares.lock() {
+            for c in s.drain(..) {
+                c.close();
+            }
+        }
+    }
+}
