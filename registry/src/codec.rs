@@ -53,6 +53,11 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    /// A big-endian u32.
+    pub(crate) fn u32(&mut self) -> Result<u32, Error> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
     /// A big-endian u64.
     pub(crate) fn u64(&mut self) -> Result<u64, Error> {
         Ok(u64::from_be_bytes(self.array()?))
@@ -94,6 +99,18 @@ impl Writer {
     /// Appends a big-endian u16.
     pub(crate) fn u16(&mut self, v: u16) {
         self.bytes(&v.to_be_bytes());
+    }
+
+    /// Appends a big-endian u32.
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_be_bytes());
+    }
+
+    /// A writer whose buffer has room for `n` bytes.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// Appends a big-endian u64.

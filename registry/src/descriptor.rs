@@ -80,6 +80,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
 impl Descriptor {
     /// Checks every field rule; the error names the first field that breaks one.
     pub fn validate(&self) -> Result<(), Error> {
+        self.checked_identity().map(|_| ())
+    }
+
+    /// [`Descriptor::validate`], giving back the decompressed identity key so that a caller
+    /// checking a signature next does not decompress it a second time.
+    fn checked_identity(&self) -> Result<VerifyingKey, Error> {
         let identity = VerifyingKey::from_bytes(&self.identity)
             .map_err(|_| invalid("identity", "not a valid Ed25519 public key"))?;
         if identity.is_weak() {
@@ -148,7 +154,8 @@ impl Descriptor {
                 format!("more than {MAX_LIFETIME_SECS} s after published"),
             ));
         }
-        self.exit_policy.validate()
+        self.exit_policy.validate()?;
+        Ok(identity)
     }
 
     /// Validates, then signs with `key`, whose public half must be `identity`
@@ -251,27 +258,7 @@ impl SignedDescriptor {
     /// signature is not the identity key's over this body. Time is not checked: see
     /// [`SignedDescriptor::check_fresh`].
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
-        let version = r.u8()?;
-        if version != DESCRIPTOR_VERSION {
-            return Err(Error::BadVersion(version));
-        }
-        let body_start = r.position();
-        let descriptor = Descriptor::decode_body(&mut r)?;
-        let body = r.consumed_since(body_start).to_vec();
-        let signature = r.array()?;
-        r.finish("trailing bytes after the signature")?;
-        descriptor.validate()?;
-        let identity =
-            VerifyingKey::from_bytes(&descriptor.identity).map_err(|_| Error::BadSignature)?;
-        identity
-            .verify_strict(&signed_message(&body), &Signature::from_bytes(&signature))
-            .map_err(|_| Error::BadSignature)?;
-        Ok(Self {
-            body,
-            signature,
-            descriptor,
-        })
+        UncheckedDescriptor::parse(bytes)?.verify()
     }
 
     /// The signed descriptor's fields.
@@ -293,21 +280,100 @@ impl SignedDescriptor {
     /// `now_unix >= expires`, [`Error::NotYetValid`] if `published` is more than
     /// [`CLOCK_SKEW_SECS`] after `now_unix`.
     pub fn check_fresh(&self, now_unix: u64) -> Result<(), Error> {
-        let Descriptor {
-            published, expires, ..
-        } = self.descriptor;
-        if now_unix >= expires {
-            return Err(Error::Expired {
-                expires,
-                now: now_unix,
-            });
+        check_fresh(&self.descriptor, now_unix)
+    }
+}
+
+/// [`SignedDescriptor::check_fresh`] on the plain fields.
+fn check_fresh(descriptor: &Descriptor, now_unix: u64) -> Result<(), Error> {
+    let Descriptor {
+        published, expires, ..
+    } = *descriptor;
+    if now_unix >= expires {
+        return Err(Error::Expired {
+            expires,
+            now: now_unix,
+        });
+    }
+    if published > now_unix.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(Error::NotYetValid {
+            published,
+            now: now_unix,
+        });
+    }
+    Ok(())
+}
+
+/// A descriptor whose encoding and field rules have been checked but whose signature has not
+/// (yet). Crate-private: the only ways out are [`UncheckedDescriptor::verify`] and, after a batch
+/// check of the signature, [`UncheckedDescriptor::assume_verified`].
+pub(crate) struct UncheckedDescriptor {
+    body: Vec<u8>,
+    signature: [u8; SIGNATURE_LEN],
+    descriptor: Descriptor,
+    identity: VerifyingKey,
+}
+
+impl UncheckedDescriptor {
+    /// Parses one complete encoding: every error of [`SignedDescriptor::decode`] except
+    /// [`Error::BadSignature`].
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != DESCRIPTOR_VERSION {
+            return Err(Error::BadVersion(version));
         }
-        if published > now_unix.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(Error::NotYetValid {
-                published,
-                now: now_unix,
-            });
+        let body_start = r.position();
+        let descriptor = Descriptor::decode_body(&mut r)?;
+        let body = r.consumed_since(body_start).to_vec();
+        let signature = r.array()?;
+        r.finish("trailing bytes after the signature")?;
+        let identity = descriptor.checked_identity()?;
+        Ok(Self {
+            body,
+            signature,
+            descriptor,
+            identity,
+        })
+    }
+
+    /// Checks the signature (`verify_strict`) and yields the signed descriptor.
+    pub(crate) fn verify(self) -> Result<SignedDescriptor, Error> {
+        self.identity
+            .verify_strict(&self.message(), &Signature::from_bytes(&self.signature))
+            .map_err(|_| Error::BadSignature)?;
+        Ok(self.assume_verified())
+    }
+
+    /// The descriptor's `expires`.
+    pub(crate) fn expires(&self) -> u64 {
+        self.descriptor.expires
+    }
+
+    /// [`SignedDescriptor::check_fresh`], before paying for the signature check.
+    pub(crate) fn check_fresh(&self, now_unix: u64) -> Result<(), Error> {
+        check_fresh(&self.descriptor, now_unix)
+    }
+
+    /// The signed message: [`SIGNING_DOMAIN`] then the body.
+    #[cfg_attr(not(feature = "batch"), allow(dead_code))]
+    pub(crate) fn message(&self) -> Vec<u8> {
+        signed_message(&self.body)
+    }
+
+    /// The signature and the identity key, for a batch check.
+    #[cfg_attr(not(feature = "batch"), allow(dead_code))]
+    pub(crate) fn signature_and_key(&self) -> (Signature, VerifyingKey) {
+        (Signature::from_bytes(&self.signature), self.identity)
+    }
+
+    /// The signed descriptor, for a caller that has checked the signature some other way (a batch
+    /// verification covering this descriptor).
+    pub(crate) fn assume_verified(self) -> SignedDescriptor {
+        SignedDescriptor {
+            body: self.body,
+            signature: self.signature,
+            descriptor: self.descriptor,
         }
-        Ok(())
     }
 }

@@ -446,6 +446,11 @@ impl CircuitManager {
             }
             (exit, paths)
         };
+        for (i, p) in paths.iter().enumerate() {
+            // Relay identities are public; tests use this line to find a strand's relays.
+            let peers: Vec<String> = p.iter().map(|&r| relays[r].peer.to_string()).collect();
+            debug!(strand = i, path = %peers.join(","), "strand path chosen");
+        }
         let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
         let mut circuits = Vec::new();
         let mut last_err = None;

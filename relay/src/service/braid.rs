@@ -140,12 +140,6 @@ impl BraidSettings {
     /// bytes.
     pub fn fitted(&self, max_data: usize) -> Result<Config, braid_splitter::Error> {
         let mut cfg = self.splitter.clone();
-        if let Ok(w) = std::env::var("BRAID_WINDOW_HACK") {
-            let w: u32 = w.parse().unwrap_or(1 << 20);
-            cfg.window_bytes = std::num::NonZeroU32::new(w).unwrap_or(cfg.window_bytes);
-            cfg.window_fragments =
-                std::num::NonZeroU32::new(w / 1024).unwrap_or(cfg.window_fragments);
-        }
         let fit = max_data.saturating_sub(OVERHEAD).min(cfg.max_payload.get());
         cfg.max_payload =
             braid_splitter::config::PayloadLimit::try_from(u32::try_from(fit).unwrap_or(0))?;
@@ -335,6 +329,13 @@ pub async fn run(
         let now = Instant::now();
         let ack_strand = acks.ready(now, receiver.is_finished());
         let ack_tx = ack_strand.and_then(|s| link_of(&strands, s)).cloned();
+        if let Some(s) = ack_strand
+            && ack_tx.is_none()
+        {
+            // Its strand is gone: those acks cannot be sent (the peer resends what they ack).
+            acks.drop_strand(s);
+            continue;
+        }
         let ack_due = if ack_strand.is_none() {
             acks.next_due()
         } else {
