@@ -2,7 +2,8 @@
 //!
 //! A JSON object `{"version":1,"descriptors":["<hex>", ...]}`, each entry the hex of
 //! [`SignedDescriptor::encode`]. Loading checks every descriptor's signature and refuses the whole
-//! file on any bad entry. Not (yet) signed by registry keys, and it does no file I/O itself.
+//! file on any bad entry. Not signed by registry keys (the registry-signed form is `snapshot`), and
+//! it does no file I/O itself.
 
 use std::collections::HashMap;
 
