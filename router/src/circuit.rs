@@ -398,8 +398,12 @@ async fn run<R, W>(
             if writer.write(&cell).await.is_err() {
                 return "write failed";
             }
-            if msg_rx.is_empty() && writer.flush().await.is_err() {
-                return "flush failed";
+            if msg_rx.is_empty() {
+                // Let producers run once before flushing, so a burst leaves in few packets.
+                tokio::task::yield_now().await;
+                if msg_rx.is_empty() && writer.flush().await.is_err() {
+                    return "flush failed";
+                }
             }
         }
         "circuit handle dropped"

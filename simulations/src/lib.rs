@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod fault;
 pub mod http;
 pub mod network;
 pub mod report;
@@ -32,6 +33,9 @@ pub enum SimError {
         /// The error.
         source: std::io::Error,
     },
+    /// A fault could not be applied.
+    #[error("fault: {0}")]
+    Fault(String),
     /// The network never became ready.
     #[error("network not ready: {0}")]
     NotReady(String),

@@ -1,6 +1,12 @@
-//! Starts a simulated network: relays on 127.0.0.x, a proxy, and local HTTP servers.
+//! Starts a simulated network: relays on 127.0.0.x, a proxy, and local HTTP servers; kills
+//! relays for scenario faults.
+//!
+//! Relay `i` of the scenario is entry `i` of the directory the proxy gets, so the directory
+//! indexes in the proxy's strand paths and stream records are relay indexes here.
 
 use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use braid_node::{ProxyConfig, ProxyNode, RelayConfig, RelayNode};
 use braid_registry::Directory;
@@ -14,7 +20,7 @@ use crate::{Scenario, SimError};
 /// A running simulated network.
 #[derive(Debug)]
 pub struct SimNetwork {
-    /// The relays, exits first.
+    /// The relays, exits first. A killed relay keeps its place (see [`SimNetwork::kill`]).
     pub relays: Vec<RelayNode>,
     /// The proxy.
     pub proxy: ProxyNode,
@@ -25,6 +31,34 @@ pub struct SimNetwork {
     /// The directory the proxy was given.
     pub directory: Directory,
     servers: Vec<JoinHandle<()>>,
+    /// `killed[i]`: relay `i` was stopped by a fault.
+    killed: Mutex<Vec<bool>>,
+}
+
+/// Exit-side braided stream counters of all relays together (see `RelayStats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExitCounters {
+    /// Braided streams ended at exits.
+    pub braids: u64,
+    /// Fragments exits rejected.
+    pub fragments_rejected: u64,
+    /// Fragments exits sent again.
+    pub fragments_resent: u64,
+}
+
+impl ExitCounters {
+    /// What was counted since `earlier`.
+    pub fn since(self, earlier: ExitCounters) -> ExitCounters {
+        ExitCounters {
+            braids: self.braids.saturating_sub(earlier.braids),
+            fragments_rejected: self
+                .fragments_rejected
+                .saturating_sub(earlier.fragments_rejected),
+            fragments_resent: self
+                .fragments_resent
+                .saturating_sub(earlier.fragments_resent),
+        }
+    }
 }
 
 /// The relay settings the simulator uses for relay `i`.
@@ -116,7 +150,9 @@ impl SimNetwork {
             }
             Err(_) => None,
         };
+        let killed = Mutex::new(vec![false; relays.len()]);
         Ok(SimNetwork {
+            killed,
             relays,
             proxy,
             http_v4,
@@ -135,12 +171,58 @@ impl SimNetwork {
     pub fn integrity_failures(&self) -> u64 {
         self.relays
             .iter()
-            .map(|r| {
-                r.stats()
-                    .integrity_failures
-                    .load(std::sync::atomic::Ordering::Relaxed)
-            })
+            .map(|r| r.stats().integrity_failures.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Relay cells each relay has processed so far, by relay index.
+    pub fn relay_cells(&self) -> Vec<u64> {
+        self.relays
+            .iter()
+            .map(|r| r.stats().cells.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The exits' braided stream counters, summed over every relay.
+    pub fn exit_counters(&self) -> ExitCounters {
+        let mut c = ExitCounters::default();
+        for r in &self.relays {
+            let s = r.stats();
+            c.braids += s.braids.load(Ordering::Relaxed);
+            c.fragments_rejected += s.fragments_rejected.load(Ordering::Relaxed);
+            c.fragments_resent += s.fragments_resent.load(Ordering::Relaxed);
+        }
+        c
+    }
+
+    /// Stops relay `i` as a fault: its transport shuts down, so every circuit through it dies
+    /// and its neighbours see their connections to it close. It keeps its index; the
+    /// proxy's directory still lists it (like a client with a stale directory), so builds
+    /// through it fail and are retried elsewhere.
+    pub async fn kill(&self, i: usize) -> Result<(), SimError> {
+        let relay = self.relays.get(i).ok_or_else(|| {
+            SimError::Fault(format!("no relay {i} (relays are 0..{})", self.relays.len()))
+        })?;
+        {
+            let mut killed = self
+                .killed
+                .lock()
+                .map_err(|_| SimError::Fault("lock poisoned".into()))?;
+            if killed[i] {
+                return Err(SimError::Fault(format!("relay {i} is already dead")));
+            }
+            killed[i] = true;
+        }
+        relay.shutdown().await;
+        Ok(())
+    }
+
+    /// Whether relay `i` was killed.
+    pub fn is_killed(&self, i: usize) -> bool {
+        self.killed
+            .lock()
+            .map(|k| k.get(i).copied().unwrap_or(false))
+            .unwrap_or(false)
     }
 
     /// Stops everything.
@@ -149,8 +231,10 @@ impl SimNetwork {
             s.abort();
         }
         self.proxy.shutdown().await;
-        for r in &self.relays {
-            r.shutdown().await;
+        for (i, r) in self.relays.iter().enumerate() {
+            if !self.is_killed(i) {
+                r.shutdown().await;
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Scenario files: the network to start and the fetches to run.
+//! Scenario files: the network to start, the fetches to run and the faults to inject.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
+use crate::fault::{FaultSpec, MAX_FAULTS};
 
 /// A simulation scenario. Every key has a default; unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub struct Scenario {
     pub strands: usize,
     /// Fetch groups, run in order.
     pub fetch: Vec<FetchGroup>,
+    /// Faults, each fired during one fetch group (see [`crate::fault`]).
+    pub faults: Vec<FaultSpec>,
 }
 
 /// A group of identical fetches through the proxy.
@@ -71,6 +74,7 @@ impl Default for Scenario {
                 g(32 * MIB, 1, true),
                 g(32 * MIB, 2, false),
             ],
+            faults: Vec::new(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl Scenario {
             hops,
             strands: 3,
             fetch: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -122,6 +127,12 @@ impl Scenario {
             if f.count > 10_000 {
                 return Err("fetch count at most 10000".into());
             }
+        }
+        if self.faults.len() > MAX_FAULTS {
+            return Err(format!("at most {MAX_FAULTS} faults"));
+        }
+        for f in &self.faults {
+            f.validate(self.relays, self.fetch.len())?;
         }
         Ok(())
     }

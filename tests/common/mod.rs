@@ -118,6 +118,19 @@ impl Proc {
         }
     }
 
+    /// Sends SIGKILL now and reaps the process (bounded); returns how it ended. Panics if it
+    /// is still there after 5 s.
+    pub fn sigkill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        self.wait_exit(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{} survived SIGKILL for 5 s", self.name))
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The last part of the process's stderr, for failure messages.
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
@@ -185,6 +198,16 @@ fn toml_str(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// How [`Network::start_with`] configures and runs its proxy.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyOptions {
+    /// `strands = N` in the proxy config; the built-in default when `None`.
+    pub strands: Option<usize>,
+    /// The proxy's `RUST_LOG` (its log goes to its stderr file, see [`Proc::stderr`]);
+    /// inherited from the test's environment when `None`.
+    pub rust_log: Option<String>,
+}
+
 /// A network of relay processes and one proxy process. Fields drop in order: the proxy first,
 /// then the relays, then the directory holding their files.
 pub struct Network {
@@ -194,6 +217,8 @@ pub struct Network {
     pub relays: Vec<Proc>,
     /// The proxy's SOCKS5 address.
     pub socks: SocketAddr,
+    /// The descriptor file each relay announced, in the order of `relays`.
+    descriptors: Vec<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -213,7 +238,14 @@ impl Network {
         )
     }
 
+    /// Starts one relay per spec, relay `i` on `127.0.0.(base + i)`, and a 3-hop proxy with
+    /// the built-in defaults otherwise.
     pub fn start(base: u8, specs: &[RelaySpec]) -> Network {
+        Network::start_with(base, specs, &ProxyOptions::default())
+    }
+
+    /// Like [`Network::start`], with the proxy configured and run as `options` say.
+    pub fn start_with(base: u8, specs: &[RelaySpec], options: &ProxyOptions) -> Network {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let mut relays = Vec::new();
@@ -259,13 +291,19 @@ impl Network {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let config = format!(
+        let mut config = format!(
             "socks_listen = \"127.0.0.1:0\"\ndirectory = {}\nhops = 3\n",
             toml_str(&directory.display().to_string())
         );
+        if let Some(k) = options.strands {
+            config.push_str(&format!("strands = {k}\n"));
+        }
         let path = write_file(dir.path(), "proxy.toml", &config);
         let mut cmd = Command::new(braid_bin());
         cmd.arg("proxy").arg("--config").arg(&path);
+        if let Some(filter) = &options.rust_log {
+            cmd.env("RUST_LOG", filter).env("NO_COLOR", "1");
+        }
         let mut proxy = Proc::spawn("proxy", cmd, &dir.path().join("proxy.stderr"));
         let addr = proxy.wait_line("ready socks5=", READY_TIMEOUT);
         let socks: SocketAddr = addr
@@ -280,8 +318,22 @@ impl Network {
             proxy,
             relays,
             socks,
+            descriptors: descriptors.into_iter().map(PathBuf::from).collect(),
             dir,
         }
+    }
+
+    /// Each relay's libp2p peer id (base58, as logs print it), computed from the identity key
+    /// in the descriptor file the relay announced; in the order of `relays`.
+    pub fn relay_peer_ids(&self) -> Vec<String> {
+        self.descriptors
+            .iter()
+            .map(|path| {
+                let signed = braid_node::relay_node::read_descriptor(path)
+                    .unwrap_or_else(|e| panic!("cannot read descriptor {}: {e}", path.display()));
+                ed25519_peer_id(&signed.descriptor().identity)
+            })
+            .collect()
     }
 
     /// The temporary directory holding configs, keys and logs.
@@ -298,6 +350,56 @@ impl Network {
         }
         out
     }
+}
+
+/// The libp2p peer id of an Ed25519 public key, base58btc: the identity multihash (code 0,
+/// length 36) of the protobuf `PublicKey { key_type: Ed25519 (1), data: key }`.
+pub fn ed25519_peer_id(public: &[u8; 32]) -> String {
+    let mut bytes = vec![0x00, 36, 0x08, 0x01, 0x12, 32];
+    bytes.extend_from_slice(public);
+    base58(&bytes)
+}
+
+/// Bitcoin-alphabet base58 of `bytes` (leading zero bytes become `1`s).
+fn base58(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    // Little-endian base-58 digits of the big-endian number `bytes`.
+    let mut digits: Vec<u8> = Vec::new();
+    for &b in bytes {
+        let mut carry = u32::from(b);
+        for d in digits.iter_mut() {
+            carry += u32::from(*d) << 8;
+            *d = (carry % 58) as u8;
+            carry /= 58;
+        }
+        while carry > 0 {
+            digits.push((carry % 58) as u8);
+            carry /= 58;
+        }
+    }
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    std::iter::repeat_n(b'1', zeros)
+        .chain(digits.iter().rev().map(|&d| ALPHABET[usize::from(d)]))
+        .map(char::from)
+        .collect()
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`), for parsing colored logs.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The deterministic HTTP server of `braid_simulations::http`, run on its own runtime so

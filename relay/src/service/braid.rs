@@ -282,19 +282,7 @@ pub async fn run(
                 Ok(SendAction::Transmit {
                     strand, fragment, ..
                 }) => {
-                    let mut bytes = fragment.to_vec();
-                    if let Some(s) = strands.get_mut(&strand) {
-                        s.sends = s.sends.wrapping_add(1);
-                        if let Some((bad, every)) = settings.corrupt
-                            && bad == strand
-                            && every > 0
-                            && s.sends % every == 0
-                            && bytes.len() > HEADER_LEN
-                        {
-                            bytes[HEADER_LEN] ^= 0x01;
-                        }
-                    }
-                    pending = Some((strand, bytes));
+                    pending = Some((strand, outgoing(&mut strands, settings, strand, fragment)));
                     stranded_since = None;
                 }
                 Ok(SendAction::Idle { wake_at: w }) => {
@@ -377,6 +365,12 @@ pub async fn run(
                             s.tally.bytes_sent += bytes.len() as u64;
                         }
                         permit.send(RelayMsg::Data { stream, data: bytes });
+                        // Queue a burst while there is room, so circuit writers see full
+                        // queues and write (and flush) many cells at once.
+                        if let Err(e) = burst(&mut sender, &mut strands, &mut pending, settings, now_ms()) {
+                            debug!(error = %e, "braid: sender failed");
+                            break Some(EndReason::Misc);
+                        }
                     }
                     None => strand_down(&mut strands, &mut sender, &mut pending, supply, strand),
                 }
@@ -494,6 +488,79 @@ pub async fn run(
         received: receiver.stats(),
         failure,
     }
+}
+
+/// Fragments queued per burst, at most.
+const BURST: usize = 32;
+
+/// The bytes to send for a fragment the sender chose for `strand` (with the simulation fault
+/// applied, if set for this strand).
+fn outgoing(
+    strands: &mut BTreeMap<StrandId, Strand>,
+    settings: &BraidSettings,
+    strand: StrandId,
+    fragment: &[u8],
+) -> Vec<u8> {
+    let mut bytes = fragment.to_vec();
+    if let Some(s) = strands.get_mut(&strand) {
+        s.sends = s.sends.wrapping_add(1);
+        if let Some((bad, every)) = settings.corrupt
+            && bad == strand
+            && every > 0
+            && s.sends % every == 0
+            && bytes.len() > HEADER_LEN
+        {
+            bytes[HEADER_LEN] ^= 0x01;
+        }
+    }
+    bytes
+}
+
+/// Sends further fragments while their strands' queues have room, without waiting. A fragment
+/// that finds no room becomes `pending`.
+fn burst(
+    sender: &mut Sender,
+    strands: &mut BTreeMap<StrandId, Strand>,
+    pending: &mut Option<(StrandId, Vec<u8>)>,
+    settings: &BraidSettings,
+    now: u64,
+) -> Result<(), braid_splitter::Error> {
+    for _ in 0..BURST {
+        let (strand, bytes) = match sender.poll(now)? {
+            SendAction::Transmit {
+                strand, fragment, ..
+            } => (strand, outgoing(strands, settings, strand, fragment)),
+            _ => return Ok(()),
+        };
+        let len = bytes.len() as u64;
+        let sent = match link_of(strands, strand) {
+            Some(link) => match link.tx.try_reserve() {
+                Ok(permit) => {
+                    let stream = link.stream;
+                    permit.send(RelayMsg::Data {
+                        stream,
+                        data: bytes,
+                    });
+                    true
+                }
+                Err(_) => {
+                    *pending = Some((strand, bytes));
+                    false
+                }
+            },
+            None => {
+                *pending = Some((strand, bytes));
+                false
+            }
+        };
+        if !sent {
+            return Ok(());
+        }
+        if let Some(s) = strands.get_mut(&strand) {
+            s.tally.bytes_sent += len;
+        }
+    }
+    Ok(())
 }
 
 fn live(strands: &BTreeMap<StrandId, Strand>) -> usize {

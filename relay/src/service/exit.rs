@@ -102,8 +102,12 @@ where
             if limiter.pace(writer).await.is_err() || writer.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
-            if msg_rx.is_empty() && writer.flush().await.is_err() {
-                return Outcome::Closed;
+            if msg_rx.is_empty() {
+                // Let producers run once before flushing, so a burst leaves in few packets.
+                tokio::task::yield_now().await;
+                if msg_rx.is_empty() && writer.flush().await.is_err() {
+                    return Outcome::Closed;
+                }
             }
         }
         Outcome::Closed
