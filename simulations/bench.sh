@@ -6,7 +6,9 @@
 #   - time to first byte of a 1 KiB fetch on a fresh circuit (new SOCKS credentials), median of 20
 #   - peak RSS of the simulator process (8 relays + proxy + HTTP server) and of one idle
 #     `braid relay` process.
-# Usage: simulations/bench.sh   (builds in release first; needs curl)
+# Each braid figure is taken once per strand count K in $KS (default "1 3"): K = 1 carries each
+# stream on one circuit, K > 1 splits it over K circuits to one exit.
+# Usage: [KS="1 3"] simulations/bench.sh   (builds in release first; needs curl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin braid
@@ -26,10 +28,6 @@ wait_line() { # file pattern
 "$HTTP" 127.0.0.1:0 >"$tmp/http.out" & pids+=($!)
 wait_line "$tmp/http.out" "ready http="
 H=$(sed -n 's/ready http=//p' "$tmp/http.out")
-"$BRAID" sim --serve >"$tmp/sim.out" 2>"$tmp/sim.err" & SIM=$!; pids+=($SIM)
-wait_line "$tmp/sim.out" "ready socks5="
-S=$(sed -n 's/ready socks5=//p' "$tmp/sim.out")
-
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 speed() { curl -s -o /dev/null -w '%{speed_download}\n' "$@"; }
 ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "$@"; }
@@ -37,12 +35,30 @@ ttfb() { curl -s -o /dev/null -w '%{time_starttransfer}\n' "$@"; }
 big="http://$H/bytes/$((64 << 20))"
 small="http://$H/bytes/1024"
 d_tp=$(for i in 1 2 3; do speed "$big"; done | median)
-p_tp=$(for i in 1 2 3; do speed --socks5-hostname "$S" -U warm:x "$big"; done | median)
 d_ttfb=$(for i in $(seq 20); do ttfb "$small"; done | median)
-ttfb --socks5-hostname "$S" -U warm:x "$small" >/dev/null
-w_ttfb=$(for i in $(seq 20); do ttfb --socks5-hostname "$S" -U warm:x "$small"; done | median)
-f_ttfb=$(for i in $(seq 20); do ttfb --socks5-hostname "$S" -U "fresh$i:x" "$small"; done | median)
-sim_rss=$(awk '/VmHWM/ {print $2}' /proc/$SIM/status)
+
+KS=${KS:-"1 3"}
+rows=""
+for K in $KS; do
+  cat >"$tmp/k$K.toml" <<TOML
+name = "bench-k$K"
+relays = 8
+exits = 3
+hops = 3
+strands = $K
+TOML
+  "$BRAID" sim "$tmp/k$K.toml" --serve >"$tmp/sim$K.out" 2>"$tmp/sim$K.err" & SIM=$!; pids+=($SIM)
+  wait_line "$tmp/sim$K.out" "ready socks5="
+  S=$(sed -n 's/ready socks5=//p' "$tmp/sim$K.out")
+  p_tp=$(for i in 1 2 3; do speed --socks5-hostname "$S" -U warm:x "$big"; done | median)
+  ttfb --socks5-hostname "$S" -U warm:x "$small" >/dev/null
+  w_ttfb=$(for i in $(seq 20); do ttfb --socks5-hostname "$S" -U warm:x "$small"; done | median)
+  f_ttfb=$(for i in $(seq 20); do ttfb --socks5-hostname "$S" -U "fresh$i:x" "$small"; done | median)
+  sim_rss=$(awk '/VmHWM/ {print $2}' /proc/$SIM/status)
+  kill "$SIM"; wait "$SIM" 2>/dev/null || true
+  rows="$rows$K $p_tp $w_ttfb $f_ttfb $sim_rss
+"
+done
 
 # One idle relay as its own process.
 mkdir -p "$tmp/relay"
@@ -56,11 +72,12 @@ wait_line "$tmp/relay.out" "ready descriptor="
 sleep 3
 relay_rss=$(awk '/VmHWM/ {print $2}' /proc/$R/status)
 
-awk -v dt="$d_tp" -v pt="$p_tp" -v dd="$d_ttfb" -v wt="$w_ttfb" -v ft="$f_ttfb" \
-    -v srss="$sim_rss" -v rrss="$relay_rss" 'BEGIN {
-  printf "%-34s %12s %12s %10s\n", "measure", "direct", "braid", "ratio"
-  printf "%-34s %9.1f MB/s %7.1f MB/s %9.3f\n", "64 MiB throughput (median of 3)", dt/1e6, pt/1e6, pt/dt
-  printf "%-34s %9.3f ms %9.3f ms %9.2f  (+%.3f ms)\n", "1 KiB TTFB, warm circuit (med 20)", dd*1e3, wt*1e3, wt/dd, (wt-dd)*1e3
-  printf "%-34s %9.3f ms %9.3f ms %9.2f  (+%.3f ms)\n", "1 KiB TTFB, fresh circuit (med 20)", dd*1e3, ft*1e3, ft/dd, (ft-dd)*1e3
-  printf "peak RSS: simulator process (8 relays + proxy + http) %.1f MiB; idle relay process %.1f MiB\n", srss/1024, rrss/1024
-}'
+printf "%s" "$rows" | awk -v dt="$d_tp" -v dd="$d_ttfb" -v rrss="$relay_rss" '
+NR == 1 {
+  printf "direct (no proxy): 64 MiB %.1f MB/s (median of 3), 1 KiB TTFB %.3f ms (median of 20)\n", dt/1e6, dd*1e3
+  printf "%-3s %24s %26s %26s %10s\n", "K", "64 MiB MB/s (ratio)", "warm TTFB ms (added)", "fresh TTFB ms (added)", "sim RSS"
+}
+{
+  printf "%-3s %14.1f (%7.3f) %15.3f (+%7.3f) %15.3f (+%7.3f) %7.1f MiB\n", $1, $2/1e6, $2/dt, $3*1e3, ($3-dd)*1e3, $4*1e3, ($4-dd)*1e3, $5/1024
+}
+END { printf "idle relay process peak RSS: %.1f MiB\n", rrss/1024 }'

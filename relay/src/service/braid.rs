@@ -119,6 +119,9 @@ pub struct BraidSettings {
     pub no_strand_timeout: Duration,
     /// Received bytes held for a slow socket before the engine stops taking fragments.
     pub out_buffer: usize,
+    /// A strand whose queue takes no fragment for this long is treated as lost (its circuit
+    /// may be dead without anyone having noticed yet): its fragments go to the others.
+    pub stall_timeout: Duration,
     /// Simulation fault: corrupt every n-th data fragment sent on this strand (never set by
     /// configuration files).
     pub corrupt: Option<(StrandId, u32)>,
@@ -130,6 +133,7 @@ impl Default for BraidSettings {
             splitter: Config::default(),
             no_strand_timeout: Duration::from_secs(20),
             out_buffer: 256 * 1024,
+            stall_timeout: Duration::from_secs(2),
             corrupt: None,
         }
     }
@@ -257,6 +261,8 @@ pub async fn run(
     let mut acks = AckQueue::default();
 
     let mut pending: Option<(StrandId, Vec<u8>)> = None;
+    // When the pending fragment's strand started refusing it.
+    let mut blocked_since: Option<(StrandId, Instant)> = None;
     let mut app_eof = false;
     let mut wr_closed = false;
     let mut peer_done = false;
@@ -312,10 +318,18 @@ pub async fn run(
             break Some(EndReason::Misc);
         }
         let wake = wake_at.map(|ms| clock + Duration::from_millis(ms));
+        blocked_since = match (&pending, blocked_since) {
+            (Some((s, _)), Some((b, t))) if *s == b => Some((b, t)),
+            (Some((s, _)), _) => Some((*s, Instant::now())),
+            (None, _) => None,
+        };
+        let stall = blocked_since.map(|(_, t)| t + settings.stall_timeout);
         let stranded = stranded_since.map(|t| t + settings.no_strand_timeout);
         // Cloned handles (an atomic increment each) so that a permit does not borrow `strands`.
         let now = Instant::now();
-        let ack_strand = acks.ready(now, receiver.is_finished());
+        let ack_strand = acks.ready(now, receiver.is_finished(), |s| {
+            link_of(&strands, s).is_some_and(|l| l.tx.capacity() > 0)
+        });
         let ack_tx = ack_strand.and_then(|s| link_of(&strands, s)).cloned();
         if let Some(s) = ack_strand
             && ack_tx.is_none()
@@ -365,6 +379,7 @@ pub async fn run(
                             s.tally.bytes_sent += bytes.len() as u64;
                         }
                         permit.send(RelayMsg::Data { stream, data: bytes });
+                        blocked_since = None;
                         // Queue a burst while there is room, so circuit writers see full
                         // queues and write (and flush) many cells at once.
                         if let Err(e) = burst(&mut sender, &mut strands, &mut pending, settings, now_ms()) {
@@ -462,6 +477,13 @@ pub async fn run(
             }
             _ = sleep_until(wake), if wake.is_some() => {}
             _ = sleep_until(ack_due), if ack_due.is_some() => {}
+            _ = sleep_until(stall), if stall.is_some() => {
+                if let Some((strand, _)) = blocked_since.take() {
+                    debug!(strand = strand.0, "braid: strand stalled; treating it as lost");
+                    acks.drop_strand(strand);
+                    strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
+                }
+            }
             _ = sleep_until(stranded), if stranded.is_some() => {
                 debug!("braid: no strand left");
                 break Some(EndReason::Timeout);

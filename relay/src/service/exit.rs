@@ -239,23 +239,24 @@ where
                         return Outcome::Closed;
                     }
                 }
-                RelayMsg::Data { stream, data } => match streams.get(&stream) {
-                    Some(StreamEntry::Plain { tx, .. }) => {
-                        if tx.send(StreamCmd::Data(data)).await.is_err() {
-                            streams.remove(&stream);
+                RelayMsg::Data { stream, data } => {
+                    let alive = match streams.get(&stream) {
+                        Some(StreamEntry::Plain { tx, .. }) => {
+                            tx.send(StreamCmd::Data(data)).await.is_ok()
                         }
-                    }
-                    Some(StreamEntry::Strand { strand, events }) => {
-                        let ev = StrandEvent::Fragment {
-                            strand: *strand,
-                            bytes: data,
-                        };
-                        if events.send(ev).await.is_err() {
-                            streams.remove(&stream);
+                        Some(StreamEntry::Strand { strand, events }) => {
+                            let ev = StrandEvent::Fragment {
+                                strand: *strand,
+                                bytes: data,
+                            };
+                            events.send(ev).await.is_ok()
                         }
+                        None => true,
+                    };
+                    if !alive {
+                        streams.remove(&stream);
                     }
-                    None => {}
-                },
+                }
                 RelayMsg::Eof { stream } => {
                     if let Some(StreamEntry::Plain { tx, .. }) = streams.get(&stream) {
                         let _ = tx.send(StreamCmd::Eof).await;

@@ -44,12 +44,24 @@ impl AckQueue {
         self.batches.is_empty()
     }
 
-    /// A strand whose acks should go now (`flush`: regardless of count and age).
-    pub(super) fn ready(&self, now: Instant, flush: bool) -> Option<StrandId> {
-        self.batches
+    /// A strand whose acks should go now (`flush`: regardless of count and age), preferring
+    /// one for which `has_room` holds, so a stuck strand does not hold up the others' acks.
+    pub(super) fn ready(
+        &self,
+        now: Instant,
+        flush: bool,
+        has_room: impl Fn(StrandId) -> bool,
+    ) -> Option<StrandId> {
+        let mut due = self
+            .batches
             .iter()
-            .find(|(_, b)| flush || b.acks.len() >= ACK_EVERY || now >= b.since + ACK_DELAY)
-            .map(|(s, _)| *s)
+            .filter(|(_, b)| flush || b.acks.len() >= ACK_EVERY || now >= b.since + ACK_DELAY)
+            .map(|(s, _)| *s);
+        let first = due.next()?;
+        if has_room(first) {
+            return Some(first);
+        }
+        due.find(|s| has_room(*s)).or(Some(first))
     }
 
     /// When the oldest waiting batch becomes due.
@@ -89,13 +101,30 @@ mod tests {
         let mut q = AckQueue::default();
         let a = StrandId(1);
         q.push(a, [1; ACK_FRAGMENT_LEN], t0);
-        assert_eq!(q.ready(t0, false), None, "one young ack waits");
-        assert_eq!(q.ready(t0 + ACK_DELAY, false), Some(a), "an old ack goes");
-        assert_eq!(q.ready(t0, true), Some(a), "a flush sends it");
+        let room = |_| true;
+        assert_eq!(q.ready(t0, false, room), None, "one young ack waits");
+        assert_eq!(
+            q.ready(t0 + ACK_DELAY, false, room),
+            Some(a),
+            "an old ack goes"
+        );
+        assert_eq!(q.ready(t0, true, room), Some(a), "a flush sends it");
+        let b = StrandId(2);
+        q.push(b, [9; ACK_FRAGMENT_LEN], t0);
+        assert_eq!(
+            q.ready(t0, true, |s| s == b),
+            Some(b),
+            "a strand with room goes first"
+        );
+        assert_eq!(q.take(b, 10_000).len(), ACK_FRAGMENT_LEN);
         for i in 0..3 {
             q.push(a, [i; ACK_FRAGMENT_LEN], t0);
         }
-        assert_eq!(q.ready(t0, false), Some(a), "ACK_EVERY acks go at once");
+        assert_eq!(
+            q.ready(t0, false, room),
+            Some(a),
+            "ACK_EVERY acks go at once"
+        );
         let body = q.take(a, 2 * ACK_FRAGMENT_LEN + 5);
         assert_eq!(body.len(), 2 * ACK_FRAGMENT_LEN, "no more than fits");
         assert_eq!(&body[..ACK_FRAGMENT_LEN], &[1; ACK_FRAGMENT_LEN]);
