@@ -201,7 +201,10 @@ impl SimNetwork {
     /// through it fail and are retried elsewhere.
     pub async fn kill(&self, i: usize) -> Result<(), SimError> {
         let relay = self.relays.get(i).ok_or_else(|| {
-            SimError::Fault(format!("no relay {i} (relays are 0..{})", self.relays.len()))
+            SimError::Fault(format!(
+                "no relay {i} (relays are 0..{})",
+                self.relays.len()
+            ))
         })?;
         {
             let mut killed = self

@@ -76,7 +76,8 @@ pub async fn run_fetches(s: &Scenario, net: &SimNetwork) -> Report {
                 .saturating_sub(records_before) as u64;
             settle_exits(net, exit_before.braids + streams).await;
         }
-        run.exit_per_group.push(net.exit_counters().since(exit_before));
+        run.exit_per_group
+            .push(net.exit_counters().since(exit_before));
         run.fetches.extend(records);
     }
     run.faults = faults
@@ -87,12 +88,7 @@ pub async fn run_fetches(s: &Scenario, net: &SimNetwork) -> Report {
         })
         .collect();
     run.exit_total = net.exit_counters().since(exit_start);
-    Report::new(
-        s,
-        run,
-        &manager.build_times(),
-        net.integrity_failures(),
-    )
+    Report::new(s, run, &manager.build_times(), net.integrity_failures())
 }
 
 /// Runs one fetch group's fetches in order.
