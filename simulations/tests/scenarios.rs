@@ -15,9 +15,17 @@ fn scenario_files_load() {
             n += 1;
         }
     }
-    assert!(n >= 2);
+    assert!(n >= 3);
+    let k = Scenario::load(&dir.join("kill-strand-middle.toml")).expect("kill-strand-middle");
+    assert_eq!((k.relays, k.exits, k.hops, k.strands), (10, 2, 3, 3));
+    assert_eq!(k.faults.len(), 1);
     let d = Scenario::load(&dir.join("default.toml")).expect("default");
     assert_eq!(d, Scenario::default());
+}
+
+/// A one-fetch scenario of 8 relays with one fault whose keys (besides `at_ms`) are `keys`.
+fn fault(keys: &str) -> String {
+    format!("relays = 8\n[[fetch]]\nsize = 1024\ncount = 1\n[[faults]]\nat_ms = 5\n{keys}\n")
 }
 
 #[test]
@@ -29,6 +37,12 @@ fn bad_scenarios_are_rejected() {
         ("exits = 0\n", "exits"),
         ("surprise = 1\n", "surprise"),
         ("hops = 9\n", "hops"),
+        (&fault("kill = 12"), "relay 12"),
+        (&fault("kill = \"strand-exit\""), "strand-exit"),
+        (&fault("cut = [1, 2]"), "not supported"),
+        (&fault("kill = 1\ngroup = 1"), "group 1"),
+        (&fault("kill = 1\ncut = [1, 2]"), "both"),
+        (&fault("kill = 1\nwhen = 3"), "when"),
     ] {
         let p = dir.join("s.toml");
         std::fs::write(&p, text).expect("write");
