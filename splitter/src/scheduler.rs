@@ -33,6 +33,8 @@ pub(crate) struct Path {
     pub(crate) id: StrandId,
     /// Marked failed: never chosen again.
     pub(crate) failed: bool,
+    /// Its carrier has no room right now: chosen only when every active strand is blocked.
+    pub(crate) blocked: bool,
     srtt: f64,
     rttvar: f64,
     rate: f64,
@@ -99,6 +101,7 @@ impl Scheduler {
         self.paths.push(Path {
             id,
             failed: false,
+            blocked: false,
             srtt: self.initial_rtt,
             rttvar: self.initial_rtt / 2.0,
             rate: 0.0,
@@ -189,27 +192,49 @@ impl Scheduler {
         p.jitter / (p.srtt + queue.min(p.srtt))
     }
 
+    /// Marks strand `id` as blocked (its carrier has no room now) or not. A blocked strand is
+    /// chosen only when every active strand is blocked, so one full queue does not hold up a
+    /// stream that other strands could carry.
+    pub fn set_blocked(&mut self, id: StrandId, blocked: bool) {
+        if let Some(i) = self.index(id) {
+            self.paths[i].blocked = blocked;
+        }
+    }
+
     /// Picks a strand for the next fragment, avoiding `avoid` (the strand a resent fragment was
-    /// lost on) when another is active. `None` if no strand is active.
+    /// lost on) when another is active, and blocked strands when an unblocked one is active.
+    /// `None` if no strand is active.
     pub fn pick(&mut self, avoid: Option<StrandId>) -> Option<StrandId> {
-        let eligible = |p: &&Path| !p.failed && Some(p.id) != avoid;
-        let any_other = self.paths.iter().any(|p| eligible(&p));
-        let candidate = |p: &&Path| if any_other { eligible(p) } else { !p.failed };
-        let total: f64 = self.paths.iter().filter(candidate).map(Self::weight).sum();
-        if total <= 0.0 {
-            return None;
-        }
-        let mut point = self.rng.next_f64() * total;
-        let mut chosen = None;
-        for p in self.paths.iter().filter(candidate) {
-            chosen = Some(p.id);
-            point -= Self::weight(p);
-            if point < 0.0 {
-                break;
+        // Preference tiers: unblocked and not avoided, unblocked, not avoided, any active.
+        let tiers: [&dyn Fn(&Path) -> bool; 4] = [
+            &|p| !p.failed && !p.blocked && Some(p.id) != avoid,
+            &|p| !p.failed && !p.blocked,
+            &|p| !p.failed && Some(p.id) != avoid,
+            &|p| !p.failed,
+        ];
+        for tier in tiers {
+            let total: f64 = self
+                .paths
+                .iter()
+                .filter(|p| tier(p))
+                .map(Self::weight)
+                .sum();
+            if total <= 0.0 {
+                continue;
             }
+            let mut point = self.rng.next_f64() * total;
+            let mut chosen = None;
+            for p in self.paths.iter().filter(|p| tier(p)) {
+                chosen = Some(p.id);
+                point -= Self::weight(p);
+                if point < 0.0 {
+                    break;
+                }
+            }
+            // If rounding left `point` at or above 0, the last candidate takes it.
+            return chosen;
         }
-        // If rounding left `point` at or above 0, the last candidate takes it.
-        chosen
+        None
     }
 
     /// A uniform random index below `len` (`len > 0`), from the stream's generator.
@@ -230,6 +255,27 @@ mod tests {
         }
         assert!(!s.add(StrandId(0)));
         s
+    }
+
+    #[test]
+    fn blocked_strands_are_skipped_unless_all_are_blocked() {
+        let mut s = scheduler(3);
+        s.set_blocked(StrandId(0), true);
+        s.set_blocked(StrandId(2), true);
+        for _ in 0..200 {
+            assert_eq!(s.pick(None), Some(StrandId(1)));
+        }
+        // Room beats avoidance: a resend goes to the only strand with room, even the one it
+        // was lost on, rather than wait behind a full queue.
+        assert_eq!(s.pick(Some(StrandId(1))), Some(StrandId(1)));
+        s.set_blocked(StrandId(1), true);
+        let mut seen = [false; 3];
+        for _ in 0..300 {
+            seen[s.pick(None).unwrap().0 as usize] = true;
+        }
+        assert_eq!(seen, [true; 3], "all blocked: any strand may be chosen");
+        s.set_blocked(StrandId(0), false);
+        assert_eq!(s.pick(Some(StrandId(0))), Some(StrandId(0)));
     }
 
     #[test]

@@ -152,6 +152,12 @@ impl Sender {
         Ok(())
     }
 
+    /// Marks `strand` as blocked (its carrier has no room now) or not: new fragments and
+    /// resends go to unblocked strands while any is active (see [`Scheduler::set_blocked`]).
+    pub fn set_blocked(&mut self, strand: StrandId, blocked: bool) {
+        self.scheduler.set_blocked(strand, blocked);
+    }
+
     /// Marks `strand` failed: it gets nothing more, and every fragment in flight on it is queued
     /// for resend on the others. Returns how many were queued. The strand stays listed (and
     /// counted against the limit) until [`Sender::remove_strand`].

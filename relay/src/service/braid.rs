@@ -284,6 +284,7 @@ pub async fn run(
         let mut wake_at = None;
         let mut sender_done = false;
         if pending.is_none() {
+            mark_blocked(&mut sender, &strands);
             match sender.poll(now_ms()) {
                 Ok(SendAction::Transmit {
                     strand, fragment, ..
@@ -548,6 +549,7 @@ fn burst(
     now: u64,
 ) -> Result<(), braid_splitter::Error> {
     for _ in 0..BURST {
+        mark_blocked(sender, strands);
         let (strand, bytes) = match sender.poll(now)? {
             SendAction::Transmit {
                 strand, fragment, ..
@@ -583,6 +585,15 @@ fn burst(
         }
     }
     Ok(())
+}
+
+/// Tells the scheduler which strands' queues are full now, so it picks others.
+fn mark_blocked(sender: &mut Sender, strands: &BTreeMap<StrandId, Strand>) {
+    for (id, s) in strands {
+        if let Some(link) = &s.link {
+            sender.set_blocked(*id, link.tx.capacity() == 0);
+        }
+    }
 }
 
 fn live(strands: &BTreeMap<StrandId, Strand>) -> usize {
