@@ -10,9 +10,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use braid_router::CircuitManager;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::fault::{FaultRecord, fire};
+use crate::fault::{FaultRecord, apply, choose};
 use crate::http::fetch;
 use crate::report::{BraidFigures, FetchRecord, Report, RunRecords};
 use crate::scenario::FetchGroup;
@@ -50,22 +51,29 @@ pub async fn run_fetches(s: &Scenario, net: &SimNetwork) -> Report {
             .collect();
         due.sort_by_key(|&i| s.faults[i].at_ms);
         let fired = Mutex::new(Vec::new());
+        let (done_tx, mut done_rx) = watch::channel(false);
         let start = Instant::now();
-        let fetches = run_group(net, index, g, &mut fresh_n, braided);
+        let fetches = async {
+            let r = run_group(net, index, g, &mut fresh_n, braided).await;
+            let _ = done_tx.send(true);
+            r
+        };
         let fault_run = async {
             for &i in &due {
-                let rec = fire(net, &s.faults[i], start).await;
+                let spec = &s.faults[i];
+                // Waiting for the fault is cut short when the group ends; a kill, once begun,
+                // runs to the end.
+                let victim = tokio::select! {
+                    v = choose(net, spec, start) => v,
+                    _ = done_rx.wait_for(|done| *done) => break,
+                };
+                let rec = apply(net, spec, victim, start).await;
                 if let Ok(mut f) = fired.lock() {
                     f.push((i, rec));
                 }
             }
-            // Done: let the fetches run on.
-            std::future::pending::<std::convert::Infallible>().await
         };
-        let records = tokio::select! {
-            r = fetches => r,
-            never = fault_run => match never {},
-        };
+        let (records, ()) = tokio::join!(fetches, fault_run);
         for (i, rec) in fired.into_inner().unwrap_or_default() {
             faults[i] = Some(rec);
         }

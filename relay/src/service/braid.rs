@@ -268,7 +268,7 @@ pub async fn run(
     let mut peer_done = false;
     let mut stranded_since: Option<Instant> = None;
 
-    let failure = loop {
+    let failure = 'engine: loop {
         // Push bytes the window refused earlier.
         if !carry.is_empty() {
             match sender.write(&carry) {
@@ -404,59 +404,71 @@ pub async fn run(
                 }
             }
             event = events.recv(), if take_events => {
-                let Some(event) = event else {
+                let Some(mut event) = event else {
                     // Every strand handle is gone: nothing can arrive or leave any more.
                     break Some(EndReason::Misc);
                 };
-                match event {
-                    StrandEvent::Up { strand, link } => {
-                        if sender.add_strand(strand).is_err() {
-                            let _ = link.tx.try_send(RelayMsg::End {
-                                stream: link.stream,
-                                reason: EndReason::Limit,
-                            });
-                            continue;
+                // Take what else has arrived too (bounded), then go round once.
+                let mut handled = 0;
+                loop {
+                    match event {
+                        StrandEvent::Up { strand, link } => {
+                            if sender.add_strand(strand).is_err() {
+                                let _ = link.tx.try_send(RelayMsg::End {
+                                    stream: link.stream,
+                                    reason: EndReason::Limit,
+                                });
+                            } else {
+                                strands.insert(strand, Strand {
+                                    link: Some(link),
+                                    tally: StrandTally {
+                                        strand,
+                                        bytes_sent: 0,
+                                        bytes_received: 0,
+                                        failed: false,
+                                    },
+                                    sends: 0,
+                                });
+                            }
                         }
-                        strands.insert(strand, Strand {
-                            link: Some(link),
-                            tally: StrandTally {
-                                strand,
-                                bytes_sent: 0,
-                                bytes_received: 0,
-                                failed: false,
-                            },
-                            sends: 0,
-                        });
+                        StrandEvent::Down { strand, ended } => match ended {
+                            None => {
+                                acks.drop_strand(strand);
+                                strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
+                            }
+                            Some(EndReason::Done) => {
+                                peer_done = true;
+                                if let Some(s) = strands.get_mut(&strand) {
+                                    s.link = None;
+                                }
+                            }
+                            Some(reason) => {
+                                debug!(?reason, "braid: the other end aborted the stream");
+                                if let Some(s) = strands.get_mut(&strand) {
+                                    s.link = None;
+                                }
+                                break 'engine Some(reason);
+                            }
+                        },
+                        StrandEvent::Fragment { strand, bytes } => {
+                            if let Some(s) = strands.get_mut(&strand) {
+                                s.tally.bytes_received += bytes.len() as u64;
+                            }
+                            if let Err(why) = on_message(
+                                &mut sender, &mut receiver, &mut out, &mut acks, strand, &bytes,
+                                now_ms(),
+                            ) {
+                                break 'engine Some(why);
+                            }
+                        }
                     }
-                    StrandEvent::Down { strand, ended } => match ended {
-                        None => {
-                            acks.drop_strand(strand);
-                            strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
-                        }
-                        Some(EndReason::Done) => {
-                            peer_done = true;
-                            if let Some(s) = strands.get_mut(&strand) {
-                                s.link = None;
-                            }
-                        }
-                        Some(reason) => {
-                            debug!(?reason, "braid: the other end aborted the stream");
-                            if let Some(s) = strands.get_mut(&strand) {
-                                s.link = None;
-                            }
-                            break Some(reason);
-                        }
-                    },
-                    StrandEvent::Fragment { strand, bytes } => {
-                        if let Some(s) = strands.get_mut(&strand) {
-                            s.tally.bytes_received += bytes.len() as u64;
-                        }
-                        if let Err(why) = on_message(
-                            &mut sender, &mut receiver, &mut out, &mut acks, strand, &bytes,
-                            now_ms(),
-                        ) {
-                            break Some(why);
-                        }
+                    handled += 1;
+                    if handled >= EVENT_BATCH || out.len() - out_pos >= settings.out_buffer {
+                        break;
+                    }
+                    match events.try_recv() {
+                        Ok(e) => event = e,
+                        Err(_) => break,
                     }
                 }
             }
@@ -515,6 +527,8 @@ pub async fn run(
 
 /// Fragments queued per burst, at most.
 const BURST: usize = 32;
+/// Events handled per wake-up, at most.
+const EVENT_BATCH: usize = 32;
 
 /// The bytes to send for a fragment the sender chose for `strand` (with the simulation fault
 /// applied, if set for this strand).
