@@ -1,0 +1,255 @@
+//! Braided streams under faults, through real QUIC on loopback: a strand's middle relay killed
+//! mid-download, an exit that alters fragments on one strand, and how evenly the strands of a
+//! stream share its bytes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use braid_relay::service::Faults;
+use braid_simulations::http::fetch;
+use braid_simulations::scenario::FetchGroup;
+use braid_simulations::{Scenario, SimNetwork, run};
+
+/// The tests of this file run one at a time: they measure throughput-sensitive things (how the
+/// scheduler splits a stream follows each strand's RTT), and two runs sharing a small CI
+/// machine would skew each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn scenario_file(name: &str) -> Scenario {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn ready(s: &Scenario, faults: impl Fn(usize) -> Faults) -> SimNetwork {
+    let net = SimNetwork::start_with(s, faults).await.expect("network");
+    run::wait_ready(&net, Duration::from_secs(30))
+        .await
+        .expect("ready");
+    net
+}
+
+/// The shipped scenario: a middle relay of a strand is killed during a 32 MiB download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_strand_middle_mid_download_loses_no_byte() {
+    init();
+    let _serial = SERIAL.lock().await;
+    let s = scenario_file("kill-strand-middle.toml");
+    assert_eq!(s.fetch[0].size, 32 << 20);
+    let net = ready(&s, |_| Faults::default()).await;
+    let report = tokio::time::timeout(Duration::from_secs(150), run::run_fetches(&s, &net))
+        .await
+        .expect("the run must finish");
+    println!("{}", report.table());
+    // Every byte arrived and matched (the fetcher checks each one).
+    assert!(report.all_ok(), "{}", report.table());
+    let fault = &report.faults[0];
+    let killed = fault.relay.expect("the fault must fire");
+    let path = fault.strand_path.clone().expect("chosen from a strand");
+    assert_eq!(path[1], killed, "the middle of {path:?}");
+    assert_ne!(path.last(), Some(&killed), "never the exit");
+    assert!(net.is_killed(killed));
+    // The stream's own record: the strand through the dead relay failed, the stream went on.
+    let record = net
+        .proxy
+        .manager()
+        .stream_records()
+        .pop()
+        .expect("the download's stream record");
+    assert!(
+        record.report.failure.is_none(),
+        "{:?}",
+        record.report.failure
+    );
+    let dead: Vec<_> = record
+        .paths
+        .iter()
+        .filter(|(_, p)| p.contains(&killed))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(dead.len(), 1, "one strand ran through relay {killed}");
+    let tally = record
+        .report
+        .strands
+        .iter()
+        .find(|t| t.strand == dead[0])
+        .expect("tally");
+    assert!(
+        tally.failed,
+        "the strand through the killed relay must fail"
+    );
+    let figures = report.fetches[0].braid.as_ref().expect("figures");
+    assert!(figures.failed_strands >= 1);
+    assert_eq!(figures.strands, record.report.strands.len());
+    // What was in flight on it came again on other strands, or a replacement strand joined.
+    let exit = report.groups[0].exit;
+    assert!(
+        exit.fragments_resent > 0 || figures.strands > s.strands,
+        "resends or a replacement: {exit:?}, {figures:?}"
+    );
+    net.shutdown().await;
+}
+
+/// An exit alters every 4th data fragment it sends on strand 1; the client rejects each one
+/// and the exit sends it again, so every download completes exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
+    init();
+    let _serial = SERIAL.lock().await;
+    let s = Scenario {
+        name: "corrupt-strand".into(),
+        relays: 8,
+        exits: 1,
+        hops: 3,
+        strands: 3,
+        fetch: vec![FetchGroup {
+            size: 1 << 20,
+            count: 3,
+            fresh: false,
+            host: "127.0.0.1".into(),
+        }],
+        faults: Vec::new(),
+    };
+    let net = ready(&s, |i| Faults {
+        corrupt_strand: (i < 1).then_some((1, 4)),
+        ..Faults::default()
+    })
+    .await;
+    let report = tokio::time::timeout(Duration::from_secs(60), run::run_fetches(&s, &net))
+        .await
+        .expect("the run must finish");
+    println!("{}", report.table());
+    assert!(report.all_ok(), "{}", report.table());
+    for f in &report.fetches {
+        let b = f.braid.as_ref().expect("each stream is recorded");
+        assert!(b.strands >= 2, "{b:?}");
+        assert!(b.fragments_rejected > 0, "the client must reject: {b:?}");
+        assert!(b.failure.is_none(), "{b:?}");
+    }
+    let g = &report.groups[0];
+    assert!(g.fragments_rejected >= 3, "{g:?}");
+    assert!(g.exit.fragments_resent > 0, "the exit must resend: {g:?}");
+    // The alteration happened inside the onion layers: no relay saw a bad cell.
+    assert_eq!(report.integrity_failures, 0);
+    // And the count is in the printed report and the JSON.
+    let rejected = format!("{} / {}", g.fragments_rejected, g.exit.fragments_rejected);
+    assert!(report.table().contains(&rejected), "{}", report.table());
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json["groups"][0]["fragments_rejected"].as_u64(),
+        Some(g.fragments_rejected)
+    );
+    net.shutdown().await;
+}
+
+/// Over a run of many streams with K = 3, the largest share of a stream's bytes that one
+/// non-exit relay carried stays within 1/K + 0.15: measured over the run as the byte-weighted
+/// mean of the per-stream figure, and for the median stream (streams whose set came up with
+/// fewer than K strands are left out; at most a quarter may).
+///
+/// Not asserted: that every single stream stays within the bound. The scheduler weights each
+/// strand by its measured RTT and delivery rate (with a per-stream jitter), so a stream whose
+/// strands differ in speed leans on the fastest one; on a loaded machine single 1 MiB streams
+/// reach about 0.5-0.58 (printed below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_carry_about_one_strand_share_over_a_run() {
+    init();
+    let _serial = SERIAL.lock().await;
+    const K: usize = 3;
+    const SETS: usize = 4;
+    const PER_SET: usize = 5;
+    const SIZE: u64 = 1 << 20;
+    let s = Scenario {
+        strands: K,
+        ..Scenario::network("share", 8, 2, 3)
+    };
+    let net = ready(&s, |_| Faults::default()).await;
+    let manager = net.proxy.manager().clone();
+    let before = manager.stream_records().len();
+    // Four isolation keys, so four strand sets over different relays; five streams on each.
+    for set in 0..SETS {
+        for _ in 0..PER_SET {
+            let user = format!("share-{set}");
+            let got = tokio::time::timeout(
+                Duration::from_secs(30),
+                fetch(
+                    net.socks_addr(),
+                    "127.0.0.1",
+                    net.http_v4.port(),
+                    SIZE,
+                    Some((&user, "x")),
+                ),
+            )
+            .await
+            .expect("bounded")
+            .expect("download");
+            assert_eq!(got.bytes, SIZE);
+        }
+    }
+    // Each stream is recorded when both ends have finished, shortly after its last byte.
+    let mut records = Vec::new();
+    for _ in 0..500 {
+        records = manager.stream_records().split_off(before);
+        if records.len() >= SETS * PER_SET {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(records.len(), SETS * PER_SET);
+    for r in &records {
+        assert!(r.report.failure.is_none());
+    }
+    // A set occasionally comes up one circuit short (a build failed); its streams have K - 1
+    // strands and say nothing about a K-strand split. Most must have K.
+    let total_streams = records.len();
+    records.retain(|r| r.report.strands.len() >= K);
+    println!(
+        "{} of {total_streams} streams had {K} strands",
+        records.len()
+    );
+    assert!(
+        records.len() * 4 >= total_streams * 3,
+        "too many sets short of K strands"
+    );
+    let bytes = |r: &braid_router::StreamRecord| -> u64 {
+        r.report
+            .strands
+            .iter()
+            .map(|t| t.bytes_sent + t.bytes_received)
+            .sum()
+    };
+    let total: u64 = records.iter().map(bytes).sum();
+    let over_run: f64 = records
+        .iter()
+        .map(|r| r.max_relay_share() * bytes(r) as f64)
+        .sum::<f64>()
+        / total as f64;
+    let mut shares: Vec<f64> = records.iter().map(|r| r.max_relay_share()).collect();
+    shares.sort_by(f64::total_cmp);
+    let (median, max) = (shares[shares.len() / 2], shares[shares.len() - 1]);
+    println!(
+        "max_relay_share over {} streams: over the run {over_run:.3}, median {median:.3}, \
+         largest {max:.3}",
+        shares.len()
+    );
+    let bound = 1.0 / K as f64 + 0.15;
+    assert!(
+        over_run <= bound,
+        "{over_run:.3} over {bound:.3}: {shares:?}"
+    );
+    assert!(
+        median <= bound,
+        "median {median:.3} over {bound:.3}: {shares:?}"
+    );
+    // Each figure is a real share: more than an even split can give, at most everything.
+    assert!(
+        shares[0] >= 1.0 / K as f64 - 1e-9 && max <= 1.0,
+        "{shares:?}"
+    );
+    net.shutdown().await;
+}
