@@ -457,7 +457,10 @@ impl CircuitManager {
         for result in futures::future::join_all(builds).await {
             match result {
                 Ok(c) => circuits.push(c),
-                Err(e) => last_err = Some(e),
+                Err(e) => {
+                    debug!(error = %e, "strand circuit build failed");
+                    last_err = Some(e);
+                }
             }
         }
         if circuits.is_empty() {

@@ -9,6 +9,7 @@
 //! lost a circuit takes no new streams.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -127,6 +128,7 @@ pub(crate) async fn open(
             budget: manager.settings.strands.saturating_mul(2),
             paths: Arc::new(Mutex::new(paths)),
             spares: Arc::new(Mutex::new(Vec::new())),
+            inflight: Arc::new(AtomicUsize::new(0)),
         };
         for (i, c) in set.circuits.iter().enumerate().skip(1) {
             supply.spawn_link(c.clone(), StrandId(i as u32));
@@ -153,6 +155,24 @@ pub struct Replacer {
     paths: Arc<Mutex<BTreeMap<StrandId, Vec<usize>>>>,
     /// Circuits built for this stream alone; closed when it ends.
     spares: Arc<Mutex<Vec<Arc<Circuit>>>>,
+    /// Link and replacement tasks under way.
+    inflight: Arc<AtomicUsize>,
+}
+
+/// Counts a task under way until dropped.
+struct Inflight(Arc<AtomicUsize>);
+
+impl Inflight {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Inflight(counter.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Replacer {
@@ -165,18 +185,49 @@ impl Replacer {
         let events = self.events.clone();
         let link = self.link;
         let timeout = self.manager.settings.stream_timeout;
+        let guard = Inflight::start(&self.inflight);
         tokio::spawn(async move {
-            match circuit.link(link, strand, events.clone(), timeout).await {
-                Ok(l) => {
-                    let _ = events.send(StrandEvent::Up { strand, link: l }).await;
+            let linked = match circuit.link(link, strand, events.clone(), timeout).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    debug!(strand = strand.0, error = %e, "strand link failed");
+                    None
                 }
-                Err(e) => debug!(strand = strand.0, error = %e, "strand link failed"),
-            }
+            };
+            report(guard, &events, strand, linked).await;
         });
     }
 }
 
+/// Hands a linked strand to the engine, or (after the in-flight count dropped) wakes it with a
+/// `Down` for the strand that never came, so it can tell whether any strand is left to wait for.
+async fn report(
+    guard: Inflight,
+    events: &mpsc::Sender<StrandEvent>,
+    strand: StrandId,
+    linked: Option<braid::StrandLink>,
+) {
+    match linked {
+        Some(link) => {
+            let _ = events.send(StrandEvent::Up { strand, link }).await;
+            drop(guard);
+        }
+        None => {
+            drop(guard);
+            let down = StrandEvent::Down {
+                strand,
+                ended: None,
+            };
+            let _ = events.send(down).await;
+        }
+    }
+}
+
 impl StrandSupply for Replacer {
+    fn pending(&self) -> Option<usize> {
+        Some(self.inflight.load(Ordering::SeqCst))
+    }
+
     fn lost(&mut self, strand: StrandId, _live: usize) {
         if self.budget == 0 || self.events.is_closed() {
             return;
@@ -192,52 +243,55 @@ impl StrandSupply for Replacer {
         let events = self.events.clone();
         let link = self.link;
         let timeout = manager.settings.stream_timeout;
+        let guard = Inflight::start(&self.inflight);
         tokio::spawn(async move {
-            // Avoid every non-exit relay of the other strands, the lost one's included: it may
-            // be the relay that died.
-            let exclude: Vec<usize> = paths
-                .lock()
-                .map(|p| {
-                    p.values()
-                        .flat_map(|path| path.iter().copied().filter(|&i| i != exit))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let constraints = PathConstraints {
-                hops: manager.settings.hops,
-                exclude,
-                exit: Some(exit),
-            };
-            let circuit = match manager.build_path(&target, constraints).await {
-                Ok(c) => c,
-                Err(e) => {
-                    debug!(lost = strand.0, error = %e, "no replacement strand");
-                    return;
+            let linked = async {
+                // Avoid every non-exit relay of the other strands, the lost one's included: it
+                // may be the relay that died.
+                let exclude: Vec<usize> = paths
+                    .lock()
+                    .map(|p| {
+                        p.values()
+                            .flat_map(|path| path.iter().copied().filter(|&i| i != exit))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let constraints = PathConstraints {
+                    hops: manager.settings.hops,
+                    exclude,
+                    exit: Some(exit),
+                };
+                let circuit = match manager.build_path(&target, constraints).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        debug!(lost = strand.0, error = %e, "no replacement strand");
+                        return None;
+                    }
+                };
+                if events.is_closed() {
+                    // The stream ended while the circuit was being built.
+                    circuit.close();
+                    return None;
                 }
-            };
-            if events.is_closed() {
-                // The stream ended while the circuit was being built.
-                circuit.close();
-                return;
-            }
-            if let Ok(mut s) = spares.lock() {
-                s.push(circuit.clone());
-            }
-            if let Ok(mut p) = paths.lock() {
-                p.insert(id, circuit.path.clone());
-            }
-            match circuit.link(link, id, events.clone(), timeout).await {
-                Ok(l) => {
-                    debug!(lost = strand.0, new = id.0, "replacement strand linked");
-                    let _ = events
-                        .send(StrandEvent::Up {
-                            strand: id,
-                            link: l,
-                        })
-                        .await;
+                if let Ok(mut s) = spares.lock() {
+                    s.push(circuit.clone());
                 }
-                Err(e) => debug!(error = %e, "replacement strand link failed"),
+                if let Ok(mut p) = paths.lock() {
+                    p.insert(id, circuit.path.clone());
+                }
+                match circuit.link(link, id, events.clone(), timeout).await {
+                    Ok(l) => {
+                        debug!(lost = strand.0, new = id.0, "replacement strand linked");
+                        Some(l)
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "replacement strand link failed");
+                        None
+                    }
+                }
             }
+            .await;
+            report(guard, &events, id, linked).await;
         });
     }
 }

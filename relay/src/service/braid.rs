@@ -100,6 +100,13 @@ pub trait StrandSupply: Send {
     /// `strand` went down; `live` strands are left. A replacement arrives later as
     /// [`StrandEvent::Up`], if at all.
     fn lost(&mut self, strand: StrandId, live: usize);
+
+    /// How many strands may still arrive (links and replacements under way), or `None` if
+    /// unknown (the exit cannot know whether the client will link another). With `Some(0)`
+    /// and no live strand, the stream fails at once instead of waiting `no_strand_timeout`.
+    fn pending(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A supply that never replaces a strand (the exit's).
@@ -130,7 +137,13 @@ pub struct BraidSettings {
 impl Default for BraidSettings {
     fn default() -> Self {
         BraidSettings {
-            splitter: Config::default(),
+            // Fragments are not lost inside a live circuit (QUIC is reliable): only a dying
+            // strand (handled at once) or an altered fragment loses one. A 1 s floor keeps
+            // queueing delay on a busy machine from causing spurious resends.
+            splitter: Config {
+                min_rto_ms: std::num::NonZeroU32::new(1000).unwrap_or(std::num::NonZeroU32::MIN),
+                ..Config::default()
+            },
             no_strand_timeout: Duration::from_secs(20),
             out_buffer: 256 * 1024,
             stall_timeout: Duration::from_secs(2),
@@ -290,15 +303,11 @@ pub async fn run(
                     strand, fragment, ..
                 }) => {
                     pending = Some((strand, outgoing(&mut strands, settings, strand, fragment)));
-                    stranded_since = None;
                 }
                 Ok(SendAction::Idle { wake_at: w }) => {
                     wake_at = w;
-                    stranded_since = None;
                 }
-                Ok(SendAction::NoStrand) => {
-                    stranded_since.get_or_insert_with(Instant::now);
-                }
+                Ok(SendAction::NoStrand) => {}
                 Ok(SendAction::Finished) => sender_done = true,
                 Err(e) => {
                     debug!(error = %e, "braid: sender failed");
@@ -315,8 +324,20 @@ pub async fn run(
         if sent_all && wr_closed && acks.is_empty() {
             break None;
         }
-        if peer_done && !receiver.is_finished() && live(&strands) == 0 {
+        let live_now = live(&strands);
+        if peer_done && !receiver.is_finished() && live_now == 0 {
             break Some(EndReason::Misc);
+        }
+        if live_now == 0 {
+            // Nothing can move without a strand: wait for one, but not forever, and not at all
+            // when none can come.
+            stranded_since.get_or_insert_with(Instant::now);
+            if supply.pending() == Some(0) && events.is_empty() {
+                debug!("braid: every strand is lost and no replacement can come");
+                break Some(EndReason::Misc);
+            }
+        } else {
+            stranded_since = None;
         }
         let wake = wake_at.map(|ms| clock + Duration::from_millis(ms));
         blocked_since = match (&pending, blocked_since) {

@@ -10,9 +10,9 @@ use braid_splitter::StrandId;
 use braid_splitter::wire::ACK_FRAGMENT_LEN;
 
 /// Acks of one strand sent together once this many have gathered.
-pub const ACK_EVERY: usize = 4;
+pub const ACK_EVERY: usize = 8;
 /// Longest an ack waits for company.
-pub const ACK_DELAY: Duration = Duration::from_millis(1);
+pub const ACK_DELAY: Duration = Duration::from_millis(4);
 /// Acks held per strand, at most; the oldest are dropped beyond (acks are cumulative).
 pub const ACKS_PER_STRAND: usize = 64;
 
@@ -117,8 +117,8 @@ mod tests {
             "a strand with room goes first"
         );
         assert_eq!(q.take(b, 10_000).len(), ACK_FRAGMENT_LEN);
-        for i in 0..3 {
-            q.push(a, [i; ACK_FRAGMENT_LEN], t0);
+        for i in 0..(ACK_EVERY - 1) {
+            q.push(a, [i as u8; ACK_FRAGMENT_LEN], t0);
         }
         assert_eq!(
             q.ready(t0, false, room),
@@ -128,7 +128,7 @@ mod tests {
         let body = q.take(a, 2 * ACK_FRAGMENT_LEN + 5);
         assert_eq!(body.len(), 2 * ACK_FRAGMENT_LEN, "no more than fits");
         assert_eq!(&body[..ACK_FRAGMENT_LEN], &[1; ACK_FRAGMENT_LEN]);
-        assert_eq!(q.take(a, 10_000).len(), 2 * ACK_FRAGMENT_LEN);
+        assert_eq!(q.take(a, 100_000).len(), (ACK_EVERY - 2) * ACK_FRAGMENT_LEN);
         assert!(q.is_empty());
         for i in 0..(ACKS_PER_STRAND + 10) {
             q.push(a, [i as u8; ACK_FRAGMENT_LEN], t0);
