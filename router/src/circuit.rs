@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use braid_relay::handshake::{CircuitRequest, HopSpec};
 use braid_relay::service::CIRCUIT_PROTOCOL;
-use braid_relay::service::braid::{StrandEvent, StrandLink};
+use braid_relay::service::braid::{StrandEvent, StrandLink, notify_down};
 use braid_relay::service::io::{CellReader, CellWriter};
 use braid_relay::service::pump::StreamCmd;
 use braid_relay::{
@@ -58,12 +58,7 @@ impl StreamSlot {
     /// Tells a strand's engine that the strand is gone (`None`: the circuit was lost).
     fn strand_down(self, ended: Option<EndReason>) {
         if let Sink::Strand { strand, events } = self.sink {
-            let down = StrandEvent::Down { strand, ended };
-            if let Err(mpsc::error::TrySendError::Full(down)) = events.try_send(down) {
-                tokio::spawn(async move {
-                    let _ = events.send(down).await;
-                });
-            }
+            notify_down(events, strand, ended);
         }
     }
 }

@@ -95,6 +95,17 @@ pub enum StrandEvent {
     },
 }
 
+/// Tells a stream's engine that `strand` is gone (`ended: None`: its circuit was lost), without
+/// blocking the caller: when the engine's queue is full the event is sent from a task.
+pub fn notify_down(events: mpsc::Sender<StrandEvent>, strand: StrandId, ended: Option<EndReason>) {
+    let down = StrandEvent::Down { strand, ended };
+    if let Err(mpsc::error::TrySendError::Full(down)) = events.try_send(down) {
+        tokio::spawn(async move {
+            let _ = events.send(down).await;
+        });
+    }
+}
+
 /// Finds replacement strands (the client builds a new circuit; the exit cannot).
 pub trait StrandSupply: Send {
     /// `strand` went down; `live` strands are left. A replacement arrives later as
@@ -388,8 +399,7 @@ pub async fn run(
                         permit.send(RelayMsg::Data { stream, data: body });
                     }
                     None => {
-                        acks.drop_strand(strand);
-                        strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
+                        strand_down(&mut strands, &mut sender, &mut pending, &mut acks, supply, strand);
                     }
                 }
             }
@@ -409,7 +419,7 @@ pub async fn run(
                             break Some(EndReason::Misc);
                         }
                     }
-                    None => strand_down(&mut strands, &mut sender, &mut pending, supply, strand),
+                    None => strand_down(&mut strands, &mut sender, &mut pending, &mut acks, supply, strand),
                 }
             }
             written = wr.write(&out[out_pos..]), if !flushed => {
@@ -454,8 +464,7 @@ pub async fn run(
                         }
                         StrandEvent::Down { strand, ended } => match ended {
                             None => {
-                                acks.drop_strand(strand);
-                                strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
+                                strand_down(&mut strands, &mut sender, &mut pending, &mut acks, supply, strand);
                             }
                             Some(EndReason::Done) => {
                                 peer_done = true;
@@ -514,8 +523,7 @@ pub async fn run(
             _ = sleep_until(stall), if stall.is_some() => {
                 if let Some((strand, _)) = blocked_since.take() {
                     debug!(strand = strand.0, "braid: strand stalled; treating it as lost");
-                    acks.drop_strand(strand);
-                    strand_down(&mut strands, &mut sender, &mut pending, supply, strand);
+                    strand_down(&mut strands, &mut sender, &mut pending, &mut acks, supply, strand);
                 }
             }
             _ = sleep_until(stranded), if stranded.is_some() => {
@@ -652,13 +660,17 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Marks `strand` lost: its acks are dropped, its fragments in flight go to the others, and the
+/// supply is asked for a replacement. Nothing happens for a strand already down.
 fn strand_down(
     strands: &mut BTreeMap<StrandId, Strand>,
     sender: &mut Sender,
     pending: &mut Option<(StrandId, Vec<u8>)>,
+    acks: &mut AckQueue,
     supply: &mut dyn StrandSupply,
     strand: StrandId,
 ) {
+    acks.drop_strand(strand);
     let Some(s) = strands.get_mut(&strand) else {
         return;
     };

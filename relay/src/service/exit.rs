@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::braid::{BraidSettings, StrandEvent, StrandLink};
+use super::braid::{BraidSettings, StrandEvent, StrandLink, notify_down};
 use super::exit_braid::{BraidStart, BraidTable, EVENT_QUEUE, run_braid};
 use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
@@ -62,14 +62,7 @@ impl StreamEntry {
     fn end(self, ended: Option<EndReason>) {
         match self {
             StreamEntry::Plain { task, .. } => task.abort(),
-            StreamEntry::Strand { strand, events } => {
-                let down = StrandEvent::Down { strand, ended };
-                if let Err(mpsc::error::TrySendError::Full(down)) = events.try_send(down) {
-                    tokio::spawn(async move {
-                        let _ = events.send(down).await;
-                    });
-                }
-            }
+            StreamEntry::Strand { strand, events } => notify_down(events, strand, ended),
         }
     }
 }
