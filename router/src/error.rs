@@ -44,6 +44,20 @@ pub enum RouterError {
 }
 
 impl RouterError {
+    /// Whether another attempt on a fresh circuit may succeed: the circuit or its build failed
+    /// (a relay died, a link dropped, a handshake timed out). Refusals, policy, missing paths and
+    /// limits are not transient: retrying would give the same answer.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RouterError::Cell(_)
+                | RouterError::Relay(_)
+                | RouterError::Transport(_)
+                | RouterError::BuildFailed(_)
+                | RouterError::CircuitClosed
+        )
+    }
+
     /// The SOCKS5 reply code that tells an app what happened.
     pub fn reply_code(&self) -> ReplyCode {
         match self {

@@ -176,14 +176,15 @@ impl CircuitManager {
             .unwrap_or_default()
     }
 
-    /// Paths (directory indexes, guard first) of the open circuits of every strand set.
+    /// Paths (directory indexes, guard first) of the open circuits that carry a stream now, in
+    /// every strand set (idle circuits, e.g. of a set kept for reuse, are left out).
     pub fn strand_paths(&self) -> Vec<Vec<usize>> {
         self.sets
             .lock()
             .map(|sets| {
                 sets.iter()
                     .flat_map(|s| s.circuits.iter())
-                    .filter(|c| !c.is_closed())
+                    .filter(|c| !c.is_closed() && c.stream_count() > 0)
                     .map(|c| c.path.clone())
                     .collect()
             })
@@ -229,7 +230,16 @@ impl CircuitManager {
         for _ in 0..self.settings.build_attempts.max(1) {
             let circuit = match self.reusable(target, isolation) {
                 Some(c) => c,
-                None => self.build_for(target, isolation).await?,
+                None => match self.build_for(target, isolation).await {
+                    Ok(c) => c,
+                    // A relay on the chosen path died or a handshake failed: choose again.
+                    Err(e) if e.is_transient() => {
+                        debug!(error = %e, "circuit build failed; retrying");
+                        last_err = e;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             match circuit
                 .open_stream(target.clone(), self.settings.stream_timeout)

@@ -78,7 +78,16 @@ pub(crate) async fn open(
     for _ in 0..manager.settings.build_attempts.max(1) {
         let set = match manager.reusable_set(target, isolation) {
             Some(s) => s,
-            None => manager.build_set(target, isolation).await?,
+            None => match manager.build_set(target, isolation).await {
+                Ok(s) => s,
+                // A relay on the chosen paths died or a handshake failed: choose again.
+                Err(e) if e.is_transient() => {
+                    debug!(error = %e, "strand set build failed; retrying");
+                    last_err = e;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
         };
         let mut secret = [0u8; 32];
         rand::rng().fill(&mut secret[..]);
@@ -95,9 +104,12 @@ pub(crate) async fn open(
             .await
         {
             Ok(l) => l,
-            Err(RouterError::CircuitClosed) => {
+            // The first strand died before the exit answered: nothing reached the app yet, so
+            // the stream may start over on a fresh set.
+            Err(e) if e.is_transient() => {
+                debug!(error = %e, "braided stream open failed; retrying");
                 first.close();
-                last_err = RouterError::CircuitClosed;
+                last_err = e;
                 continue;
             }
             Err(e) => return Err(e),

@@ -6,10 +6,10 @@
 //! does not fire and the report says so. Faults are real: a killed relay's transport is shut
 //! down, so every circuit through it dies and its neighbours see the connection close.
 //!
-//! Not here: cutting one link between two relays (`cut = [a, b]`) is parsed and refused with a
-//! clear error, because the transport has no way to drop and refuse one peer's connection
-//! while the rest of the node keeps running, so it cannot be done honestly in-process; kill
-//! is the only fault today.
+//! A cut link (`cut = [a, b]`, or `cut = "strand"` for the guard–middle link of an active
+//! strand) is real too: each relay's transport blocks the other (`Transport::block`), so their
+//! connection closes, every circuit over it dies, and neither can reach the other again for the
+//! rest of the run, while both keep serving everyone else.
 
 use std::time::Duration;
 
@@ -41,9 +41,31 @@ pub struct FaultSpec {
     /// strand carrying the running stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill: Option<KillTarget>,
-    /// Cut the link between two relays (not supported; refused by validation).
+    /// Cut the link between two relays: their indexes, or `"strand"` for the first link
+    /// (guard to the next hop) of a strand carrying the running stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cut: Option<[usize; 2]>,
+    pub cut: Option<CutTarget>,
+}
+
+/// Which link a `cut` fault severs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CutTarget {
+    /// The link between relays `a` and `b`.
+    Relays([usize; 2]),
+    /// `"strand"`: the guard's link to the next hop of an active strand.
+    Named(String),
+}
+
+/// The name of the strand link target.
+pub const STRAND_LINK: &str = "strand";
+
+/// The first link of a strand's `path` (guard first, exit last): guard and next hop.
+pub fn strand_link(path: &[usize]) -> Option<(usize, usize)> {
+    match path {
+        [a, b, ..] => Some((*a, *b)),
+        _ => None,
+    }
 }
 
 /// Which relay a `kill` fault stops.
@@ -113,14 +135,18 @@ impl FaultSpec {
                      \"strand-guard\""
                 )),
             },
-            (None, Some([a, b])) => {
+            (None, Some(CutTarget::Relays([a, b]))) => {
                 relay(*a)?;
                 relay(*b)?;
-                Err(format!(
-                    "fault cut = [{a}, {b}]: cutting one link is not supported (the transport \
-                     cannot drop a single peer link in-process); use kill"
-                ))
+                if a == b {
+                    return Err(format!("fault cut = [{a}, {b}]: a link needs two relays"));
+                }
+                Ok(())
             }
+            (None, Some(CutTarget::Named(name))) if name == STRAND_LINK => Ok(()),
+            (None, Some(CutTarget::Named(name))) => Err(format!(
+                "fault cut = {name:?}: expected [a, b] (two relay indexes) or \"{STRAND_LINK}\""
+            )),
             (None, None) => Err("fault needs one of kill or cut".into()),
             (Some(_), Some(_)) => Err("fault has both kill and cut; give one".into()),
         }
@@ -136,8 +162,11 @@ pub struct FaultRecord {
     pub at_ms: u64,
     /// The fault as written: `kill 4`, `kill strand-middle`.
     pub fault: String,
-    /// The relay it stopped, if it fired.
+    /// The relay it stopped, if it fired (for a cut: one end of the link).
     pub relay: Option<usize>,
+    /// For a cut that fired: the other end of the link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<usize>,
     /// The strand path (relay indexes, guard first, exit last) the relay was chosen from.
     pub strand_path: Option<Vec<usize>>,
     /// When it fired, ms after the group's start; `None`: it did not fire.
@@ -154,6 +183,7 @@ impl FaultRecord {
             at_ms: spec.at_ms,
             fault: describe(spec),
             relay: None,
+            peer: None,
             strand_path: None,
             fired_at_ms: None,
             outcome: why.into(),
@@ -165,16 +195,19 @@ fn describe(spec: &FaultSpec) -> String {
     match (&spec.kill, &spec.cut) {
         (Some(KillTarget::Relay(i)), _) => format!("kill {i}"),
         (Some(KillTarget::Named(n)), _) => format!("kill {n}"),
-        (None, Some([a, b])) => format!("cut {a}-{b}"),
+        (None, Some(CutTarget::Relays([a, b]))) => format!("cut {a}-{b}"),
+        (None, Some(CutTarget::Named(n))) => format!("cut {n}"),
         (None, None) => "none".into(),
     }
 }
 
-/// The relay a due fault stops, and the strand path it was chosen from.
+/// The relay a due fault stops (or the link it cuts), and the strand path it was chosen from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Victim {
-    /// The relay's index.
+    /// The relay's index (for a cut: one end of the link).
     pub relay: usize,
+    /// For a cut: the other end of the link.
+    pub peer: Option<usize>,
     /// For `strand-*` targets, the strand's path (relay indexes, guard first, exit last).
     pub strand_path: Option<Vec<usize>>,
 }
@@ -188,6 +221,7 @@ pub async fn choose(net: &SimNetwork, spec: &FaultSpec, start: Instant) -> Resul
             tokio::time::sleep_until(due).await;
             Ok(Victim {
                 relay: *i,
+                peer: None,
                 strand_path: None,
             })
         }
@@ -195,15 +229,39 @@ pub async fn choose(net: &SimNetwork, spec: &FaultSpec, start: Instant) -> Resul
             let role = StrandRole::parse(name).ok_or_else(|| format!("unknown target {name:?}"))?;
             let sample_at = due.checked_sub(ACTIVITY_WINDOW).unwrap_or(start).max(start);
             tokio::time::sleep_until(sample_at).await;
-            let (relay, path) = find_active(net, role, due)
+            let (relay, path) = find_active(net, |p| role.pick(p), due)
                 .await
                 .ok_or("no strand carried traffic")?;
             Ok(Victim {
                 relay,
+                peer: None,
                 strand_path: Some(path),
             })
         }
-        None => Err("only kill is supported".into()),
+        None => match &spec.cut {
+            Some(CutTarget::Relays([a, b])) => {
+                tokio::time::sleep_until(due).await;
+                Ok(Victim {
+                    relay: *a,
+                    peer: Some(*b),
+                    strand_path: None,
+                })
+            }
+            Some(CutTarget::Named(_)) => {
+                let sample_at = due.checked_sub(ACTIVITY_WINDOW).unwrap_or(start).max(start);
+                tokio::time::sleep_until(sample_at).await;
+                let (a, path) = find_active(net, |p| strand_link(p).map(|(a, _)| a), due)
+                    .await
+                    .ok_or("no strand carried traffic")?;
+                let (_, b) = strand_link(&path).ok_or("a strand of one hop has no link")?;
+                Ok(Victim {
+                    relay: a,
+                    peer: Some(b),
+                    strand_path: Some(path),
+                })
+            }
+            None => Err("the fault has neither kill nor cut".into()),
+        },
     }
 }
 
@@ -225,13 +283,21 @@ pub async fn apply(
     };
     let relay = victim.relay;
     let fired_at = start.elapsed().as_secs_f64() * 1e3;
-    match net.kill(relay).await {
+    let (done, what) = match victim.peer {
+        Some(peer) => (
+            net.cut(relay, peer).await,
+            format!("cut link {relay}-{peer}"),
+        ),
+        None => (net.kill(relay).await, format!("killed relay {relay}")),
+    };
+    match done {
         Ok(()) => {
             rec.fired_at_ms = Some(fired_at);
             rec.relay = Some(relay);
+            rec.peer = victim.peer;
             rec.outcome = match &victim.strand_path {
-                Some(p) => format!("killed relay {relay} on strand {p:?}"),
-                None => format!("killed relay {relay}"),
+                Some(p) => format!("{what} on strand {p:?}"),
+                None => what,
             };
         }
         Err(e) => rec.outcome = format!("not fired: {e}"),
@@ -240,12 +306,12 @@ pub async fn apply(
     rec
 }
 
-/// Finds a live relay at `role` on an open strand whose non-exit relays all relayed cells over
-/// the last sampling window (the busiest such strand). Samples from now until `first_pick`,
-/// then keeps sampling for up to [`FIND_ACTIVE_TIMEOUT`].
+/// Finds the live relay `pick` chooses on an open strand whose non-exit relays all relayed
+/// cells over the last sampling window (the busiest such strand). Samples from now until
+/// `first_pick`, then keeps sampling for up to [`FIND_ACTIVE_TIMEOUT`].
 async fn find_active(
     net: &SimNetwork,
-    role: StrandRole,
+    pick: impl Fn(&[usize]) -> Option<usize>,
     first_pick: Instant,
 ) -> Option<(usize, Vec<usize>)> {
     let give_up = first_pick + FIND_ACTIVE_TIMEOUT;
@@ -267,7 +333,7 @@ async fn find_active(
                         Some(a.saturating_sub(*b))
                     })
                     .min()??;
-                let relay = role.pick(&path)?;
+                let relay = pick(&path)?;
                 (activity > 0 && !net.is_killed(relay)).then_some((activity, relay, path))
             })
             .max_by_key(|(activity, _, _)| *activity);
@@ -292,6 +358,13 @@ mod tests {
             kill: Some(target),
             cut: None,
         }
+    }
+
+    #[test]
+    fn a_strand_link_is_its_first_hop() {
+        assert_eq!(strand_link(&[4, 7, 0]), Some((4, 7)));
+        assert_eq!(strand_link(&[4, 0]), Some((4, 0)));
+        assert_eq!(strand_link(&[0]), None);
     }
 
     #[test]
@@ -322,16 +395,30 @@ mod tests {
             at_ms: 1,
             group: 0,
             kill: None,
-            cut: Some([1, 2]),
+            cut: Some(CutTarget::Relays([1, 2])),
         };
-        assert!(cut.validate(10, 1).unwrap_err().contains("not supported"));
+        assert!(cut.validate(10, 1).is_ok());
         let e = FaultSpec {
-            cut: Some([1, 12]),
+            cut: Some(CutTarget::Relays([1, 12])),
             ..cut.clone()
         }
         .validate(10, 1)
         .unwrap_err();
         assert!(e.contains("relay 12"), "{e}");
+        let e = FaultSpec {
+            cut: Some(CutTarget::Relays([3, 3])),
+            ..cut.clone()
+        }
+        .validate(10, 1)
+        .unwrap_err();
+        assert!(e.contains("two relays"), "{e}");
+        let named = |n: &str| FaultSpec {
+            cut: Some(CutTarget::Named(n.into())),
+            ..cut.clone()
+        };
+        assert!(named("strand").validate(10, 1).is_ok());
+        let e = named("strand-exit").validate(10, 1).unwrap_err();
+        assert!(e.contains("strand-exit"), "{e}");
         let none = FaultSpec { cut: None, ..cut };
         assert!(none.validate(10, 1).is_err());
         assert!(

@@ -220,6 +220,34 @@ impl SimNetwork {
         Ok(())
     }
 
+    /// Cuts the link between relays `a` and `b` as a fault: each blocks the other, so their
+    /// connection closes, every circuit over it dies, and they cannot connect again; both keep
+    /// serving everyone else.
+    pub async fn cut(&self, a: usize, b: usize) -> Result<(), SimError> {
+        let relay = |i: usize| {
+            self.relays.get(i).ok_or_else(|| {
+                SimError::Fault(format!(
+                    "no relay {i} (relays are 0..{})",
+                    self.relays.len()
+                ))
+            })
+        };
+        let (ra, rb) = (relay(a)?, relay(b)?);
+        if self.is_killed(a) || self.is_killed(b) {
+            return Err(SimError::Fault(format!("link {a}-{b}: a relay is dead")));
+        }
+        let fail = |e: braid_transport::Error| SimError::Fault(format!("cutting {a}-{b}: {e}"));
+        ra.transport()
+            .block(rb.transport().peer_id())
+            .await
+            .map_err(fail)?;
+        rb.transport()
+            .block(ra.transport().peer_id())
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
     /// Whether relay `i` was killed.
     pub fn is_killed(&self, i: usize) -> bool {
         self.killed

@@ -95,6 +95,64 @@ async fn killing_a_strand_middle_mid_download_loses_no_byte() {
     net.shutdown().await;
 }
 
+/// The shipped cut scenario: the guard–middle link of an active strand is severed mid-download
+/// while both relays stay up; the stream finishes exactly on the other strands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_a_strand_link_mid_download_loses_no_byte() {
+    init();
+    let _serial = SERIAL.lock().await;
+    let s = scenario_file("cut-strand-link.toml");
+    let net = ready(&s, |_| Faults::default()).await;
+    let report = tokio::time::timeout(Duration::from_secs(150), run::run_fetches(&s, &net))
+        .await
+        .expect("the run must finish");
+    println!("{}", report.table());
+    assert!(report.all_ok(), "{}", report.table());
+    let fault = &report.faults[0];
+    let (a, b) = (
+        fault.relay.expect("the cut must fire"),
+        fault.peer.expect("a cut names two relays"),
+    );
+    let path = fault.strand_path.clone().expect("chosen from a strand");
+    assert_eq!((path[0], path[1]), (a, b), "the first link of {path:?}");
+    // Both ends are alive and no longer connected to each other.
+    assert!(!net.is_killed(a) && !net.is_killed(b));
+    let (ta, tb) = (net.relays[a].transport(), net.relays[b].transport());
+    assert!(
+        ta.connected_addresses(tb.peer_id())
+            .await
+            .expect("alive")
+            .is_empty(),
+        "the cut link came back"
+    );
+    let record = net
+        .proxy
+        .manager()
+        .stream_records()
+        .pop()
+        .expect("the download's stream record");
+    assert!(
+        record.report.failure.is_none(),
+        "{:?}",
+        record.report.failure
+    );
+    let over_link: Vec<_> = record
+        .paths
+        .iter()
+        .filter(|(_, p)| p.windows(2).any(|w| w == [a, b]))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(over_link.len(), 1, "one strand ran over the cut link");
+    let tally = record
+        .report
+        .strands
+        .iter()
+        .find(|t| t.strand == over_link[0])
+        .expect("tally");
+    assert!(tally.failed, "the strand over the cut link must fail");
+    net.shutdown().await;
+}
+
 /// An exit alters every 4th data fragment it sends on strand 1; the client rejects each one
 /// and the exit sends it again, so every download completes exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

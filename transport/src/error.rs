@@ -151,4 +151,12 @@ pub enum Error {
     /// The transport was shut down (or its task ended); nothing more can be done with it.
     #[error("the transport is shut down")]
     ShutDown,
+    /// A bounded table is full.
+    #[error("too many {what} (limit {limit})")]
+    Limit {
+        /// What ran out.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
 }

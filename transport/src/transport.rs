@@ -186,6 +186,27 @@ impl Transport {
         addresses.await.map_err(|_| Error::ShutDown)
     }
 
+    /// Closes every connection to `peer` and refuses new ones, inbound and outbound, until
+    /// [`Transport::unblock`]: a severed link. Streams on the closed connections end with an
+    /// error. At most 1024 peers may be blocked at once: `Error::Limit` beyond that.
+    pub async fn block(&self, peer: PeerId) -> Result<(), Error> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Block { peer, reply }).await?;
+        if done.await.map_err(|_| Error::ShutDown)? {
+            Ok(())
+        } else {
+            Err(Error::Limit {
+                what: "blocked peers",
+                limit: driver::MAX_BLOCKED_PEERS,
+            })
+        }
+    }
+
+    /// Allows `peer` again after [`Transport::block`] (nothing if it was not blocked).
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::Unblock { peer }).await
+    }
+
     /// Stops the swarm task: refuses waiting dials, closes listeners and connections (waiting
     /// at most `TransportConfig::shutdown_timeout`). Idempotent; later calls on any handle
     /// fail with `Error::ShutDown`.

@@ -638,3 +638,54 @@ async fn measure(base: TransportConfig) -> f64 {
     server.shutdown().await;
     total as f64 / secs / 1e6
 }
+
+/// `block` severs a link both ways: the open connection closes, neither side can dial the
+/// other (the blocking side refuses outbound, the remote's dial is refused inbound), other
+/// peers are unaffected, and `unblock` restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_severs_a_link_until_unblocked() {
+    init();
+    let a = start(config(vec![quic("127.0.0.1")])).await;
+    let b = start(config(vec![quic("127.0.0.1")])).await;
+    let c = start(config(vec![quic("127.0.0.1")])).await;
+    serve_echo(&b);
+    serve_echo(&a);
+    a.add_addresses(b.peer_id(), b.listen_addrs())
+        .await
+        .unwrap();
+    c.add_addresses(b.peer_id(), b.listen_addrs())
+        .await
+        .unwrap();
+    b.add_addresses(a.peer_id(), a.listen_addrs())
+        .await
+        .unwrap();
+    assert_eq!(echo(&a, b.peer_id(), b"before").await, b"before");
+    assert!(
+        !bounded(a.connected_addresses(b.peer_id()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    bounded(a.block(b.peer_id())).await.unwrap();
+    // The connection goes away on both sides (bounded wait).
+    let gone = async {
+        while !b.connected_addresses(a.peer_id()).await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    bounded(gone).await;
+    // a refuses to dial b; b's dial to a is refused by a.
+    let out = bounded(a.open_stream(b.peer_id(), ECHO)).await;
+    assert!(out.is_err(), "a dialed a blocked peer");
+    let inbound = bounded(b.open_stream(a.peer_id(), ECHO)).await;
+    assert!(inbound.is_err(), "a accepted a blocked peer");
+    // A third peer still reaches b.
+    assert_eq!(echo(&c, b.peer_id(), b"other").await, b"other");
+
+    bounded(a.unblock(b.peer_id())).await.unwrap();
+    assert_eq!(echo(&a, b.peer_id(), b"after").await, b"after");
+    for t in [a, b, c] {
+        t.shutdown().await;
+    }
+}

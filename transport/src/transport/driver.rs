@@ -12,7 +12,7 @@ use std::{
 
 use futures::StreamExt as _;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, SwarmBuilder, connection_limits,
+    Multiaddr, PeerId, Swarm, SwarmBuilder, allow_block_list, connection_limits,
     core::transport::ListenerId,
     identify, noise, ping,
     swarm::{
@@ -49,13 +49,26 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// Close every connection to the peer and refuse new ones (both directions) until
+    /// `Unblock`. Answers `false` when the block list is full.
+    Block {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Allow the peer again.
+    Unblock { peer: PeerId },
     /// Close every connection and listener, then end the task.
     Shutdown,
 }
 
-/// The composed behaviour: limits first, so refused connections never reach the others.
+/// Peers a node may block at once (`Transport::block`).
+pub(crate) const MAX_BLOCKED_PEERS: usize = 1024;
+
+/// The composed behaviour: the block list and limits first, so refused connections never reach
+/// the others.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     streams: libp2p_stream::Behaviour,
     identify: identify::Behaviour,
@@ -76,6 +89,7 @@ impl Behaviour {
             .with_interval(config.dead_peer_timeout / 2)
             .with_timeout(config.dead_peer_timeout);
         Self {
+            blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             streams: libp2p_stream::Behaviour::new(),
             identify: identify::Behaviour::new(identify),
@@ -262,6 +276,25 @@ impl Driver {
                     .unwrap_or_default();
                 let _ = reply.send(addresses);
             }
+            Command::Block { peer, reply } => {
+                let blocked = self.swarm.behaviour().blocked.blocked_peers();
+                let room = blocked.contains(&peer) || blocked.len() < MAX_BLOCKED_PEERS;
+                if room {
+                    debug!(%peer, "peer blocked");
+                    self.swarm.behaviour_mut().blocked.block_peer(peer);
+                    self.answer(peer, || {
+                        Err(Error::Dial {
+                            peer: Box::new(peer),
+                            reason: "the peer is blocked".into(),
+                        })
+                    });
+                }
+                let _ = reply.send(room);
+            }
+            Command::Unblock { peer } => {
+                debug!(%peer, "peer unblocked");
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
             Command::Shutdown => {}
         }
     }
@@ -429,7 +462,7 @@ impl Driver {
             }
             BehaviourEvent::Identify(_) => {}
             BehaviourEvent::Streams(()) => {}
-            BehaviourEvent::Limits(never) => match never {},
+            BehaviourEvent::Limits(never) | BehaviourEvent::Blocked(never) => match never {},
         }
     }
 
