@@ -15,6 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
 
+mod registries;
+
+pub use registries::{
+    MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_max_relays,
+    default_snapshot_interval_secs, default_snapshot_validity_secs, parse_registries, raft_id,
+};
+
 /// Settings of `braid relay`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,8 +67,16 @@ pub struct RelayConfig {
     /// Seconds between reachability re-tests (10..=86400); on loss the descriptor is removed,
     /// on recovery written again. Only used with `reachability_peers`.
     pub reachability_interval_secs: u64,
+    /// Seconds between publications of the descriptor to the registries (only with
+    /// `registries`); must be well under `descriptor_lifetime_secs`, or the relay drops out of
+    /// the directory between two publications.
+    pub republish_interval_secs: u64,
     /// Bounds on what the relay accepts.
     pub limits: LimitsConfig,
+    /// The registries (`[[registries]]`, peer and address): the relay publishes its descriptor
+    /// to them, and fetches, caches and serves their signed directory snapshot. Empty: the
+    /// relay only writes its descriptor to `data_dir/descriptor`.
+    pub registries: Vec<RegistryEntry>,
 }
 
 /// How long one accounting period lasts (periods start at midnight UTC).
@@ -97,8 +112,14 @@ pub struct LimitsConfig {
 pub struct ProxyConfig {
     /// Where apps connect (SOCKS5). Keep it on loopback.
     pub socks_listen: SocketAddr,
-    /// The directory file (a bundle of signed relay descriptors, see `braid directory`).
+    /// The directory file (a bundle of signed relay descriptors, see `braid directory`); used
+    /// only when `registries` is empty.
     pub directory: PathBuf,
+    /// The registries (`[[registries]]`, peer and address): the proxy fetches their signed
+    /// directory snapshot, verifies it against their keys and refreshes it.
+    pub registries: Vec<RegistryEntry>,
+    /// Seconds between directory refreshes from the registries.
+    pub directory_refresh_secs: u64,
     /// Hops per circuit.
     pub hops: usize,
     /// Strands per stream (K, 1..=8): circuits to one exit that share no guard or middle relay
@@ -155,6 +176,14 @@ pub fn default_upnp_lease_secs() -> u64 {
 pub fn default_reachability_interval_secs() -> u64 {
     1200
 }
+/// Default republish interval: 30 minutes.
+pub fn default_republish_interval_secs() -> u64 {
+    1800
+}
+/// Default directory refresh: every 10 minutes.
+pub fn default_directory_refresh_secs() -> u64 {
+    600
+}
 /// Default SOCKS5 address.
 pub fn default_socks_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
@@ -182,7 +211,9 @@ impl Default for RelayConfig {
             upnp_lease_secs: default_upnp_lease_secs(),
             reachability_peers: Vec::new(),
             reachability_interval_secs: default_reachability_interval_secs(),
+            republish_interval_secs: default_republish_interval_secs(),
             limits: LimitsConfig::default(),
+            registries: Vec::new(),
         }
     }
 }
@@ -206,6 +237,8 @@ impl Default for ProxyConfig {
         ProxyConfig {
             socks_listen: default_socks_listen(),
             directory: default_directory(),
+            registries: Vec::new(),
+            directory_refresh_secs: default_directory_refresh_secs(),
             hops: d.hops,
             strands: d.strands,
             max_circuits: d.max_circuits,
@@ -296,6 +329,7 @@ impl Validate for RelayConfig {
         self.validate_bandwidth(path)?;
         self.validate_upnp(path)?;
         self.validate_reachability(path)?;
+        self.validate_registries(path)?;
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
         positive(
@@ -351,6 +385,18 @@ impl RelayConfig {
                 path,
                 "advertise",
                 "must be empty with upnp = true (the mapped address is advertised)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_registries(&self, path: &Path) -> Result<(), NodeError> {
+        parse_registries(path, "registries", &self.registries)?;
+        if !(10..=self.descriptor_lifetime_secs / 2).contains(&self.republish_interval_secs) {
+            return Err(bad(
+                path,
+                "republish_interval_secs",
+                "must be at least 10 and at most half of descriptor_lifetime_secs",
             ));
         }
         Ok(())
@@ -441,6 +487,10 @@ impl Validate for ProxyConfig {
             "max_circuit_dirtiness_secs",
             self.max_circuit_dirtiness_secs,
         )?;
+        parse_registries(path, "registries", &self.registries)?;
+        if self.directory_refresh_secs < 10 {
+            return Err(bad(path, "directory_refresh_secs", "must be at least 10"));
+        }
         Ok(())
     }
 }

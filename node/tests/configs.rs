@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use braid_node::config::RegistryConfig;
 use braid_node::config::Validate;
 use braid_node::{ProxyConfig, RelayConfig, load_config};
 use serde::de::DeserializeOwned;
@@ -13,12 +14,17 @@ fn configs_dir() -> PathBuf {
 /// The file's section headers plus its commented `# key = value` lines, uncommented.
 fn commented_defaults(text: &str) -> String {
     let mut out = String::new();
+    // `[[...]]` tables (the registry list) are data, not defaults: skip them to the next table.
+    let mut in_array_table = false;
     for line in text.lines() {
         let t = line.trim();
-        if t.starts_with('[') {
+        if t.starts_with("[[") {
+            in_array_table = true;
+        } else if t.starts_with('[') {
+            in_array_table = false;
             out += t;
             out += "\n";
-        } else if let Some(rest) = t.strip_prefix("# ") {
+        } else if !in_array_table && let Some(rest) = t.strip_prefix("# ") {
             let is_kv = rest
                 .split_once(" = ")
                 .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
@@ -60,6 +66,26 @@ fn proxy_config_parses_and_documents_defaults() {
 }
 
 #[test]
+fn registry_config_parses_and_documents_defaults() {
+    check::<RegistryConfig>("registry.toml");
+    let cfg: RegistryConfig = load_config(&configs_dir().join("registry.toml")).expect("parse");
+    let list = braid_node::config::parse_registries(
+        std::path::Path::new("registry.toml"),
+        "registries",
+        &cfg.registries,
+    )
+    .expect("registries");
+    assert_eq!(list.len(), 3);
+    // Every example registry's key is the one its peer id carries.
+    for r in &list {
+        assert_eq!(
+            braid_transport::peer_id_from_public(&r.key).expect("key"),
+            r.peer
+        );
+    }
+}
+
+#[test]
 fn every_config_file_is_checked() {
     let mut names: Vec<String> = std::fs::read_dir(configs_dir())
         .expect("configs/")
@@ -70,7 +96,13 @@ fn every_config_file_is_checked() {
     names.sort();
     assert_eq!(
         names,
-        ["exit.toml", "proxy.toml", "relay-home.toml", "relay.toml"]
+        [
+            "exit.toml",
+            "proxy.toml",
+            "registry.toml",
+            "relay-home.toml",
+            "relay.toml"
+        ]
     );
 }
 
@@ -105,6 +137,48 @@ fn bad_configs_name_the_key_and_the_file() {
         .expect_err("hops")
         .to_string();
     assert!(err.contains("hops") && err.contains("bad.toml"), "{err}");
+    // Registry lists: a bad peer id, a duplicate, a /p2p/ part naming another peer, too many.
+    let peer = "12D3KooWGp54vP9mXieYwragpuCVPsesxTPaJfe5Lv9NqnY4p9F1";
+    let other = "12D3KooWHXd9dgMsSQ1rK1My9hKxJ7BFyxgPLQ9uue7XCih5qxE2";
+    let entry = |p: &str, a: &str| format!("[[registries]]\npeer = \"{p}\"\naddress = \"{a}\"\n");
+    let quic = "/ip4/127.0.0.1/udp/9400/quic-v1";
+    let cases = [
+        (entry("not-a-peer", quic), "not-a-peer"),
+        (entry(peer, quic) + &entry(peer, quic), "twice"),
+        (entry(peer, &format!("{quic}/p2p/{other}")), "another peer"),
+        (entry(peer, "nowhere"), "nowhere"),
+        (
+            "directory_refresh_secs = 1\n".to_string(),
+            "directory_refresh_secs",
+        ),
+    ];
+    for (text, what) in &cases {
+        let p = write(dir.path(), text);
+        let err = load_config::<ProxyConfig>(&p).expect_err(text).to_string();
+        assert!(err.contains(what), "{text}: {err}");
+    }
+    let ten: String = (0..10)
+        .map(|_| {
+            entry(
+                &braid_transport::Identity::generate().peer_id().to_string(),
+                quic,
+            )
+        })
+        .collect();
+    let err = load_config::<ProxyConfig>(&write(dir.path(), &ten))
+        .expect_err("ten")
+        .to_string();
+    assert!(err.contains("at most 9"), "{err}");
+    let p = write(dir.path(), "republish_interval_secs = 86400\n");
+    let err = load_config::<RelayConfig>(&p)
+        .expect_err("republish")
+        .to_string();
+    assert!(err.contains("republish_interval_secs"), "{err}");
+    // A registry must list its group.
+    let err = load_config::<RegistryConfig>(&write(dir.path(), "max_relays = 5\n"))
+        .expect_err("no registries")
+        .to_string();
+    assert!(err.contains("registries"), "{err}");
     let missing = dir.path().join("missing.toml");
     let err = load_config::<ProxyConfig>(&missing)
         .expect_err("missing")

@@ -157,6 +157,19 @@ pub fn peer_id_from_public(public: &[u8; 32]) -> Result<PeerId, Error> {
     Ok(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
 
+/// The Ed25519 public key a peer id carries, if it is an Ed25519 peer id (every braid node's
+/// is: the key is inlined in the id). The inverse of [`peer_id_from_public`]; a registry's
+/// peer id in a config thus also names the key that signs its directory snapshots.
+pub fn public_from_peer_id(peer: &PeerId) -> Option<[u8; 32]> {
+    let digest = peer.as_ref();
+    // An inlined key uses the identity multihash (code 0).
+    if digest.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(digest.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
 /// 32 raw bytes, or 64 hex digits with optional trailing whitespace.
 fn parse_secret(contents: &[u8], path: &Path) -> Result<[u8; 32], Error> {
     if let Ok(raw) = <[u8; 32]>::try_from(contents) {

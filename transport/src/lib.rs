@@ -26,7 +26,7 @@ pub use config::{
 #[cfg(feature = "driver")]
 pub use error::Error;
 #[cfg(feature = "driver")]
-pub use identity::{IDENTITY_FILE, Identity, peer_id_from_public};
+pub use identity::{IDENTITY_FILE, Identity, peer_id_from_public, public_from_peer_id};
 #[cfg(feature = "driver")]
 pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 #[cfg(feature = "driver")]

@@ -93,3 +93,17 @@ fn data_dir_that_is_a_file_rejected() {
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_peer_id_gives_back_its_ed25519_key() {
+    let id = Identity::generate();
+    let public = id.public_bytes();
+    let peer = braid_transport::peer_id_from_public(&public).unwrap();
+    assert_eq!(peer, id.peer_id());
+    assert_eq!(braid_transport::public_from_peer_id(&peer), Some(public));
+    // A peer id that is a hash (not an inlined key) carries no key.
+    let hashed: braid_transport::PeerId = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"
+        .parse()
+        .unwrap();
+    assert_eq!(braid_transport::public_from_peer_id(&hashed), None);
+}
