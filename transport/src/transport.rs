@@ -3,6 +3,7 @@
 //! libp2p-stream. It does not frame or interpret stream bytes.
 
 mod driver;
+mod routing;
 
 use std::{
     fmt,
@@ -40,7 +41,7 @@ struct Inner {
 
 impl Transport {
     /// Builds the swarm (QUIC v1 first, TCP + Noise + Yamux as fallback; behaviour:
-    /// connection limits, libp2p-stream, identify, ping), listens on every `config.listen`
+    /// block list, connection limits, libp2p-stream, identify, ping, Kademlia), listens on every `config.listen`
     /// address, waits until each has reported its bound address (at most
     /// `config.listen_timeout`), then spawns the swarm task.
     pub async fn start(identity: Identity, config: TransportConfig) -> Result<Self, Error> {

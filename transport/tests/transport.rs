@@ -689,3 +689,72 @@ async fn block_severs_a_link_until_unblocked() {
         t.shutdown().await;
     }
 }
+
+/// Kademlia peer routing: a node that knows only a "registry" finds a third node by its id
+/// alone, and finds it again after it restarted on another port (same identity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dht_finds_a_peer_by_id_and_after_its_address_changed() {
+    init();
+    let registry = start(config(vec![quic("127.0.0.1")])).await;
+    let secret = Identity::generate().secret_bytes();
+    let start_c = || async {
+        bounded(Transport::start(
+            Identity::from_secret_bytes(secret),
+            config(vec![quic("127.0.0.1")]),
+        ))
+        .await
+        .unwrap()
+    };
+    let c = start_c().await;
+    serve_echo(&c);
+    // C talks to the registry (as a relay publishing): the registry learns where C listens.
+    c.add_addresses(registry.peer_id(), registry.listen_addrs())
+        .await
+        .unwrap();
+    bounded(c.connect(registry.peer_id())).await.unwrap();
+    // A knows only the registry, and has talked to it (as a proxy fetching the directory).
+    let a = start(config(vec![quic("127.0.0.1")])).await;
+    a.add_addresses(registry.peer_id(), registry.listen_addrs())
+        .await
+        .unwrap();
+    bounded(a.connect(registry.peer_id())).await.unwrap();
+    let c_id = c.peer_id();
+    // Identify runs right after the connection; give the registry a bounded moment.
+    let mut found = false;
+    for _ in 0..50 {
+        if let Ok(Ok(stream)) = timeout(Duration::from_secs(5), a.open_stream(c_id, ECHO)).await {
+            drop(stream);
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "A never reached C through the DHT");
+    assert_eq!(echo(&a, c_id, b"by id").await, b"by id");
+    let old = c.listen_addrs();
+
+    // C restarts on a new port with the same identity and talks to the registry again.
+    c.shutdown().await;
+    let c = start_c().await;
+    assert_ne!(c.listen_addrs(), old, "a new port");
+    serve_echo(&c);
+    c.add_addresses(registry.peer_id(), registry.listen_addrs())
+        .await
+        .unwrap();
+    bounded(c.connect(registry.peer_id())).await.unwrap();
+    // A still has only the old address; the dial fails and the DHT gives the new one.
+    let mut moved = false;
+    for _ in 0..50 {
+        if let Ok(Ok(stream)) = timeout(Duration::from_secs(5), a.open_stream(c_id, ECHO)).await {
+            drop(stream);
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "A never reached C at its new address");
+    assert_eq!(echo(&a, c_id, b"moved").await, b"moved");
+    for t in [a, c, registry] {
+        t.shutdown().await;
+    }
+}

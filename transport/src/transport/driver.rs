@@ -4,7 +4,7 @@
 //! protocol logic: streams are handed to the caller as they are.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     num::NonZeroU8,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use libp2p::{
     Multiaddr, PeerId, Swarm, SwarmBuilder, allow_block_list, connection_limits,
     core::transport::ListenerId,
-    identify, noise, ping,
+    identify, kad, noise, ping,
     swarm::{
         ConnectionId, DialError, NetworkBehaviour, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -24,6 +24,7 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace, warn};
 
+use super::routing::{self, Lookups};
 use crate::{
     Error, Identity, TransportConfig,
     address_book::{AddressBook, is_quic},
@@ -73,6 +74,7 @@ pub(crate) struct Behaviour {
     streams: libp2p_stream::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
 }
 
 impl Behaviour {
@@ -94,6 +96,11 @@ impl Behaviour {
             streams: libp2p_stream::Behaviour::new(),
             identify: identify::Behaviour::new(identify),
             ping: ping::Behaviour::new(ping),
+            kad: routing::behaviour(
+                key.public().to_peer_id(),
+                !config.listen.is_empty(),
+                config.open_timeout / 2,
+            ),
         }
     }
 
@@ -158,6 +165,10 @@ pub(crate) struct Driver {
     /// Bound addresses, shared with the handle for `Transport::listen_addrs`.
     listen_addrs: Arc<Mutex<Vec<Multiaddr>>>,
     shutdown_timeout: Duration,
+    /// Kademlia lookups under way.
+    lookups: Lookups,
+    /// Peers whose waiting connects already had a lookup (one per round of waiters).
+    looked_up: HashSet<PeerId>,
 }
 
 impl Driver {
@@ -175,6 +186,8 @@ impl Driver {
             listeners: Vec::new(),
             listen_addrs,
             shutdown_timeout: config.shutdown_timeout,
+            lookups: Lookups::default(),
+            looked_up: HashSet::new(),
         }
     }
 
@@ -305,17 +318,13 @@ impl Driver {
             return;
         }
         let addresses = self.book.dial_order(&peer);
-        if addresses.is_empty() {
-            let _ = reply.send(Err(Error::NoAddresses {
-                peer: Box::new(peer),
-            }));
-            return;
-        }
         // Callers that gave up (timed out) no longer hold a slot.
         self.waiters.retain(|_, list| {
             list.retain(|w| !w.is_closed());
             !list.is_empty()
         });
+        let waiters = &self.waiters;
+        self.looked_up.retain(|p| waiters.contains_key(p));
         let pending: usize = self.waiters.values().map(Vec::len).sum();
         if pending >= self.max_pending_dials {
             let limit = self.max_pending_dials;
@@ -325,7 +334,24 @@ impl Driver {
             }));
             return;
         }
+        if addresses.is_empty() {
+            // Nothing known: ask the DHT where the peer is.
+            if self.waiters.contains_key(&peer) || self.lookup(peer) {
+                self.waiters.entry(peer).or_default().push(reply);
+            } else {
+                let _ = reply.send(Err(Error::NoAddresses {
+                    peer: Box::new(peer),
+                }));
+            }
+            return;
+        }
         self.waiters.entry(peer).or_default().push(reply);
+        self.dial(peer, addresses);
+    }
+
+    /// Dials `peer` at `addresses` (one at a time, in order); waiters are answered when the
+    /// dial ends.
+    fn dial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
         let opts = DialOpts::peer_id(peer)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .addresses(addresses)
@@ -342,8 +368,56 @@ impl Driver {
         }
     }
 
+    /// Starts a DHT lookup of `peer` for its waiters, once per round of waiters; `false`:
+    /// none started (already tried, or too many under way).
+    fn lookup(&mut self, peer: PeerId) -> bool {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let empty = kad.kbuckets().all(|bucket| bucket.num_entries() == 0);
+        if empty || self.looked_up.contains(&peer) {
+            return false;
+        }
+        let started = self
+            .lookups
+            .start(&mut self.swarm.behaviour_mut().kad, peer);
+        if started {
+            debug!(%peer, "looking the peer up in the DHT");
+            self.looked_up.insert(peer);
+        }
+        started
+    }
+
+    /// A lookup ended: dial what it found, or fail the waiters.
+    fn on_lookup(&mut self, id: kad::QueryId, result: kad::GetClosestPeersResult) {
+        let Some(peer) = self.lookups.finish(id) else {
+            return;
+        };
+        if self.swarm.is_connected(&peer) {
+            self.answer(peer, || Ok(()));
+            return;
+        }
+        let found = routing::found(result, &peer);
+        if found.is_empty() {
+            debug!(%peer, "the DHT does not know the peer");
+            self.answer(peer, || {
+                Err(Error::Dial {
+                    peer: Box::new(peer),
+                    reason: "no known address works and the DHT lookup found none".into(),
+                })
+            });
+            return;
+        }
+        debug!(%peer, addresses = found.len(), "the DHT found the peer");
+        for address in &found {
+            self.book.add(peer, address.clone());
+        }
+        if self.waiters.contains_key(&peer) {
+            self.dial(peer, found);
+        }
+    }
+
     /// Answers every waiter for `peer`.
     fn answer(&mut self, peer: PeerId, result: impl Fn() -> Result<(), Error>) {
+        self.looked_up.remove(&peer);
         for waiter in self.waiters.remove(&peer).unwrap_or_default() {
             let _ = waiter.send(result());
         }
@@ -387,7 +461,10 @@ impl Driver {
             } => {
                 debug!(%peer, %connection_id, "dial failed");
                 trace!(%peer, %connection_id, %error, "dial failure detail");
-                if !self.swarm.is_connected(&peer) {
+                // Every known address failed: the peer may have moved; ask the DHT once.
+                let connected = self.swarm.is_connected(&peer);
+                let looking = !connected && self.waiters.contains_key(&peer) && self.lookup(peer);
+                if !connected && !looking {
                     let reason = error.to_string();
                     self.answer(peer, || {
                         Err(Error::Dial {
@@ -459,7 +536,24 @@ impl Driver {
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 trace!(peer = %peer_id, agent = %info.agent_version, "identified");
+                if info.protocols.contains(&routing::KAD_PROTOCOL) {
+                    let kad = &mut self.swarm.behaviour_mut().kad;
+                    for address in info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(routing::routable)
+                        .take(routing::MAX_CLAIMED_ADDRESSES)
+                    {
+                        kad.add_address(&peer_id, address);
+                    }
+                }
             }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                ..
+            }) => self.on_lookup(id, result),
+            BehaviourEvent::Kad(event) => trace!(?event, "kad"),
             BehaviourEvent::Identify(_) => {}
             BehaviourEvent::Streams(()) => {}
             BehaviourEvent::Limits(never) | BehaviourEvent::Blocked(never) => match never {},
