@@ -40,9 +40,9 @@ struct Inner {
 }
 
 impl Transport {
-    /// Builds the swarm (QUIC v1 first, TCP + Noise + Yamux as fallback; behaviour:
-    /// block list, connection limits, libp2p-stream, identify, ping, Kademlia), listens on every `config.listen`
-    /// address, waits until each has reported its bound address (at most
+    /// Builds the swarm (QUIC v1 first, TCP + Noise + Yamux as fallback; behaviour: block
+    /// list, connection limits, libp2p-stream, identify, ping, Kademlia), listens on every
+    /// `config.listen` address, waits until each has reported its bound address (at most
     /// `config.listen_timeout`), then spawns the swarm task.
     pub async fn start(identity: Identity, config: TransportConfig) -> Result<Self, Error> {
         config.validate()?;
