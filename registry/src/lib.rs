@@ -5,6 +5,11 @@ pub mod descriptor;
 pub mod directory;
 mod error;
 pub mod policy;
+pub mod protocol;
+#[cfg(feature = "raft")]
+pub mod raft;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod snapshot;
 pub mod state;
 #[cfg(feature = "store")]

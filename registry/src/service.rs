@@ -1,0 +1,103 @@
+//! The `/braid/registry/1` service over a node's transport (feature `service`): the drivers
+//! around the sans-IO [`protocol`](crate::protocol) codec and the snapshot types.
+//!
+//! - [`RegistryRole`] (registry nodes): takes relay descriptors ([`Request::Publish`]) after
+//!   checking them and dialing back every claimed address, proposes them to the replicated
+//!   state ([`Replica`]); on the Raft leader, expires old descriptors, builds a directory
+//!   snapshot every `snapshot_interval`, has the other registries co-sign it and offers the
+//!   majority-signed result to them; every registry serves the newest one it holds.
+//! - [`RelayCache`] (relays): serves the last snapshot the relay fetched and verified.
+//! - [`DirectoryFeed`] (proxies and relays): fetches the snapshot from any registry or relay,
+//!   verifies it against the configured registry keys, refreshes it, keeps the last good one.
+//! - [`publish`] and [`Republisher`] (relays): get the relay's descriptor listed and keep it so.
+//! - [`SoloReplica`]: the one-registry mode (one SQLite store, no Raft) behind [`Replica`].
+//!
+//! Every request has a deadline, every queue and cache a bound. Logs name peers (peer ids are
+//! public, they are in the directory) but never keys, descriptor addresses or payloads above
+//! `debug`. It does not do Raft: [`Replica`] is implemented by the Raft group elsewhere.
+//!
+//! [`Request::Publish`]: crate::protocol::Request::Publish
+
+mod cosign;
+mod error;
+mod exchange;
+mod feed;
+mod io;
+mod leader;
+mod publish;
+mod reachability;
+mod registries;
+mod registry_role;
+mod relay_cache;
+mod served;
+mod server;
+mod settings;
+mod solo;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use braid_transport::StreamProtocol;
+use futures::future::BoxFuture;
+
+use crate::SignedDescriptor;
+use crate::state::Command;
+use crate::store::{Applied, StoreError};
+
+pub use error::ServiceError;
+pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
+pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
+pub use registries::{PeerAddresses, Registries, registry_key_of};
+pub use registry_role::RegistryRole;
+pub use relay_cache::RelayCache;
+pub use settings::{
+    FeedSettings, RegistrySettings, RepublishSettings, ServerSettings, default_expire_interval,
+    default_feed_request_timeout, default_handle_timeout, default_max_clock_skew,
+    default_max_concurrent_probes, default_max_requests, default_max_requests_per_peer,
+    default_max_sources_per_round, default_peer_timeout, default_probe_cache_entries,
+    default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
+    default_read_timeout, default_refresh_interval, default_replication_wait,
+    default_republish_interval, default_republish_request_timeout, default_republish_retry,
+    default_retry_interval, default_snapshot_interval, default_snapshot_validity,
+    default_write_timeout,
+};
+pub use solo::SoloReplica;
+
+/// `/braid/registry/1` on the node's swarm.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::protocol::PROTOCOL_NAME);
+
+/// The replicated registry state as the service sees it. The Raft group implements it;
+/// [`SoloReplica`] is the one-registry mode.
+pub trait Replica: Send + Sync + 'static {
+    /// Proposes a command and waits until it is committed and applied (forwarding to the leader
+    /// is the replica's job).
+    fn submit(&self, command: Command) -> BoxFuture<'static, Result<Applied, ReplicaError>>;
+    /// The descriptors in the local applied state, sorted by identity. May block briefly (the
+    /// service calls it on a blocking thread).
+    fn descriptors(&self) -> Result<Vec<SignedDescriptor>, ReplicaError>;
+    /// Whether this node is the Raft leader now (the leader proposes `Expire` and builds
+    /// snapshots).
+    fn is_leader(&self) -> bool;
+}
+
+/// Why the replicated state could not do what the service asked.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The group cannot commit now (no leader, no quorum, shutting down ...).
+    #[error("registry state unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The local SQLite store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The wall clock in unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,265 @@
+//! The directory feed of a proxy or relay: fetch the signed snapshot from any registry or
+//! relay, verify it against the configured registry keys (`accept_newer`: majority of valid
+//! signatures, every descriptor signed and fresh, not stale, newer than the one in use), keep
+//! it fresh, and keep the last good one whenever a fetched one is bad, with one log line per
+//! refusal. The current snapshot is published on a `tokio::sync::watch` channel. It does not
+//! serve anything (a relay passes the receiver to [`RelayCache`](super::RelayCache)).
+
+use std::sync::Arc;
+
+use braid_transport::{PeerId, Transport};
+use rand::seq::SliceRandom as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::exchange::exchange;
+use super::registries::add_addresses;
+use super::{FeedSettings, PeerAddresses, Registries, ServiceError, unix_now};
+use crate::protocol::{Request, Response};
+use crate::snapshot::{VerifiedSnapshot, accept_newer};
+
+/// The most extra sources (relays) a feed may be given besides the registries.
+pub const MAX_EXTRA_SOURCES: usize = 64;
+
+/// The feed's output: the snapshot in use (`None` until the first good one).
+pub type SnapshotReceiver = watch::Receiver<Option<Arc<VerifiedSnapshot>>>;
+
+/// What one fetch from one source gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// A newer snapshot verified and is now in use.
+    Accepted {
+        /// Its `issued_at`.
+        issued_at: u64,
+        /// How many relays it lists.
+        relays: usize,
+    },
+    /// The source has nothing newer than the snapshot in use.
+    NotModified,
+    /// The source holds no valid snapshot.
+    Unavailable,
+}
+
+struct FeedCore {
+    transport: Transport,
+    registries: Registries,
+    /// Registries first, then the extra sources; no peer twice.
+    sources: Vec<PeerId>,
+    settings: FeedSettings,
+    sender: watch::Sender<Option<Arc<VerifiedSnapshot>>>,
+    /// Serialises "compare with the current one, verify, replace".
+    accepting: tokio::sync::Mutex<()>,
+}
+
+/// A running directory feed. Dropping it (or `stop`) ends the refresh loop; receivers keep the
+/// last value.
+pub struct DirectoryFeed {
+    core: Arc<FeedCore>,
+    task: JoinHandle<()>,
+}
+
+impl DirectoryFeed {
+    /// Starts fetching at once from the `registries` and up to [`MAX_EXTRA_SOURCES`]
+    /// `extra_sources` (relays caching the snapshot), in random order, then every
+    /// `refresh_interval` (every `retry_interval` while no good snapshot is held or a round
+    /// failed).
+    pub async fn start(
+        transport: &Transport,
+        registries: Registries,
+        extra_sources: Vec<PeerAddresses>,
+        settings: FeedSettings,
+    ) -> Result<Self, ServiceError> {
+        settings.validate()?;
+        if extra_sources.len() > MAX_EXTRA_SOURCES {
+            return Err(ServiceError::Config {
+                field: "feed.extra_sources",
+                reason: "at most 64 extra sources",
+            });
+        }
+        registries.add_addresses_to(transport).await?;
+        add_addresses(transport, &extra_sources).await?;
+        let mut sources: Vec<PeerId> = registries.peers().iter().map(|p| p.peer_id).collect();
+        for extra in &extra_sources {
+            if !sources.contains(&extra.peer_id) {
+                sources.push(extra.peer_id);
+            }
+        }
+        let (sender, _) = watch::channel(None);
+        let core = Arc::new(FeedCore {
+            transport: transport.clone(),
+            registries,
+            sources,
+            settings,
+            sender,
+            accepting: tokio::sync::Mutex::new(()),
+        });
+        let task = tokio::spawn(run(Arc::clone(&core)));
+        Ok(Self { core, task })
+    }
+
+    /// A receiver of the snapshot in use; it sees every replacement.
+    pub fn subscribe(&self) -> SnapshotReceiver {
+        self.core.sender.subscribe()
+    }
+
+    /// The snapshot in use now.
+    pub fn current(&self) -> Option<Arc<VerifiedSnapshot>> {
+        self.core.sender.borrow().clone()
+    }
+
+    /// Fetches from one configured source now (the loop does this by itself). A refused
+    /// snapshot gives [`ServiceError::Snapshot`] and leaves the current one in use.
+    pub async fn fetch_from(&self, source: PeerId) -> Result<FetchOutcome, ServiceError> {
+        if !self.core.sources.contains(&source) {
+            return Err(ServiceError::UnknownSource {
+                peer: Box::new(source),
+            });
+        }
+        fetch_from(&self.core, source).await
+    }
+
+    /// One round now: sources in random order until one gives a good snapshot or says
+    /// nothing is newer.
+    pub async fn refresh(&self) -> Result<FetchOutcome, ServiceError> {
+        round(&self.core).await
+    }
+
+    /// Stops the refresh loop.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for DirectoryFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for DirectoryFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryFeed")
+            .field("sources", &self.core.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn run(core: Arc<FeedCore>) {
+    loop {
+        let good = matches!(
+            round(&core).await,
+            Ok(FetchOutcome::Accepted { .. } | FetchOutcome::NotModified)
+        );
+        let current = core.sender.borrow().clone();
+        if let Some(current) = &current
+            && current.is_expired(unix_now())
+        {
+            warn!(
+                valid_until = current.valid_until(),
+                "directory snapshot in use has expired and no newer one was fetched"
+            );
+        }
+        let wait = if good && current.is_some() {
+            core.settings.refresh_interval
+        } else {
+            core.settings.retry_interval
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn round(core: &FeedCore) -> Result<FetchOutcome, ServiceError> {
+    let mut order = core.sources.clone();
+    order.shuffle(&mut rand::rng());
+    order.truncate(core.settings.max_sources_per_round);
+    let mut last_error = None;
+    for peer in order {
+        match fetch_from(core, peer).await {
+            Ok(outcome @ (FetchOutcome::Accepted { .. } | FetchOutcome::NotModified)) => {
+                return Ok(outcome);
+            }
+            Ok(FetchOutcome::Unavailable) => {
+                info!(source = %peer, "directory source has no snapshot yet");
+            }
+            Err(error) => {
+                // Snapshot refusals were logged where they happened; transport errors may
+                // carry the source's addresses: debug only.
+                if !matches!(error, ServiceError::Snapshot { .. }) {
+                    debug!("directory source failed: {error}");
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    last_error.map_or(Ok(FetchOutcome::Unavailable), Err)
+}
+
+async fn fetch_from(core: &FeedCore, peer: PeerId) -> Result<FetchOutcome, ServiceError> {
+    let newer_than = core.sender.borrow().as_ref().map_or(0, |s| s.issued_at());
+    let request = Request::GetSnapshot { newer_than };
+    let timeout = core.settings.request_timeout;
+    let signed = match exchange(&core.transport, peer, &request, timeout).await {
+        Ok(Response::Snapshot(signed)) => signed,
+        Ok(Response::NotModified) => return Ok(FetchOutcome::NotModified),
+        Ok(Response::Unavailable) => return Ok(FetchOutcome::Unavailable),
+        Ok(other) => {
+            return Err(ServiceError::Unexpected {
+                peer: Box::new(peer),
+                what: format!("answer kind {:#04x} to GetSnapshot", other.kind()),
+            });
+        }
+        Err(ServiceError::Protocol { peer, source }) => {
+            warn!(source = %peer, "directory snapshot refused, keeping the last good one: {source}");
+            return Err(ServiceError::Protocol { peer, source });
+        }
+        Err(error) => return Err(error),
+    };
+    let _accepting = core.accepting.lock().await;
+    let current = core.sender.borrow().clone();
+    let set = core.registries.set().clone();
+    let now = unix_now();
+    let bytes = signed.encode();
+    let kept = current.as_ref().map(|c| c.issued_at());
+    let checked =
+        tokio::task::spawn_blocking(move || accept_newer(current.as_deref(), &bytes, &set, now))
+            .await
+            .map_err(|e| ServiceError::Unexpected {
+                peer: Box::new(peer),
+                what: format!("verification task failed: {e}"),
+            })?;
+    match checked {
+        Ok(verified) => {
+            let outcome = FetchOutcome::Accepted {
+                issued_at: verified.issued_at(),
+                relays: verified.descriptors().len(),
+            };
+            info!(
+                source = %peer,
+                issued_at = verified.issued_at(),
+                relays = verified.descriptors().len(),
+                signers = verified.signers().len(),
+                "directory snapshot accepted"
+            );
+            core.sender.send_replace(Some(Arc::new(verified)));
+            Ok(outcome)
+        }
+        Err(source) => {
+            match kept {
+                Some(issued_at) => warn!(
+                    source = %peer,
+                    kept_issued_at = issued_at,
+                    "directory snapshot refused, keeping the last good one: {source}"
+                ),
+                None => warn!(
+                    source = %peer,
+                    "directory snapshot refused, none in use yet: {source}"
+                ),
+            }
+            Err(ServiceError::Snapshot {
+                peer: Box::new(peer),
+                source,
+            })
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The relay's side of publishing: [`publish`] sends its signed descriptor to the registries in
+//! random order until one lists it, and [`Republisher`] does that now and then every
+//! `republish_interval` with a freshly signed descriptor, so the relay stays listed (a relay
+//! that stops republishing drops out when its descriptor expires). The transport must be the
+//! relay's own: a registry takes a descriptor only from the peer it describes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use braid_transport::{PeerId, Transport};
+use rand::seq::SliceRandom as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::exchange::exchange;
+use super::{Registries, RepublishSettings, ServiceError, unix_now};
+use crate::SignedDescriptor;
+use crate::protocol::{Request, Response};
+
+/// Publishes `descriptor` to the registries, in random order, until one answers `Published`
+/// (each exchange bounded by `timeout`; a registry dials the relay back first). Returns the
+/// registry that listed it, or [`ServiceError::PublishFailed`] listing why each one did not.
+pub async fn publish(
+    transport: &Transport,
+    registries: &Registries,
+    descriptor: &SignedDescriptor,
+    timeout: Duration,
+) -> Result<PeerId, ServiceError> {
+    registries.add_addresses_to(transport).await?;
+    let mut order: Vec<PeerId> = registries.peers().iter().map(|p| p.peer_id).collect();
+    order.shuffle(&mut rand::rng());
+    let request = Request::Publish(descriptor.clone());
+    let mut attempts = Vec::with_capacity(order.len());
+    for peer in order {
+        match exchange(transport, peer, &request, timeout).await {
+            Ok(Response::Published) => return Ok(peer),
+            Ok(other) => attempts.push(format!("{peer}: answered kind {:#04x}", other.kind())),
+            Err(e) => attempts.push(e.to_string()),
+        }
+    }
+    Err(ServiceError::PublishFailed { attempts })
+}
+
+/// How the last publish went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishStatus {
+    /// Nothing tried yet.
+    NotYet,
+    /// Listed by `registry` at `at` (unix seconds).
+    Published {
+        /// When.
+        at: u64,
+        /// Which registry listed it.
+        registry: PeerId,
+    },
+    /// Every registry refused or failed at `at`; `error` says why for each.
+    Failed {
+        /// When.
+        at: u64,
+        /// The error text.
+        error: String,
+    },
+}
+
+/// Makes a freshly signed descriptor at `now` (unix seconds) for each publish.
+pub type DescriptorSource =
+    Arc<dyn Fn(u64) -> Result<SignedDescriptor, crate::Error> + Send + Sync + 'static>;
+
+/// Keeps a relay listed: publishes now, then every `republish_interval` (every
+/// `retry_interval` after a failure), logging each failure. Dropping it (or `stop`) ends it.
+pub struct Republisher {
+    task: JoinHandle<()>,
+    status: watch::Receiver<PublishStatus>,
+}
+
+impl Republisher {
+    /// Starts republishing, on the relay's own `transport`, the descriptors `make` signs.
+    pub fn start(
+        transport: Transport,
+        registries: Registries,
+        make: DescriptorSource,
+        settings: RepublishSettings,
+    ) -> Result<Self, ServiceError> {
+        settings.validate()?;
+        let (sender, status) = watch::channel(PublishStatus::NotYet);
+        let task = tokio::spawn(async move {
+            loop {
+                let now = unix_now();
+                let result = match make(now) {
+                    Ok(descriptor) => {
+                        publish(
+                            &transport,
+                            &registries,
+                            &descriptor,
+                            settings.request_timeout,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(ServiceError::Registries {
+                        reason: format!("the relay's descriptor could not be signed: {e}"),
+                    }),
+                };
+                let wait = match result {
+                    Ok(registry) => {
+                        info!(%registry, "relay descriptor published");
+                        sender.send_replace(PublishStatus::Published { at: now, registry });
+                        settings.republish_interval
+                    }
+                    Err(error) => {
+                        warn!("relay descriptor not published: {error}");
+                        sender.send_replace(PublishStatus::Failed {
+                            at: now,
+                            error: error.to_string(),
+                        });
+                        settings.retry_interval
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+        Ok(Self { task, status })
+    }
+
+    /// A receiver of the last outcome.
+    pub fn status(&self) -> watch::Receiver<PublishStatus> {
+        self.status.clone()
+    }
+
+    /// Stops republishing (the descriptor stays listed until it expires).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Republisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for Republisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Republisher").finish_non_exhaustive()
+    }
+}

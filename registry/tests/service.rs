@@ -1,0 +1,813 @@
+//! The registry service end to end: real QUIC on 127.0.0.1, real SQLite stores in temp dirs,
+//! real relay transports answering real dial-back probes, and hand-made hostile bytes on real
+//! streams. `cargo test -p braid-registry --features service --test service`.
+
+#![cfg(feature = "service")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use braid_registry::descriptor::SIGNING_DOMAIN;
+use braid_registry::protocol::{RefuseCode, Request, Response};
+use braid_registry::service::{
+    DirectoryFeed, FeedSettings, FetchOutcome, PROTOCOL, PeerAddresses, PublishStatus, Registries,
+    RegistryRole, RegistrySettings, RelayCache, Replica, RepublishSettings, ServerSettings,
+    ServiceError, SoloReplica, publish, registry_key_of,
+};
+use braid_registry::snapshot::SNAPSHOT_SIGNING_DOMAIN;
+use braid_registry::state::Command;
+use braid_registry::store::{Applied, StoreLimits};
+use braid_registry::{Descriptor, ExitPolicy, RegistrySet, SignedDescriptor, SnapshotError};
+use braid_transport::{Identity, Multiaddr, PeerId, Transport, TransportConfig};
+use ed25519_dalek::{Signer as _, SigningKey};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use tempfile::TempDir;
+use tokio::time::{sleep, timeout};
+
+/// Upper bound on any single test step.
+const STEP: Duration = Duration::from_secs(60);
+
+async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    timeout(STEP, future).await.expect("test step timed out")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Polls `check` every 100 ms until it holds (bounded by `STEP`).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A transport listening on QUIC at 127.0.0.1 (or not listening), and its signing key.
+async fn node(listen: bool) -> (Transport, SigningKey) {
+    let identity = Identity::generate();
+    let key = SigningKey::from_bytes(&identity.secret_bytes());
+    let listen = if listen {
+        vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]
+    } else {
+        Vec::new()
+    };
+    let config = TransportConfig {
+        listen,
+        ..TransportConfig::default()
+    };
+    (
+        bounded(Transport::start(identity, config)).await.unwrap(),
+        key,
+    )
+}
+
+fn peer_of(t: &Transport) -> PeerAddresses {
+    PeerAddresses {
+        peer_id: t.peer_id(),
+        addresses: t.listen_addrs(),
+    }
+}
+
+fn registry_settings(snapshot_interval: Duration) -> RegistrySettings {
+    RegistrySettings {
+        probe_timeout: Duration::from_secs(2),
+        expire_interval: Duration::from_secs(1),
+        snapshot_interval,
+        snapshot_validity: Duration::from_secs(600),
+        replication_wait: Duration::from_secs(2),
+        peer_timeout: Duration::from_secs(20),
+        ..RegistrySettings::default()
+    }
+}
+
+fn feed_settings() -> FeedSettings {
+    FeedSettings {
+        refresh_interval: Duration::from_secs(3600),
+        retry_interval: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(20),
+        max_sources_per_round: 4,
+    }
+}
+
+/// One registry node: transport, key, store, role.
+struct Reg {
+    transport: Transport,
+    key: SigningKey,
+    replica: Arc<SoloReplica>,
+    role: RegistryRole,
+    dir: TempDir,
+}
+
+/// `n` registries (one group); only `leader` is flagged as the leader.
+async fn registries(n: usize, leader: usize, settings: RegistrySettings) -> (Vec<Reg>, Registries) {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(node(true).await);
+    }
+    let list = Registries::new(nodes.iter().map(|(t, _)| peer_of(t)).collect()).unwrap();
+    let mut regs = Vec::new();
+    for (i, (transport, key)) in nodes.into_iter().enumerate() {
+        let dir = TempDir::new().unwrap();
+        let replica = Arc::new(
+            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default()).unwrap(),
+        );
+        replica.set_leader(i == leader);
+        let settings = RegistrySettings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..settings.clone()
+        };
+        let role = RegistryRole::start(
+            &transport,
+            Arc::clone(&replica) as Arc<dyn Replica>,
+            list.clone(),
+            key.clone(),
+            settings,
+        )
+        .await
+        .unwrap();
+        regs.push(Reg {
+            transport,
+            key,
+            replica,
+            role,
+            dir,
+        });
+    }
+    (regs, list)
+}
+
+fn descriptor(
+    key: &SigningKey,
+    addresses: Vec<String>,
+    published: u64,
+    expires: u64,
+) -> Descriptor {
+    Descriptor {
+        identity: key.verifying_key().to_bytes(),
+        onion_key: [9; 32],
+        addresses,
+        nickname: "testrelay".into(),
+        bandwidth: 1 << 20,
+        exit_policy: ExitPolicy::reject_all(),
+        published,
+        expires,
+    }
+}
+
+fn addresses_of(t: &Transport) -> Vec<String> {
+    t.listen_addrs().iter().map(Multiaddr::to_string).collect()
+}
+
+fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
+    replica
+        .descriptors()
+        .unwrap()
+        .iter()
+        .map(|d| *d.identity())
+        .collect()
+}
+
+/// Sends raw bytes on a new `/braid/registry/1` stream and decodes the one answer.
+async fn raw(transport: &Transport, peer: PeerId, bytes: &[u8]) -> Response {
+    bounded(async {
+        let mut stream = transport.open_stream(peer, PROTOCOL).await.unwrap();
+        // The server may answer from the header alone and stop our sending side.
+        let _ = stream.write_all(bytes).await;
+        let _ = stream.flush().await;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        Response::decode(&answer).unwrap()
+    })
+    .await
+}
+
+fn refusal(response: &Response) -> (RefuseCode, String) {
+    match response {
+        Response::Refused(r) => (r.code(), r.text().to_owned()),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_registry_lists_a_reachable_relay_and_a_feed_sees_it() {
+    let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(1))).await;
+    let reg = &regs[0];
+    let (relay, relay_key) = node(true).await;
+    let addresses = addresses_of(&relay);
+    let make_key = relay_key.clone();
+    let republisher = braid_registry::service::Republisher::start(
+        relay.clone(),
+        list.clone(),
+        Arc::new(move |now| {
+            descriptor(&make_key, addresses.clone(), now, now + 3600).sign(&make_key)
+        }),
+        RepublishSettings {
+            republish_interval: Duration::from_secs(3600),
+            retry_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(20),
+        },
+    )
+    .unwrap();
+    let mut status = republisher.status();
+    let published = bounded(status.wait_for(|s| !matches!(s, PublishStatus::NotYet)))
+        .await
+        .unwrap()
+        .clone();
+    assert!(
+        matches!(published, PublishStatus::Published { registry, .. } if registry == reg.transport.peer_id()),
+        "{published:?}"
+    );
+    let identity = relay_key.verifying_key().to_bytes();
+    assert_eq!(listed(&reg.replica), vec![identity]);
+
+    eventually("the registry's snapshot lists the relay", || {
+        reg.role
+            .snapshot()
+            .is_some_and(|s| s.descriptors().iter().any(|d| *d.identity() == identity))
+    })
+    .await;
+
+    let (proxy, _) = node(false).await;
+    let feed = DirectoryFeed::start(&proxy, list.clone(), Vec::new(), feed_settings())
+        .await
+        .unwrap();
+    let mut snapshots = feed.subscribe();
+    let got = bounded(snapshots.wait_for(|s| {
+        s.as_ref()
+            .is_some_and(|s| s.descriptors().iter().any(|d| *d.identity() == identity))
+    }))
+    .await
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert_eq!(got.signers().len(), 1);
+    let directory = got.to_directory();
+    assert!(
+        directory
+            .descriptors
+            .iter()
+            .any(|d| *d.identity() == identity)
+    );
+    // The registry key is the one inside the registry's peer id.
+    assert_eq!(
+        registry_key_of(&reg.transport.peer_id()).unwrap(),
+        reg.key.verifying_key()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_registries_co_sign_and_any_of_them_serves_the_snapshot() {
+    // A separate one-registry group B, whose snapshot a feed configured with B's key holds.
+    let (other, other_list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
+    eventually("group B built its snapshot", || {
+        other[0].role.snapshot().is_some()
+    })
+    .await;
+    sleep(Duration::from_millis(1100)).await;
+
+    let (regs, list) = registries(3, 0, registry_settings(Duration::from_secs(3600))).await;
+    let (_relay, relay_key) = node(true).await;
+    let t = now();
+    let d = descriptor(
+        &relay_key,
+        vec!["/ip4/127.0.0.1/udp/9/quic-v1".into()],
+        t,
+        t + 3600,
+    )
+    .sign(&relay_key)
+    .unwrap();
+    // Raft is not part of this test: the same Publish is applied to every registry's store.
+    for reg in &regs {
+        let applied = bounded(reg.replica.submit(Command::Publish(d.clone())))
+            .await
+            .unwrap();
+        assert_eq!(applied, Applied::Stored { replaced: false });
+    }
+    let built = bounded(regs[0].role.build_snapshot_now()).await.unwrap();
+    assert_eq!(built.signers().len(), 3, "the builder and 2 co-signers");
+    assert_eq!(built.descriptors().len(), 1);
+    // The offer reached every registry: all serve the same snapshot.
+    for reg in &regs {
+        let served = reg.role.snapshot().unwrap();
+        assert_eq!(served.issued_at(), built.issued_at());
+    }
+
+    // A feed configured with the three keys verifies it from any one of them.
+    let (proxy, _) = node(false).await;
+    for reg in &regs {
+        let feed = DirectoryFeed::start(&proxy, list.clone(), Vec::new(), feed_settings());
+        let feed = feed.await.unwrap();
+        feed.stop();
+        let outcome = bounded(feed.fetch_from(reg.transport.peer_id())).await;
+        match outcome {
+            Ok(FetchOutcome::Accepted { issued_at, relays }) => {
+                assert_eq!((issued_at, relays), (built.issued_at(), 1));
+            }
+            // The loop's first round got it before it was stopped.
+            Ok(FetchOutcome::NotModified) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(feed.current().unwrap().issued_at(), built.issued_at());
+        assert_eq!(feed.current().unwrap().signed(), built.signed());
+    }
+
+    // A feed configured with B's key refuses the snapshot of A and keeps B's.
+    let extras: Vec<PeerAddresses> = regs.iter().map(|r| peer_of(&r.transport)).collect();
+    let (proxy_b, _) = node(false).await;
+    let feed_b = DirectoryFeed::start(&proxy_b, other_list.clone(), extras, feed_settings())
+        .await
+        .unwrap();
+    feed_b.stop();
+    let b_issued = other[0].role.snapshot().unwrap().issued_at();
+    let _ = bounded(feed_b.fetch_from(other[0].transport.peer_id())).await;
+    assert_eq!(feed_b.current().unwrap().issued_at(), b_issued);
+    for reg in &regs {
+        let refused = bounded(feed_b.fetch_from(reg.transport.peer_id())).await;
+        match refused {
+            Err(ServiceError::Snapshot {
+                source: SnapshotError::WrongRegistrySet { .. },
+                ..
+            }) => {}
+            other => panic!("expected a wrong-registry-set refusal, got {other:?}"),
+        }
+        let text = bounded(feed_b.fetch_from(reg.transport.peer_id()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("made for registry set"), "{text}");
+        assert_eq!(feed_b.current().unwrap().issued_at(), b_issued);
+    }
+}
+
+/// `descriptor`'s encoding with its body changed by `edit` and signed again by `key` (so the
+/// signature is valid but the body breaks a field rule).
+fn resigned(d: &SignedDescriptor, key: &SigningKey, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let encoded = d.encode();
+    let mut body = encoded[1..encoded.len() - 64].to_vec();
+    edit(&mut body);
+    let signature = key.sign(&[SIGNING_DOMAIN, &body].concat()).to_bytes();
+    [&[1u8][..], &body, &signature].concat()
+}
+
+/// A `Publish` frame around raw descriptor bytes.
+fn publish_frame(descriptor: &[u8]) -> Vec<u8> {
+    let mut frame = vec![1, 0x01];
+    frame.extend_from_slice(&(descriptor.len() as u32).to_be_bytes());
+    frame.extend_from_slice(descriptor);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_or_unreachable_descriptors_are_refused_and_nothing_is_stored() {
+    let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
+    let reg = &regs[0];
+    let registry = reg.transport.peer_id();
+    let (relay, relay_key) = node(true).await;
+    relay
+        .add_addresses(registry, reg.transport.listen_addrs())
+        .await
+        .unwrap();
+    let t = now();
+
+    // Addresses where nothing listens: a closed TCP port and a QUIC port with no socket.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    drop(tcp);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    drop(udp);
+    for address in [
+        format!("/ip4/127.0.0.1/tcp/{tcp_port}"),
+        format!("/ip4/127.0.0.1/udp/{udp_port}/quic-v1"),
+    ] {
+        // The relay's real address first: every claimed address must answer.
+        let addresses = vec![addresses_of(&relay)[0].clone(), address];
+        let d = descriptor(&relay_key, addresses, t, t + 3600)
+            .sign(&relay_key)
+            .unwrap();
+        let answer = raw(&relay, registry, &Request::Publish(d.clone()).encode()).await;
+        let (code, text) = refusal(&answer);
+        assert_eq!(code, RefuseCode::Unreachable, "{text}");
+        assert!(text.contains("address 1"), "{text}");
+        assert!(listed(&reg.replica).is_empty());
+        // The client function says why each registry refused.
+        let error = bounded(publish(&relay, &list, &d, Duration::from_secs(20)))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("did not answer a dial-back"),
+            "{error}"
+        );
+    }
+
+    let good = descriptor(&relay_key, addresses_of(&relay), t, t + 3600)
+        .sign(&relay_key)
+        .unwrap();
+    // Signed by another key than the identity inside.
+    let other_key = SigningKey::from_bytes(&[0x42; 32]);
+    let encoded = good.encode();
+    let body = &encoded[1..encoded.len() - 64];
+    let forged_sig = other_key.sign(&[SIGNING_DOMAIN, body].concat()).to_bytes();
+    let wrong_key = [&[1u8][..], body, &forged_sig].concat();
+    // A malformed field (a nickname with '!'), validly signed by the relay.
+    // Body offsets: identity, onion key, address count, address length and bytes, nickname
+    // length, then the nickname's first character.
+    let nick_at = 32 + 32 + 1 + 1 + addresses_of(&relay)[0].len() + 1;
+    let bad_field = resigned(&good, &relay_key, |body| body[nick_at] = b'!');
+    // Expired, validly signed.
+    let expired = descriptor(&relay_key, addresses_of(&relay), t - 7200, t - 3600)
+        .sign(&relay_key)
+        .unwrap()
+        .encode();
+    // Published from the future.
+    let future = descriptor(&relay_key, addresses_of(&relay), t + 3600, t + 7200)
+        .sign(&relay_key)
+        .unwrap()
+        .encode();
+    let cases: [(&str, Vec<u8>, RefuseCode, &str); 4] = [
+        (
+            "wrong key",
+            wrong_key,
+            RefuseCode::BadDescriptor,
+            "signature",
+        ),
+        (
+            "bad field",
+            bad_field,
+            RefuseCode::BadDescriptor,
+            "nickname",
+        ),
+        ("expired", expired, RefuseCode::NotFresh, "expired"),
+        ("future", future, RefuseCode::NotFresh, "after now"),
+    ];
+    for (what, bytes, code, text) in cases {
+        let answer = raw(&relay, registry, &publish_frame(&bytes)).await;
+        let (got, why) = refusal(&answer);
+        assert_eq!(got, code, "{what}: {why}");
+        assert!(why.contains(text), "{what}: {why}");
+        assert!(listed(&reg.replica).is_empty(), "{what}");
+    }
+
+    // The relay's own good descriptor, sent by another peer.
+    let (other, _) = node(false).await;
+    other
+        .add_addresses(registry, reg.transport.listen_addrs())
+        .await
+        .unwrap();
+    let answer = raw(&other, registry, &Request::Publish(good.clone()).encode()).await;
+    assert_eq!(refusal(&answer).0, RefuseCode::WrongPeer);
+    assert!(listed(&reg.replica).is_empty());
+
+    // The same descriptor from the relay itself is listed: the refusals above were about them.
+    let answer = raw(&relay, registry, &Request::Publish(good.clone()).encode()).await;
+    assert_eq!(answer, Response::Published);
+    assert_eq!(listed(&reg.replica), vec![*good.identity()]);
+
+    // A relay that does not republish drops out when its descriptor expires (the leader
+    // proposes Expire every second here).
+    let (short_lived, short_key) = node(true).await;
+    let t = now();
+    let d = descriptor(&short_key, addresses_of(&short_lived), t, t + 3)
+        .sign(&short_key)
+        .unwrap();
+    bounded(publish(&short_lived, &list, &d, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(listed(&reg.replica).contains(d.identity()));
+    eventually("the expired relay is dropped", || {
+        listed(&reg.replica) == vec![*good.identity()]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_registry_serves_its_kept_snapshot_at_once() {
+    let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
+    let reg = &regs[0];
+    let built = bounded(reg.role.build_snapshot_now()).await.unwrap();
+    reg.role.stop();
+    // The same identity on a new transport, the same data directory, a follower this time
+    // (so it builds nothing itself).
+    let identity = Identity::from_secret_bytes(reg.key.to_bytes());
+    let config = TransportConfig {
+        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
+        ..TransportConfig::default()
+    };
+    let transport = bounded(Transport::start(identity, config)).await.unwrap();
+    let replica = Arc::new(
+        SoloReplica::open(&reg.dir.path().join("state.db"), StoreLimits::default()).unwrap(),
+    );
+    replica.set_leader(false);
+    let settings = RegistrySettings {
+        data_dir: Some(reg.dir.path().to_path_buf()),
+        ..registry_settings(Duration::from_secs(3600))
+    };
+    let role = RegistryRole::start(&transport, replica, list, reg.key.clone(), settings)
+        .await
+        .unwrap();
+    let served = role.snapshot().expect("served from disk at start");
+    assert_eq!(served.signed(), built.signed());
+}
+
+/// A hand-made snapshot for `set`: the README's wire format, signed by `signers`.
+fn hand_snapshot(
+    set: &RegistrySet,
+    signers: &[&SigningKey],
+    issued_at: u64,
+    valid_until: u64,
+    descriptors: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut body = vec![1u8];
+    body.extend_from_slice(&issued_at.to_be_bytes());
+    body.extend_from_slice(&valid_until.to_be_bytes());
+    body.extend_from_slice(&set.digest());
+    body.extend_from_slice(&(descriptors.len() as u32).to_be_bytes());
+    for d in descriptors {
+        body.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        body.extend_from_slice(d);
+    }
+    let digest = blake3::hash(&body);
+    let mut out = body.clone();
+    out.push(signers.len() as u8);
+    for key in signers {
+        out.push(set.index_of(&key.verifying_key()).unwrap());
+        out.extend_from_slice(
+            &key.sign(&[SNAPSHOT_SIGNING_DOMAIN, digest.as_bytes()].concat())
+                .to_bytes(),
+        );
+    }
+    out
+}
+
+/// A hostile directory source: answers every request with `Response::Snapshot` carrying the
+/// bytes in `serving` (`Unavailable` while empty), unchecked.
+async fn hostile_source(serving: Arc<Mutex<Option<Vec<u8>>>>) -> Transport {
+    let (transport, _) = node(true).await;
+    let mut incoming = transport.accept(PROTOCOL).unwrap();
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let mut request = [0u8; 14];
+            if stream.read_exact(&mut request).await.is_err() {
+                continue;
+            }
+            let bytes = serving.lock().unwrap().clone();
+            let frame = match bytes {
+                None => Response::Unavailable.encode(),
+                Some(bytes) => {
+                    let mut frame = vec![1, 0x83];
+                    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    frame.extend_from_slice(&bytes);
+                    frame
+                }
+            };
+            let _ = stream.write_all(&frame).await;
+            let _ = stream.close().await;
+        }
+    });
+    transport
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_cache_serves_its_snapshot_and_bad_ones_are_refused() {
+    let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
+    let reg = &regs[0];
+    let (relay, relay_key) = node(true).await;
+    let t = now();
+    let d = descriptor(&relay_key, addresses_of(&relay), t, t + 3600)
+        .sign(&relay_key)
+        .unwrap();
+    assert_eq!(
+        bounded(publish(&relay, &list, &d, Duration::from_secs(20)))
+            .await
+            .unwrap(),
+        reg.transport.peer_id()
+    );
+    let s1 = bounded(reg.role.build_snapshot_now()).await.unwrap();
+    assert_eq!(s1.descriptors().len(), 1);
+
+    // The relay fetches it and serves it from its cache.
+    let relay_feed = DirectoryFeed::start(&relay, list.clone(), Vec::new(), feed_settings())
+        .await
+        .unwrap();
+    let mut relay_snapshots = relay_feed.subscribe();
+    bounded(
+        relay_snapshots.wait_for(|s| s.as_ref().is_some_and(|s| s.issued_at() == s1.issued_at())),
+    )
+    .await
+    .unwrap();
+    let _cache =
+        RelayCache::start(&relay, relay_feed.subscribe(), ServerSettings::default()).unwrap();
+    let (proxy, _) = node(false).await;
+    proxy
+        .add_addresses(relay.peer_id(), relay.listen_addrs())
+        .await
+        .unwrap();
+    let answer = raw(
+        &proxy,
+        relay.peer_id(),
+        &Request::GetSnapshot { newer_than: 0 }.encode(),
+    )
+    .await;
+    assert_eq!(answer, Response::Snapshot(s1.signed().clone()));
+    let answer = raw(
+        &proxy,
+        relay.peer_id(),
+        &Request::GetSnapshot {
+            newer_than: s1.issued_at(),
+        }
+        .encode(),
+    )
+    .await;
+    assert_eq!(answer, Response::NotModified);
+    // A relay takes no descriptors.
+    let answer = raw(
+        &proxy,
+        relay.peer_id(),
+        &Request::Publish(d.clone()).encode(),
+    )
+    .await;
+    assert_eq!(refusal(&answer).0, RefuseCode::NotServed);
+
+    // A proxy whose sources are the relay and a hostile node.
+    let serving = Arc::new(Mutex::new(None));
+    let hostile = hostile_source(Arc::clone(&serving)).await;
+    let extras = vec![peer_of(&relay), peer_of(&hostile)];
+    let feed = DirectoryFeed::start(&proxy, list.clone(), extras, feed_settings())
+        .await
+        .unwrap();
+    feed.stop();
+    match bounded(feed.fetch_from(relay.peer_id())).await.unwrap() {
+        FetchOutcome::Accepted { issued_at, relays } => {
+            assert_eq!((issued_at, relays), (s1.issued_at(), 1));
+        }
+        FetchOutcome::NotModified => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(feed.current().unwrap().issued_at(), s1.issued_at());
+
+    let set = list.set();
+    let key = &reg.key;
+    let newer = s1.issued_at() + 1;
+    let mut forged = d.encode();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "too few signatures",
+            hand_snapshot(set, &[], newer, newer + 600, &[d.encode()]),
+        ),
+        (
+            "forged descriptor",
+            hand_snapshot(set, &[key], newer, newer + 600, &[forged]),
+        ),
+        (
+            "older than current",
+            hand_snapshot(set, &[key], s1.issued_at() - 10, newer + 600, &[d.encode()]),
+        ),
+        ("stale", hand_snapshot(set, &[key], newer, newer + 1, &[])),
+    ];
+    // The stale one must be past its end.
+    eventually("the clock passed the stale snapshot's end", || {
+        now() > newer
+    })
+    .await;
+    for (what, bytes) in cases {
+        *serving.lock().unwrap() = Some(bytes);
+        let error = bounded(feed.fetch_from(hostile.peer_id()))
+            .await
+            .unwrap_err();
+        let ServiceError::Snapshot { source, .. } = &error else {
+            panic!("{what}: {error}");
+        };
+        let expected = match source {
+            SnapshotError::TooFewSignatures {
+                valid: 0,
+                needed: 1,
+            } => "too few signatures",
+            SnapshotError::BadDescriptor { index: 0, .. } => "forged descriptor",
+            SnapshotError::NotNewer { .. } => "older than current",
+            SnapshotError::Expired { .. } => "stale",
+            other => panic!("{what}: unexpected {other}"),
+        };
+        assert_eq!(expected, what, "{error}");
+        assert_eq!(
+            feed.current().unwrap().issued_at(),
+            s1.issued_at(),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_an_error_and_the_per_peer_bound_holds() {
+    let settings = RegistrySettings {
+        server: ServerSettings {
+            max_requests_per_peer: 2,
+            read_timeout: Duration::from_secs(10),
+            ..ServerSettings::default()
+        },
+        ..registry_settings(Duration::from_secs(3600))
+    };
+    let (regs, _list) = registries(1, 0, settings).await;
+    let registry = regs[0].transport.peer_id();
+    let (client, _) = node(false).await;
+    let (other, _) = node(false).await;
+    for t in [&client, &other] {
+        t.add_addresses(registry, regs[0].transport.listen_addrs())
+            .await
+            .unwrap();
+    }
+    let get = Request::GetSnapshot { newer_than: 0 }.encode();
+    let served = |r: &Response| matches!(r, Response::Snapshot(_) | Response::Unavailable);
+
+    let cases: [(&str, Vec<u8>, RefuseCode, &str); 6] = [
+        (
+            "bad version",
+            vec![9, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0],
+            RefuseCode::BadRequest,
+            "version 9",
+        ),
+        (
+            "oversized publish (no body sent)",
+            vec![1, 1, 0, 0x10, 0, 0],
+            RefuseCode::BadRequest,
+            "over its limit",
+        ),
+        (
+            "co-sign from a non-registry (no body sent)",
+            vec![1, 3, 0, 0x10, 0, 0],
+            RefuseCode::NotARegistry,
+            "registries only",
+        ),
+        (
+            "unknown kind",
+            vec![1, 0x7f, 0, 0, 0, 2, 1, 2],
+            RefuseCode::BadRequest,
+            "unknown request kind",
+        ),
+        (
+            "a response kind",
+            Response::Published.encode(),
+            RefuseCode::BadRequest,
+            "response kind",
+        ),
+        (
+            "bad snapshot in an offer",
+            vec![1, 4, 0, 0, 0, 1, 7],
+            RefuseCode::NotARegistry,
+            "registries only",
+        ),
+    ];
+    for (what, bytes, code, text) in cases {
+        let answer = raw(&client, registry, &bytes).await;
+        let (got, why) = refusal(&answer);
+        assert_eq!(got, code, "{what}: {why}");
+        assert!(why.contains(text), "{what}: {why}");
+        // The server keeps serving.
+        assert!(served(&raw(&client, registry, &get).await), "{what}");
+    }
+    // A bad body inside a well-formed frame.
+    let answer = raw(&client, registry, &[1, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]).await;
+    assert!(refusal(&answer).1.contains("not 8 bytes"));
+
+    // Two stalled requests from `client` fill its bound; a third is refused as busy, unread,
+    // while another peer is served.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = bounded(client.open_stream(registry, PROTOCOL))
+            .await
+            .unwrap();
+        stream.write_all(&[1]).await.unwrap();
+        stream.flush().await.unwrap();
+        held.push(stream);
+    }
+    sleep(Duration::from_millis(500)).await;
+    let (code, text) = refusal(&raw(&client, registry, &get).await);
+    assert_eq!(code, RefuseCode::Busy, "{text}");
+    assert!(served(&raw(&other, registry, &get).await));
+    drop(held);
+    eventually_async_served(&client, registry, &get).await;
+}
+
+/// `client` is served again within `STEP` (its held streams were released).
+async fn eventually_async_served(client: &Transport, registry: PeerId, get: &[u8]) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let answer = raw(client, registry, get).await;
+        if matches!(answer, Response::Snapshot(_) | Response::Unavailable) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still refused: {answer:?}"
+        );
+        sleep(Duration::from_millis(200)).await;
+    }
+}
