@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use braid_node::{ProxyConfig, ProxyNode, RelayConfig, RelayNode, load_config};
+use braid_node::config::RegistryConfig;
+use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
 use braid_registry::Directory;
 use braid_simulations::{Scenario, SimNetwork, run};
 use clap::{Parser, Subcommand};
@@ -39,6 +40,19 @@ enum Command {
         /// The relay's config file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Run a registry node (one of the group that lists relays and signs the directory).
+    Registry {
+        /// The registry's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the peer id of the identity in a data directory, creating the identity if absent
+    /// (a registry's peer id goes into every node's `[[registries]]` list).
+    Id {
+        /// The node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Run the SOCKS5 proxy.
     Proxy {
@@ -112,6 +126,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         } => sim(scenario, serve, for_secs, report_json).await,
         Command::Relay { config } => relay(config).await,
         Command::Proxy { config } => proxy(config).await,
+        Command::Registry { config } => registry(config).await,
+        Command::Id { data_dir } => {
+            println!("{}", braid_node::keys::node_id(&data_dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Directory { out, descriptors } => directory(out, descriptors),
     }
 }
@@ -175,6 +194,35 @@ async fn proxy(config: PathBuf) -> Result<ExitCode> {
     let node = ProxyNode::from_config(&cfg).await?;
     println!("ready socks5={}", node.socks_addr());
     wait_for_stop(None).await?;
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn registry(config: PathBuf) -> Result<ExitCode> {
+    let cfg: RegistryConfig = load_config(&config)?;
+    let node = RegistryNode::from_config(&cfg).await?;
+    println!("ready peer_id={}", node.peer_id());
+    // One stdout line whenever the Raft role changes (operators and tests watch these).
+    let roles = async {
+        let mut last = None;
+        loop {
+            let s = node.raft_status();
+            let role = (s.leader == Some(s.id), s.leader, s.term);
+            if last != Some(role) {
+                match s.leader {
+                    Some(l) if l == s.id => println!("role leader term={}", s.term),
+                    Some(l) => println!("role follower leader={l} term={}", s.term),
+                    None => println!("role candidate term={}", s.term),
+                }
+                last = Some(role);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        stop = wait_for_stop(None) => stop?,
+        () = roles => {}
+    }
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

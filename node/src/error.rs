@@ -52,6 +52,9 @@ pub enum NodeError {
     /// A descriptor or directory failed.
     #[error("registry: {0}")]
     Registry(#[from] braid_registry::Error),
+    /// A registry service (Raft, publication, directory feed) failed.
+    #[error("{0}")]
+    Service(String),
     /// I/O on a named file or socket.
     #[error("{context}: {source}")]
     Io {

@@ -48,6 +48,14 @@ pub fn onion_public(secret: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret)).to_bytes()
 }
 
+/// The peer id of the identity in `data_dir`, creating the identity (0600) if absent: what
+/// `braid id` prints, e.g. for a registry's entry in everyone's `[[registries]]` list.
+pub fn node_id(data_dir: &Path) -> Result<String, NodeError> {
+    Ok(braid_transport::Identity::load_or_create(data_dir)?
+        .peer_id()
+        .to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

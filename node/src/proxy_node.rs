@@ -1,17 +1,27 @@
-//! A running SOCKS5 proxy: client-only transport + circuit manager + SOCKS server.
+//! A running SOCKS5 proxy: client-only transport + circuit manager + SOCKS server, and where
+//! its directory comes from: a directory file, or the registries' signed snapshot (fetched,
+//! verified against the configured registry keys and refreshed by a `DirectoryFeed`).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use braid_registry::Directory;
+use braid_registry::service::{DirectoryFeed, FeedSettings};
 use braid_router::CircuitManager;
 use braid_transport::{Identity, Transport, TransportConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::ProxyConfig;
+use crate::config::{ProxyConfig, Registry, parse_registries};
 use crate::error::NodeError;
+use crate::registry_node::service_registries;
+
+/// How long a proxy started with registries waits for its first directory before it serves
+/// anyway (every stream fails until one arrives).
+pub const FIRST_DIRECTORY_WAIT: Duration = Duration::from_secs(30);
 
 /// A running proxy.
 #[derive(Debug)]
@@ -20,11 +30,29 @@ pub struct ProxyNode {
     manager: Arc<CircuitManager>,
     socks_addr: SocketAddr,
     task: JoinHandle<()>,
+    /// The registries' directory and the task applying each new one, if configured.
+    feed: Option<(FeedHandle, JoinHandle<()>)>,
+}
+
+/// The directory feed, kept for shutdown.
+struct FeedHandle(DirectoryFeed);
+
+impl std::fmt::Debug for FeedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryFeed").finish_non_exhaustive()
+    }
 }
 
 impl ProxyNode {
-    /// Starts a proxy from its config: reads the directory file named there.
+    /// Starts a proxy from its config: from the registries when `registries` lists any,
+    /// otherwise from the directory file named there.
     pub async fn from_config(cfg: &ProxyConfig) -> Result<Self, NodeError> {
+        if !cfg.registries.is_empty() {
+            let list =
+                parse_registries(Path::new("<proxy config>"), "registries", &cfg.registries)?;
+            let refresh = Duration::from_secs(cfg.directory_refresh_secs);
+            return Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await;
+        }
         let text = std::fs::read_to_string(&cfg.directory).map_err(|source| NodeError::Io {
             context: format!("reading directory {}", cfg.directory.display()),
             source,
@@ -35,6 +63,71 @@ impl ProxyNode {
 
     /// Starts a proxy over `directory`. A fresh, unlinkable client identity is used every start.
     pub async fn start(cfg: &ProxyConfig, directory: &Directory) -> Result<Self, NodeError> {
+        let (transport, manager) = Self::client(cfg).await?;
+        let usable = manager.set_directory(directory).await?;
+        if usable == 0 {
+            warn!("the directory has no fresh relays; every stream will fail");
+        }
+        Self::serve(cfg, transport, manager, None).await
+    }
+
+    /// Starts a proxy that learns the network from `registries`: it fetches their signed
+    /// directory snapshot (from any of them), uses it only when it verifies against their
+    /// keys, and refreshes it every `refresh`, keeping the last good one when a fetched one
+    /// is bad. Waits up to `first_wait` for the first snapshot before serving.
+    pub async fn start_with_registries(
+        cfg: &ProxyConfig,
+        registries: &[Registry],
+        refresh: Duration,
+        first_wait: Duration,
+    ) -> Result<Self, NodeError> {
+        let (transport, manager) = Self::client(cfg).await?;
+        let feed = DirectoryFeed::start(
+            &transport,
+            service_registries(registries)?,
+            Vec::new(),
+            FeedSettings {
+                refresh_interval: refresh,
+                retry_interval: refresh.min(crate::relay_node::RETRY_CAP),
+                ..FeedSettings::default()
+            },
+        )
+        .await
+        .map_err(|e| NodeError::Service(e.to_string()))?;
+        let mut snapshots = feed.subscribe();
+        let arrived = tokio::time::timeout(first_wait, snapshots.wait_for(|s| s.is_some()))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !arrived {
+            warn!(
+                "no verified directory from the registries within {first_wait:?}; serving anyway, \
+                 every stream fails until one arrives"
+            );
+        }
+        let follower = {
+            let manager = manager.clone();
+            tokio::spawn(async move {
+                loop {
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    if let Some(s) = snapshot {
+                        match manager.set_directory(&s.to_directory()).await {
+                            Ok(n) => {
+                                info!(relays = n, issued_at = s.issued_at(), "directory in use")
+                            }
+                            Err(e) => warn!(error = %e, "a verified directory could not be used"),
+                        }
+                    }
+                    if snapshots.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        Self::serve(cfg, transport, manager, Some((FeedHandle(feed), follower))).await
+    }
+
+    /// The client-only transport and the circuit manager.
+    async fn client(cfg: &ProxyConfig) -> Result<(Transport, Arc<CircuitManager>), NodeError> {
         if !cfg.socks_listen.ip().is_loopback() {
             warn!("SOCKS5 port is not on loopback: anyone who can reach it can use your circuits");
         }
@@ -50,10 +143,15 @@ impl ProxyNode {
             transport.clone(),
             cfg.router_settings(),
         ));
-        let usable = manager.set_directory(directory).await?;
-        if usable == 0 {
-            warn!("the directory has no fresh relays; every stream will fail");
-        }
+        Ok((transport, manager))
+    }
+
+    async fn serve(
+        cfg: &ProxyConfig,
+        transport: Transport,
+        manager: Arc<CircuitManager>,
+        feed: Option<(FeedHandle, JoinHandle<()>)>,
+    ) -> Result<Self, NodeError> {
         let listener = TcpListener::bind(cfg.socks_listen)
             .await
             .map_err(|source| NodeError::Io {
@@ -69,12 +167,13 @@ impl ProxyNode {
             manager.clone(),
             cfg.proxy_settings(),
         ));
-        info!(%socks_addr, relays = usable, "SOCKS5 proxy ready");
+        info!(%socks_addr, relays = manager.relay_count(), "SOCKS5 proxy ready");
         Ok(ProxyNode {
             transport,
             manager,
             socks_addr,
             task,
+            feed,
         })
     }
 
@@ -88,9 +187,14 @@ impl ProxyNode {
         &self.manager
     }
 
-    /// Stops serving, closes circuits, shuts the transport down.
+    /// Stops serving, stops following the registries, closes circuits, shuts the transport
+    /// down.
     pub async fn shutdown(&self) {
         self.task.abort();
+        if let Some((feed, follower)) = &self.feed {
+            feed.0.stop();
+            follower.abort();
+        }
         self.manager.close_all();
         self.transport.shutdown().await;
     }

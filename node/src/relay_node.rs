@@ -5,11 +5,12 @@
 
 mod advert;
 mod reachability;
+mod registries;
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_registry::{Descriptor, ExitPolicy, SignedDescriptor};
 use braid_relay::service::{Faults, RelayService, RelayServiceConfig, RelayStats};
@@ -24,6 +25,7 @@ use crate::keys::{load_or_create_onion_key, onion_public};
 use advert::{Advert, Status};
 
 pub use reachability::reachability_peer;
+pub use registries::RETRY_CAP;
 
 /// File name of the signed descriptor a relay writes into its data directory.
 pub const DESCRIPTOR_FILE: &str = "descriptor";
@@ -43,6 +45,8 @@ pub struct RelayNode {
     monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The UPnP mappings, removed on shutdown.
     mappings: Mutex<Option<MappingHandle>>,
+    /// Publication to and directory from the registries, if configured.
+    registry: Mutex<Option<registries::RelayRegistry>>,
 }
 
 fn now_unix() -> u64 {
@@ -70,6 +74,19 @@ impl RelayNode {
         let path = cfg.data_dir.join(DESCRIPTOR_FILE);
         let monitor = reachability::publish(&node.advert, cfg, &node.transport, path).await?;
         *node.monitor.lock().unwrap_or_else(|p| p.into_inner()) = monitor;
+        if !cfg.registries.is_empty() {
+            let list = crate::config::parse_registries(
+                Path::new("<relay config>"),
+                "registries",
+                &cfg.registries,
+            )?;
+            node.join_registries(
+                &list,
+                Duration::from_secs(cfg.republish_interval_secs),
+                Duration::from_secs(crate::config::default_directory_refresh_secs()),
+            )
+            .await?;
+        }
         Ok(node)
     }
 
@@ -160,7 +177,42 @@ impl RelayNode {
             advert,
             monitor: Mutex::new(None),
             mappings: Mutex::new(mappings),
+            registry: Mutex::new(None),
         })
+    }
+
+    /// Publishes the advertised descriptor to `registries` now and every `republish` (a
+    /// registry dials the relay back before listing it), and fetches, verifies, caches and
+    /// serves their directory snapshot, refreshed every `refresh`. Replaces an earlier call's.
+    pub async fn join_registries(
+        &self,
+        registries: &[crate::config::Registry],
+        republish: Duration,
+        refresh: Duration,
+    ) -> Result<(), NodeError> {
+        let joined = registries::RelayRegistry::start(
+            &self.transport,
+            Arc::clone(&self.advert),
+            registries,
+            republish,
+            refresh,
+        )
+        .await?;
+        let old = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(joined);
+        if let Some(old) = old {
+            old.stop();
+        }
+        Ok(())
+    }
+
+    /// How the last publication to the registries went (`None`: no registries configured).
+    pub fn publish_status(&self) -> Option<braid_registry::service::PublishStatus> {
+        let guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|r| r.publish_status().borrow().clone())
     }
 
     /// Whether the relay's descriptor may be published now: false when `upnp = true` and no
@@ -214,6 +266,14 @@ impl RelayNode {
         };
         if let Some(task) = monitor {
             task.abort();
+        }
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(r) = registry {
+            r.stop();
         }
         self.dialback.stop();
         self.service.stop();

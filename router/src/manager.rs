@@ -67,9 +67,13 @@ impl Default for RouterSettings {
     }
 }
 
-/// One usable relay from the directory.
+/// One relay from the directory. Indexes into the relay list are stable for the manager's
+/// life (circuit paths and stream records hold them): a relay that leaves the directory stays
+/// as an unlisted entry until the list is compacted.
 #[derive(Debug, Clone)]
 struct Relay {
+    /// Whether the directory in use lists it; unlisted relays are never chosen.
+    listed: bool,
     peer: PeerId,
     addrs: Vec<Multiaddr>,
     spec: HopSpec,
@@ -193,20 +197,54 @@ impl CircuitManager {
 
     /// Replaces the relay set with the fresh descriptors of `directory`; returns how many are
     /// usable. Invalid or expired entries are skipped.
+    ///
+    /// Relays keep their index across updates (circuits and records refer to relays by index):
+    /// an updated descriptor replaces the old one in place, a new relay is appended, and a
+    /// relay no longer listed stays as an unlisted entry that is never chosen. When unlisted
+    /// entries outnumber listed ones (and exceed [`MAX_UNLISTED`]), the list is compacted and
+    /// every circuit closed, since their indexes no longer hold.
     pub async fn set_directory(&self, directory: &Directory) -> Result<usize, RouterError> {
         let now = now_unix();
-        let mut relays = Vec::new();
+        let mut fresh = Vec::new();
         for sd in directory.fresh(now) {
             if let Some(r) = relay_from(sd) {
                 self.transport
                     .add_addresses(r.peer, r.addrs.clone())
                     .await?;
-                relays.push(r);
+                fresh.push(r);
             }
         }
-        let n = relays.len();
+        let n = fresh.len();
+        let old = self.relays.read().map(|r| r.clone()).unwrap_or_default();
+        let mut merged: Vec<Relay> = old
+            .iter()
+            .map(|r| match fresh.iter().position(|f| f.peer == r.peer) {
+                Some(i) => fresh[i].clone(),
+                None => Relay {
+                    listed: false,
+                    ..r.clone()
+                },
+            })
+            .collect();
+        for f in fresh {
+            if !merged.iter().any(|r| r.peer == f.peer) {
+                merged.push(f);
+            }
+        }
+        let unlisted = merged.iter().filter(|r| !r.listed).count();
+        let compact = unlisted > MAX_UNLISTED && unlisted > n;
+        if compact {
+            merged.retain(|r| r.listed);
+        }
         if let Ok(mut w) = self.relays.write() {
-            *w = Arc::new(relays);
+            *w = Arc::new(merged);
+        }
+        if compact {
+            info!(
+                dropped = unlisted,
+                "directory: many relays left; relay list compacted, circuits closed"
+            );
+            self.close_all();
         }
         info!(relays = n, "directory loaded");
         Ok(n)
@@ -279,6 +317,7 @@ impl CircuitManager {
                         .path
                         .last()
                         .and_then(|&i| relays.get(i))
+                        .filter(|r| r.listed)
                         .is_some_and(|r| exit_allows(&r.desc, target))
             })
             .map(|e| e.circuit.clone())
@@ -315,13 +354,30 @@ impl CircuitManager {
         Ok(circuit)
     }
 
+    /// The peer ids of the relays in use, in directory order (the indexes of strand paths and
+    /// stream records).
+    pub fn relay_peers(&self) -> Vec<PeerId> {
+        self.relays
+            .read()
+            .map(|r| r.iter().map(|relay| relay.peer).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many usable relays the directory in use lists.
+    pub fn relay_count(&self) -> usize {
+        self.relays
+            .read()
+            .map(|r| r.iter().filter(|relay| relay.listed).count())
+            .unwrap_or(0)
+    }
+
     fn relays(&self) -> Result<Arc<Vec<Relay>>, RouterError> {
         let relays = self
             .relays
             .read()
             .map_err(|_| RouterError::Directory("lock poisoned".into()))?
             .clone();
-        if relays.is_empty() {
+        if !relays.iter().any(|r| r.listed) {
             return Err(RouterError::Directory("no relays known".into()));
         }
         Ok(relays)
@@ -331,6 +387,7 @@ impl CircuitManager {
         let candidates: Vec<Candidate> = relays
             .iter()
             .enumerate()
+            .filter(|(_, r)| r.listed)
             .map(|(i, r)| Candidate {
                 index: i,
                 ip: first_ip(&r.addrs),
@@ -515,6 +572,9 @@ impl CircuitManager {
     }
 }
 
+/// Unlisted relays kept for stable indexes before the list may be compacted.
+pub const MAX_UNLISTED: usize = 256;
+
 fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
     let d = sd.descriptor();
     let peer = peer_id_from_public(&d.identity).ok()?;
@@ -523,6 +583,7 @@ fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
         return None;
     }
     Some(Relay {
+        listed: true,
         peer,
         spec: HopSpec {
             peer_id: peer.to_bytes(),

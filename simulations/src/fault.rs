@@ -321,8 +321,6 @@ async fn find_active(
         tokio::time::sleep_until(pick_at).await;
         let after = net.relay_cells();
         let busiest = net
-            .proxy
-            .manager()
             .strand_paths()
             .into_iter()
             .filter_map(|path| {

@@ -1,17 +1,24 @@
-//! Starts a simulated network: relays on 127.0.0.x, a proxy, and local HTTP servers; kills
-//! relays for scenario faults.
+//! Starts a simulated network: registries on 127.0.1.x (a Raft group, if the scenario has
+//! any), relays on 127.0.0.x, a proxy, and local HTTP servers; kills relays and cuts links
+//! for scenario faults.
 //!
-//! Relay `i` of the scenario is entry `i` of the directory the proxy gets, so the directory
-//! indexes in the proxy's strand paths and stream records are relay indexes here.
+//! With registries, relays publish their descriptors to them and the proxy learns the network
+//! from their signed snapshot, so its directory order is the snapshot's, not the scenario's:
+//! [`SimNetwork::relay_path`] maps the directory indexes in the proxy's strand paths and stream
+//! records to relay indexes. Without registries the harness hands the proxy a directory in
+//! relay order, and the mapping is the identity.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use braid_node::{ProxyConfig, ProxyNode, RelayConfig, RelayNode};
+use braid_node::config::{Registry, RegistryConfig, RegistryEntry, parse_registries};
+use braid_node::registry_node::RegistryTimings;
+use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode};
 use braid_registry::Directory;
 use braid_relay::service::Faults;
-use braid_transport::Identity;
+use braid_transport::{Identity, PeerId};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -28,8 +35,16 @@ pub struct SimNetwork {
     pub http_v4: SocketAddr,
     /// The HTTP server on IPv6 loopback, if IPv6 loopback is available.
     pub http_v6: Option<SocketAddr>,
-    /// The directory the proxy was given.
+    /// Every relay's descriptor as signed at start (what the proxy's directory lists).
     pub directory: Directory,
+    /// The registry nodes (empty when the harness hands out the directory).
+    pub registries: Vec<RegistryNode>,
+    /// With registries: from the relays' start to the proxy's directory listing them all.
+    pub directory_ready: Option<Duration>,
+    /// Relay `i`'s peer id.
+    peer_ids: Vec<PeerId>,
+    /// Registry data directories, removed on drop.
+    _registry_data: Option<tempfile::TempDir>,
     servers: Vec<JoinHandle<()>>,
     /// `killed[i]`: relay `i` was stopped by a fault.
     killed: Mutex<Vec<bool>>,
@@ -105,12 +120,20 @@ impl SimNetwork {
             path: s.name.clone(),
             message,
         })?;
+        let (registries, list, registry_data) = start_registries(s.registries).await?;
+        let started = Instant::now();
         let mut relays = Vec::with_capacity(s.relays);
         for i in 0..s.relays {
             let mut cfg = relay_config(i, i < s.exits);
             let faults = setup(i, &mut cfg);
             let onion = Identity::generate().secret_bytes();
-            relays.push(RelayNode::start(&cfg, Identity::generate(), onion, faults).await?);
+            let relay = RelayNode::start(&cfg, Identity::generate(), onion, faults).await?;
+            if !list.is_empty() {
+                relay
+                    .join_registries(&list, SIM_REPUBLISH, SIM_REFRESH)
+                    .await?;
+            }
+            relays.push(relay);
         }
         let directory = Directory::new(relays.iter().map(|r| r.descriptor().clone()).collect())
             .map_err(|e| SimError::NotReady(e.to_string()))?;
@@ -122,7 +145,25 @@ impl SimNetwork {
             strands: s.strands,
             ..ProxyConfig::default()
         };
-        let proxy = ProxyNode::start(&proxy_cfg, &directory).await?;
+        let (proxy, directory_ready) = if list.is_empty() {
+            (ProxyNode::start(&proxy_cfg, &directory).await?, None)
+        } else {
+            let proxy =
+                ProxyNode::start_with_registries(&proxy_cfg, &list, SIM_REFRESH, LISTED_TIMEOUT)
+                    .await?;
+            let deadline = started + LISTED_TIMEOUT;
+            while proxy.manager().relay_count() < s.relays {
+                if Instant::now() >= deadline {
+                    return Err(SimError::NotReady(format!(
+                        "the registries' directory lists {} of {} relays after {LISTED_TIMEOUT:?}",
+                        proxy.manager().relay_count(),
+                        s.relays
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (proxy, Some(started.elapsed()))
+        };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -151,6 +192,7 @@ impl SimNetwork {
             Err(_) => None,
         };
         let killed = Mutex::new(vec![false; relays.len()]);
+        let peer_ids = relays.iter().map(|r| r.transport().peer_id()).collect();
         Ok(SimNetwork {
             killed,
             relays,
@@ -158,8 +200,34 @@ impl SimNetwork {
             http_v4,
             http_v6,
             directory,
+            registries,
+            directory_ready,
+            peer_ids,
+            _registry_data: registry_data,
             servers,
         })
+    }
+
+    /// A path of the proxy's directory indexes (a strand path, a stream record's path) as
+    /// relay indexes; `None` if an index is not a relay of this network.
+    pub fn relay_path(&self, path: &[usize]) -> Option<Vec<usize>> {
+        let order = self.proxy.manager().relay_peers();
+        path.iter()
+            .map(|&i| {
+                let peer = order.get(i)?;
+                self.peer_ids.iter().position(|p| p == peer)
+            })
+            .collect()
+    }
+
+    /// The paths, in relay indexes, of the proxy's circuits that carry a stream now.
+    pub fn strand_paths(&self) -> Vec<Vec<usize>> {
+        self.proxy
+            .manager()
+            .strand_paths()
+            .iter()
+            .filter_map(|p| self.relay_path(p))
+            .collect()
     }
 
     /// The proxy's SOCKS5 address.
@@ -267,5 +335,76 @@ impl SimNetwork {
                 r.shutdown().await;
             }
         }
+        for r in &self.registries {
+            r.shutdown().await;
+        }
     }
+}
+
+/// How often simulated relays republish (their descriptors last a day).
+const SIM_REPUBLISH: Duration = Duration::from_secs(600);
+/// How often simulated relays and the proxy refresh the directory.
+const SIM_REFRESH: Duration = Duration::from_secs(1);
+/// How long the registries' directory may take to list every relay.
+const LISTED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts `n` registries on 127.0.1.(1 + i), each on a free QUIC port, as one Raft group that
+/// builds a snapshot every second. Returns them, their list for the relays and the proxy, and
+/// the directory holding their data.
+async fn start_registries(
+    n: usize,
+) -> Result<(Vec<RegistryNode>, Vec<Registry>, Option<tempfile::TempDir>), SimError> {
+    if n == 0 {
+        return Ok((Vec::new(), Vec::new(), None));
+    }
+    let data = tempfile::tempdir().map_err(|source| SimError::Io {
+        context: "creating the registries' data directory".into(),
+        source,
+    })?;
+    let mut entries = Vec::new();
+    let mut identities = Vec::new();
+    for i in 0..n {
+        let ip = Ipv4Addr::new(127, 0, 1, 1 + i as u8);
+        let port = UdpSocket::bind((ip, 0))
+            .and_then(|s| s.local_addr())
+            .map_err(|source| SimError::Io {
+                context: format!("finding a free port on {ip}"),
+                source,
+            })?
+            .port();
+        let identity = Identity::generate();
+        entries.push(RegistryEntry {
+            peer: identity.peer_id().to_string(),
+            address: format!("/ip4/{ip}/udp/{port}/quic-v1"),
+        });
+        identities.push(identity);
+    }
+    let list = parse_registries(std::path::Path::new("<sim>"), "registries", &entries)?;
+    let mut nodes = Vec::with_capacity(n);
+    for (i, identity) in identities.into_iter().enumerate() {
+        let cfg = RegistryConfig {
+            data_dir: data.path().join(format!("registry{i}")),
+            listen: vec![entries[i].address.clone()],
+            registries: entries.clone(),
+            snapshot_interval_secs: 1,
+            snapshot_validity_secs: 600,
+            ..RegistryConfig::default()
+        };
+        let timings = RegistryTimings::from_config(&cfg);
+        nodes.push(RegistryNode::start(&cfg, identity, timings).await?);
+    }
+    // Registries run long before relays come and go: wait for a leader and a first signed
+    // (empty) snapshot before any relay publishes.
+    let deadline = Instant::now() + LISTED_TIMEOUT;
+    while !(nodes.iter().filter(|r| r.is_leader()).count() == 1
+        && nodes.iter().all(|r| r.snapshot().is_some()))
+    {
+        if Instant::now() >= deadline {
+            return Err(SimError::NotReady(format!(
+                "the registries elected no leader or signed no snapshot within {LISTED_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((nodes, list, Some(data)))
 }

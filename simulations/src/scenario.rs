@@ -21,6 +21,10 @@ pub struct Scenario {
     pub hops: usize,
     /// Strands per stream (K, 1..=8).
     pub strands: usize,
+    /// Registry nodes (0..=9). With some, relays publish their descriptors to them and the
+    /// proxy learns the network from their signed directory snapshot; with 0 the harness hands
+    /// the proxy a directory of every relay.
+    pub registries: usize,
     /// Fetch groups, run in order.
     pub fetch: Vec<FetchGroup>,
     /// Faults, each fired during one fetch group (see [`crate::fault`]).
@@ -66,6 +70,7 @@ impl Default for Scenario {
             exits: 3,
             hops: 3,
             strands: 3,
+            registries: 3,
             fetch: vec![
                 g(KIB, 10, true),
                 g(KIB, 10, false),
@@ -81,7 +86,8 @@ impl Default for Scenario {
 
 impl Scenario {
     /// A network of `relays` relays (`exits` of them exits) and `hops`-hop circuits, with no
-    /// fetches: for tests that drive the network themselves.
+    /// fetches and no registries (the harness hands out the directory): for tests that drive
+    /// the network themselves.
     pub fn network(name: &str, relays: usize, exits: usize, hops: usize) -> Self {
         Scenario {
             name: name.into(),
@@ -89,6 +95,7 @@ impl Scenario {
             exits,
             hops,
             strands: 3,
+            registries: 0,
             fetch: Vec::new(),
             faults: Vec::new(),
         }
@@ -116,6 +123,9 @@ impl Scenario {
         }
         if !(1..=8).contains(&self.strands) {
             return Err("strands must be 1..=8".into());
+        }
+        if self.registries > 9 {
+            return Err("registries must be 0..=9".into());
         }
         if self.exits == 0 || self.exits > self.relays {
             return Err("exits must be 1..=relays".into());

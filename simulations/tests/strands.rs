@@ -69,7 +69,7 @@ async fn killing_a_strand_middle_mid_download_loses_no_byte() {
     let dead: Vec<_> = record
         .paths
         .iter()
-        .filter(|(_, p)| p.contains(&killed))
+        .filter(|(_, p)| net.relay_path(p).expect("relays").contains(&killed))
         .map(|(s, _)| *s)
         .collect();
     assert_eq!(dead.len(), 1, "one strand ran through relay {killed}");
@@ -139,7 +139,12 @@ async fn cutting_a_strand_link_mid_download_loses_no_byte() {
     let over_link: Vec<_> = record
         .paths
         .iter()
-        .filter(|(_, p)| p.windows(2).any(|w| w == [a, b]))
+        .filter(|(_, p)| {
+            net.relay_path(p)
+                .expect("relays")
+                .windows(2)
+                .any(|w| w == [a, b])
+        })
         .map(|(s, _)| *s)
         .collect();
     assert_eq!(over_link.len(), 1, "one strand ran over the cut link");
@@ -165,6 +170,7 @@ async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
         exits: 1,
         hops: 3,
         strands: 3,
+        registries: 0,
         fetch: vec![FetchGroup {
             size: 1 << 20,
             count: 3,

@@ -90,6 +90,17 @@ impl Advert {
         }
     }
 
+    /// The advertised descriptor signed again now (fresh validity period, same addresses), for
+    /// publication to the registries; `Err` says why nothing is advertised.
+    pub(crate) fn fresh(&self) -> Result<SignedDescriptor, String> {
+        match self.status() {
+            Status::Advertised { descriptor } => self
+                .sign_with(descriptor.descriptor().addresses.clone())
+                .map_err(|e| e.to_string()),
+            Status::NotAdvertised { why } => Err(why),
+        }
+    }
+
     /// The template signed again with these addresses and a fresh validity period.
     pub(crate) fn sign_with(&self, addresses: Vec<String>) -> Result<SignedDescriptor, NodeError> {
         let now = SystemTime::now()

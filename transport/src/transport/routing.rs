@@ -37,7 +37,10 @@ pub(crate) fn behaviour(
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         .set_replication_factor(NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN))
         .set_publication_interval(None)
-        .set_provider_publication_interval(None);
+        .set_provider_publication_interval(None)
+        // No timed bootstrap (it only warns on a node that knows nobody yet); the table fills
+        // from connections, and libp2p still bootstraps when the first peers arrive.
+        .set_periodic_bootstrap_interval(None);
     let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
     kad.set_mode(Some(if listening {
         Mode::Server
