@@ -155,6 +155,14 @@ async fn sim(
     }
     let report = run::run_fetches(&s, &net).await;
     println!("{}", report.table());
+    if let Some(ready) = net.directory_ready {
+        println!(
+            "registries: {} (one Raft group); every relay listed in the proxy's verified directory \
+             {:.2} s after the relays started",
+            net.registries.len(),
+            ready.as_secs_f64()
+        );
+    }
     if let Some(path) = report_json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;

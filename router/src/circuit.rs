@@ -6,7 +6,7 @@
 //! app connection on it fails cleanly instead of hanging.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,8 @@ pub struct Circuit {
     streams: StreamMap,
     next_stream: AtomicU16,
     closed: Arc<AtomicBool>,
+    /// Cells received from the network so far (activity, for diagnostics and the simulator).
+    cells_in: Arc<AtomicU64>,
     max_data: usize,
     settings: CircuitSettings,
     /// Indexes (into the directory used to build it) of the relays, guard first.
@@ -176,6 +178,7 @@ impl Circuit {
         let (msg_tx, msg_rx) = mpsc::channel(settings.circuit_queue);
         let streams: StreamMap = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
+        let cells_in = Arc::new(AtomicU64::new(0));
         let max_data = circuit.max_data();
         let task = tokio::spawn(run(
             circuit,
@@ -183,13 +186,14 @@ impl Circuit {
             writer,
             msg_rx,
             streams.clone(),
-            closed.clone(),
+            (closed.clone(), cells_in.clone()),
         ));
         Arc::new(Circuit {
             msg_tx,
             streams,
             next_stream: AtomicU16::new(1),
             closed,
+            cells_in,
             max_data,
             settings,
             path,
@@ -207,6 +211,11 @@ impl Circuit {
     /// Whether the circuit has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Cells received from the network so far.
+    pub fn cells_in(&self) -> u64 {
+        self.cells_in.load(Ordering::Relaxed)
     }
 
     /// Streams open now.
@@ -372,7 +381,7 @@ async fn run<R, W>(
     mut writer: CellWriter<W>,
     mut msg_rx: mpsc::Receiver<RelayMsg>,
     streams: StreamMap,
-    closed: Arc<AtomicBool>,
+    (closed, cells_in): (Arc<AtomicBool>, Arc<AtomicU64>),
 ) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -410,6 +419,7 @@ async fn run<R, W>(
                 Ok(None) => return "guard closed the stream",
                 Err(_) => return "read failed",
             };
+            cells_in.fetch_add(1, Ordering::Relaxed);
             if cell.kind == CellKind::Destroy {
                 debug!(reason = ?cell.destroy_reason(), "circuit destroyed by the network");
                 return "destroyed";

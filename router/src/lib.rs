@@ -16,6 +16,6 @@ pub mod strands;
 #[cfg(feature = "driver")]
 pub use error::RouterError;
 #[cfg(feature = "driver")]
-pub use manager::{CircuitManager, RouterSettings, StreamRecord};
+pub use manager::{CircuitManager, RouterSettings, StrandActivity, StreamRecord};
 #[cfg(feature = "driver")]
 pub use proxy::ProxySettings;

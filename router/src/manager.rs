@@ -85,6 +85,17 @@ struct Entry {
     circuit: Arc<Circuit>,
 }
 
+/// One strand circuit's activity (see `CircuitManager::strand_activity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrandActivity {
+    /// Identifies the circuit between two samples (its address while it lives).
+    pub circuit: usize,
+    /// Its path (directory indexes, guard first).
+    pub path: Vec<usize>,
+    /// Cells it has received so far.
+    pub cells_in: u64,
+}
+
 /// What one braided stream did, for reports.
 #[derive(Debug, Clone)]
 pub struct StreamRecord {
@@ -183,13 +194,23 @@ impl CircuitManager {
     /// Paths (directory indexes, guard first) of the open circuits that carry a stream now, in
     /// every strand set (idle circuits, e.g. of a set kept for reuse, are left out).
     pub fn strand_paths(&self) -> Vec<Vec<usize>> {
+        self.strand_activity().into_iter().map(|s| s.path).collect()
+    }
+
+    /// The open circuits of every strand set that carry a stream now, each with its path and
+    /// the cells it has received so far (sample twice to see which strands are busy).
+    pub fn strand_activity(&self) -> Vec<StrandActivity> {
         self.sets
             .lock()
             .map(|sets| {
                 sets.iter()
                     .flat_map(|s| s.circuits.iter())
                     .filter(|c| !c.is_closed() && c.stream_count() > 0)
-                    .map(|c| c.path.clone())
+                    .map(|c| StrandActivity {
+                        circuit: Arc::as_ptr(c) as usize,
+                        path: c.path.clone(),
+                        cells_in: c.cells_in(),
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -22,8 +22,8 @@ use crate::SimNetwork;
 pub const MAX_FAULTS: usize = 64;
 /// Latest time a fault may be scheduled, in ms from its group's start (one hour).
 pub const MAX_AT_MS: u64 = 3_600_000;
-/// How long before firing a `strand-*` fault the relays' cell counters are sampled, to find
-/// the strands that are carrying traffic.
+/// How long before firing a `strand-*` fault the strand circuits' cell counters are sampled,
+/// to find the strand carrying the most traffic.
 pub const ACTIVITY_WINDOW: Duration = Duration::from_millis(100);
 /// How long a `strand-*` fault keeps looking for an active strand before it gives up.
 pub const FIND_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -306,9 +306,9 @@ pub async fn apply(
     rec
 }
 
-/// Finds the live relay `pick` chooses on an open strand whose non-exit relays all relayed
-/// cells over the last sampling window (the busiest such strand). Samples from now until
-/// `first_pick`, then keeps sampling for up to [`FIND_ACTIVE_TIMEOUT`].
+/// Finds the live relay `pick` chooses on the strand circuit that received the most cells
+/// over the last sampling window (the busiest strand of a running stream). Samples from now
+/// until `first_pick`, then keeps sampling for up to [`FIND_ACTIVE_TIMEOUT`].
 async fn find_active(
     net: &SimNetwork,
     pick: impl Fn(&[usize]) -> Option<usize>,
@@ -317,24 +317,21 @@ async fn find_active(
     let give_up = first_pick + FIND_ACTIVE_TIMEOUT;
     let mut pick_at = first_pick;
     loop {
-        let before = net.relay_cells();
-        tokio::time::sleep_until(pick_at).await;
-        let after = net.relay_cells();
-        let busiest = net
-            .strand_paths()
+        let before: std::collections::HashMap<usize, u64> = net
+            .strand_activity()
             .into_iter()
-            .filter_map(|path| {
-                let activity = path[..path.len().saturating_sub(1)]
-                    .iter()
-                    .map(|&r| {
-                        let (a, b) = (after.get(r)?, before.get(r)?);
-                        Some(a.saturating_sub(*b))
-                    })
-                    .min()??;
-                let relay = pick(&path)?;
-                (activity > 0 && !net.is_killed(relay)).then_some((activity, relay, path))
+            .map(|a| (a.circuit, a.cells_in))
+            .collect();
+        tokio::time::sleep_until(pick_at).await;
+        let busiest = net
+            .strand_activity()
+            .into_iter()
+            .filter_map(|a| {
+                let moved = a.cells_in.saturating_sub(*before.get(&a.circuit)?);
+                let relay = pick(&a.path)?;
+                (moved > 0 && !net.is_killed(relay)).then_some((moved, relay, a.path))
             })
-            .max_by_key(|(activity, _, _)| *activity);
+            .max_by_key(|(moved, _, _)| *moved);
         if let Some((_, relay, path)) = busiest {
             return Some((relay, path));
         }

@@ -220,13 +220,17 @@ impl SimNetwork {
             .collect()
     }
 
-    /// The paths, in relay indexes, of the proxy's circuits that carry a stream now.
-    pub fn strand_paths(&self) -> Vec<Vec<usize>> {
+    /// The proxy's strand circuits that carry a stream now, with their paths in relay indexes
+    /// and the cells each has received so far.
+    pub fn strand_activity(&self) -> Vec<braid_router::StrandActivity> {
         self.proxy
             .manager()
-            .strand_paths()
-            .iter()
-            .filter_map(|p| self.relay_path(p))
+            .strand_activity()
+            .into_iter()
+            .filter_map(|mut a| {
+                a.path = self.relay_path(&a.path)?;
+                Some(a)
+            })
             .collect()
     }
 

@@ -72,7 +72,16 @@ async fn killing_a_strand_middle_mid_download_loses_no_byte() {
         .filter(|(_, p)| net.relay_path(p).expect("relays").contains(&killed))
         .map(|(s, _)| *s)
         .collect();
-    assert_eq!(dead.len(), 1, "one strand ran through relay {killed}");
+    let mapped: Vec<_> = record
+        .paths
+        .values()
+        .map(|p| (p.clone(), net.relay_path(p)))
+        .collect();
+    assert_eq!(
+        dead.len(),
+        1,
+        "one strand ran through relay {killed}: fault on {path:?}, the stream's paths {mapped:?}"
+    );
     let tally = record
         .report
         .strands
@@ -154,7 +163,14 @@ async fn cutting_a_strand_link_mid_download_loses_no_byte() {
         .iter()
         .find(|t| t.strand == over_link[0])
         .expect("tally");
-    assert!(tally.failed, "the strand over the cut link must fail");
+    // The cut shows on the client (the strand reported failed) or, when the client had no
+    // data to receive on that strand, at the exit, which resent what it had in flight on it.
+    let exit = report.groups[0].exit;
+    assert!(
+        tally.failed || exit.fragments_resent > 0,
+        "the cut must cost the strand: {tally:?}, {exit:?}, fault {fault:?}\n{}",
+        report.table()
+    );
     net.shutdown().await;
 }
 
