@@ -23,6 +23,9 @@ use crate::registry_node::service_registries;
 /// anyway (every stream fails until one arrives).
 pub const FIRST_DIRECTORY_WAIT: Duration = Duration::from_secs(30);
 
+/// Relays of the snapshot in use a proxy adds to each directory refresh's candidates.
+pub const PROXY_RELAY_SOURCES: usize = 4;
+
 /// A running proxy.
 #[derive(Debug)]
 pub struct ProxyNode {
@@ -89,6 +92,8 @@ impl ProxyNode {
             FeedSettings {
                 refresh_interval: refresh,
                 retry_interval: refresh.min(crate::relay_node::RETRY_CAP),
+                // Relays cache and serve the snapshot: ask a few of them as well.
+                relay_sources: PROXY_RELAY_SOURCES,
                 ..FeedSettings::default()
             },
         )

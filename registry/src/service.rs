@@ -55,10 +55,10 @@ pub use settings::{
     default_max_concurrent_probes, default_max_requests, default_max_requests_per_peer,
     default_max_sources_per_round, default_peer_timeout, default_probe_cache_entries,
     default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
-    default_read_timeout, default_refresh_interval, default_replication_wait,
-    default_republish_interval, default_republish_request_timeout, default_republish_retry,
-    default_retry_interval, default_snapshot_interval, default_snapshot_validity,
-    default_write_timeout,
+    default_read_timeout, default_refresh_interval, default_relay_sources,
+    default_replication_wait, default_republish_interval, default_republish_request_timeout,
+    default_republish_retry, default_retry_interval, default_snapshot_interval,
+    default_snapshot_validity, default_write_timeout,
 };
 pub use solo::SoloReplica;
 

@@ -93,6 +93,7 @@ fn feed_settings() -> FeedSettings {
         retry_interval: Duration::from_secs(1),
         request_timeout: Duration::from_secs(20),
         max_sources_per_round: 4,
+        relay_sources: 0,
     }
 }
 
@@ -809,5 +810,79 @@ async fn eventually_async_served(client: &Transport, registry: PeerId, get: &[u8
             "still refused: {answer:?}"
         );
         sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A proxy's feed with `relay_sources` also asks relays listed in its snapshot: with the only
+/// registry gone, it still gets the newer snapshot a relay cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_falls_back_to_relay_caches_when_the_registries_are_down() {
+    let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(1))).await;
+    let reg = &regs[0];
+    let (relay, relay_key) = node(true).await;
+    let n = now();
+    let signed = descriptor(&relay_key, addresses_of(&relay), n, n + 3600)
+        .sign(&relay_key)
+        .unwrap();
+    bounded(braid_registry::service::publish(
+        &relay,
+        &list,
+        &signed,
+        Duration::from_secs(20),
+    ))
+    .await
+    .unwrap();
+    // The relay follows the directory every second and serves what it holds.
+    let relay_feed = DirectoryFeed::start(
+        &relay,
+        list.clone(),
+        Vec::new(),
+        FeedSettings {
+            refresh_interval: Duration::from_secs(1),
+            ..feed_settings()
+        },
+    )
+    .await
+    .unwrap();
+    let _cache =
+        RelayCache::start(&relay, relay_feed.subscribe(), ServerSettings::default()).unwrap();
+    let (proxy, _) = node(false).await;
+    let feed = DirectoryFeed::start(
+        &proxy,
+        list.clone(),
+        Vec::new(),
+        FeedSettings {
+            relay_sources: 4,
+            refresh_interval: Duration::from_secs(1),
+            ..feed_settings()
+        },
+    )
+    .await
+    .unwrap();
+    let identity = relay_key.verifying_key().to_bytes();
+    let mut snapshots = feed.subscribe();
+    let first = bounded(snapshots.wait_for(|s| {
+        s.as_ref()
+            .is_some_and(|s| s.descriptors().iter().any(|d| *d.identity() == identity))
+    }))
+    .await
+    .unwrap()
+    .clone()
+    .unwrap();
+    // The proxy loses the registry (a severed link); the registry goes on issuing snapshots
+    // and the relay goes on caching them, so a newer one can only come through the relay.
+    proxy.block(reg.transport.peer_id()).await.unwrap();
+    let held = feed.current().map_or(first.issued_at(), |s| s.issued_at());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = feed.refresh().await;
+        if feed.current().is_some_and(|s| s.issued_at() > held) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never fetched from the relay"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -171,6 +171,13 @@ async fn run(core: Arc<FeedCore>) {
 
 async fn round(core: &FeedCore) -> Result<FetchOutcome, ServiceError> {
     let mut order = core.sources.clone();
+    for relay in relay_sources(core) {
+        if !order.contains(&relay.peer_id) {
+            // Relays are public; their addresses come from the verified snapshot.
+            add_addresses(&core.transport, std::slice::from_ref(&relay)).await?;
+            order.push(relay.peer_id);
+        }
+    }
     order.shuffle(&mut rand::rng());
     order.truncate(core.settings.max_sources_per_round);
     let mut last_error = None;
@@ -193,6 +200,34 @@ async fn round(core: &FeedCore) -> Result<FetchOutcome, ServiceError> {
         }
     }
     last_error.map_or(Ok(FetchOutcome::Unavailable), Err)
+}
+
+/// Up to `relay_sources` relays of the snapshot in use, chosen at random, with their addresses.
+fn relay_sources(core: &FeedCore) -> Vec<PeerAddresses> {
+    let wanted = core.settings.relay_sources;
+    let Some(current) = core.sender.borrow().clone() else {
+        return Vec::new();
+    };
+    if wanted == 0 {
+        return Vec::new();
+    }
+    let mut relays: Vec<PeerAddresses> = current
+        .descriptors()
+        .iter()
+        .filter_map(|d| {
+            let peer_id = braid_transport::peer_id_from_public(d.identity()).ok()?;
+            let addresses = d
+                .descriptor()
+                .addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            Some(PeerAddresses { peer_id, addresses })
+        })
+        .collect();
+    relays.shuffle(&mut rand::rng());
+    relays.truncate(wanted);
+    relays
 }
 
 async fn fetch_from(core: &FeedCore, peer: PeerId) -> Result<FetchOutcome, ServiceError> {

@@ -234,6 +234,10 @@ pub struct FeedSettings {
     /// Sources tried per round, in random order, until one answers with a good snapshot or
     /// "not modified".
     pub max_sources_per_round: usize,
+    /// Relays from the snapshot in use added to each round's candidates (chosen at random),
+    /// so the directory keeps coming when registries are busy or down (relays cache and serve
+    /// it). 0: registries and the configured extra sources only.
+    pub relay_sources: usize,
 }
 
 /// Ask for a newer snapshot every 10 minutes.
@@ -256,6 +260,11 @@ pub fn default_max_sources_per_round() -> usize {
     4
 }
 
+/// No relays as sources unless asked for (a relay's own feed asks registries only).
+pub fn default_relay_sources() -> usize {
+    0
+}
+
 impl Default for FeedSettings {
     fn default() -> Self {
         Self {
@@ -263,6 +272,7 @@ impl Default for FeedSettings {
             retry_interval: default_retry_interval(),
             request_timeout: default_feed_request_timeout(),
             max_sources_per_round: default_max_sources_per_round(),
+            relay_sources: default_relay_sources(),
         }
     }
 }
