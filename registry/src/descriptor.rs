@@ -11,12 +11,16 @@ use crate::Error;
 use crate::codec::{Reader, Writer};
 use crate::policy::{ExitPolicy, MAX_EXIT_RULES};
 
-/// The descriptor format this crate writes and reads (the first byte of every encoding).
-pub const DESCRIPTOR_VERSION: u8 = 1;
+mod address;
+
+/// The descriptor format this crate writes and reads (the first byte of every encoding). Version 2
+/// carries the common multiaddr shapes in a compact binary form; version 1 (addresses as text) is
+/// no longer read.
+pub const DESCRIPTOR_VERSION: u8 = 2;
 
 /// Prepended to the body before signing, so a descriptor signature can never be replayed as a
 /// signature on anything else made with the same key.
-pub const SIGNING_DOMAIN: &[u8] = b"braid descriptor v1\0";
+pub const SIGNING_DOMAIN: &[u8] = b"braid descriptor v2\0";
 
 /// The most addresses a descriptor may list.
 pub const MAX_ADDRESSES: usize = 8;
@@ -36,10 +40,10 @@ pub const CLOCK_SKEW_SECS: u64 = 300;
 /// Length of the Ed25519 signature at the end of an encoding.
 pub const SIGNATURE_LEN: usize = 64;
 
-/// The longest possible encoding (every field at its maximum), 3204 bytes.
+/// The longest possible encoding (every field at its maximum), 3212 bytes.
 pub const MAX_ENCODED_LEN: usize = 1 // version
     + 32 + 32 // identity, onion key
-    + 1 + MAX_ADDRESSES * (1 + MAX_ADDRESS_LEN)
+    + 1 + MAX_ADDRESSES * address::MAX_WIRE_LEN
     + 1 + MAX_NICKNAME_LEN
     + 8 // bandwidth
     + 1 + MAX_EXIT_RULES * (1 + 16 + 1 + 4)
@@ -189,8 +193,7 @@ impl Descriptor {
         w.bytes(&self.onion_key);
         w.u8(u8::try_from(self.addresses.len()).map_err(|_| too_long("addresses"))?);
         for addr in &self.addresses {
-            w.u8_prefixed(addr.as_bytes())
-                .ok_or_else(|| too_long("addresses"))?;
+            address::encode(&mut w, addr)?;
         }
         w.u8_prefixed(self.nickname.as_bytes())
             .ok_or_else(|| too_long("nickname"))?;
@@ -209,9 +212,7 @@ impl Descriptor {
         let count = r.u8()?;
         let mut addresses = Vec::with_capacity(usize::from(count).min(MAX_ADDRESSES));
         for _ in 0..count {
-            let bytes = r.u8_prefixed()?;
-            let addr = std::str::from_utf8(bytes).map_err(|_| invalid("addresses", "not UTF-8"))?;
-            addresses.push(addr.to_owned());
+            addresses.push(address::decode(r)?);
         }
         let nickname =
             std::str::from_utf8(r.u8_prefixed()?).map_err(|_| invalid("nickname", "not UTF-8"))?;

@@ -15,7 +15,7 @@
 //!
 //! | kind | message | sender | body |
 //! |---|---|---|---|
-//! | `0x01` | [`Request::Publish`] | relay | a `SignedDescriptor` encoding (at most 3204 bytes) |
+//! | `0x01` | [`Request::Publish`] | relay | a `SignedDescriptor` encoding (at most 3212 bytes) |
 //! | `0x02` | [`Request::GetSnapshot`] | anyone | `newer_than` u64 (unix seconds; 0 = any) |
 //! | `0x03` | [`Request::CoSign`] | the building registry | a `SignedSnapshot` encoding |
 //! | `0x04` | [`Request::Offer`] | the building registry | a `SignedSnapshot` encoding |

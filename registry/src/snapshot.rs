@@ -47,9 +47,9 @@ pub const SNAPSHOT_CLOCK_SKEW_SECS: u64 = CLOCK_SKEW_SECS;
 /// Bytes before the first descriptor: version, issued_at, valid_until, set digest, count.
 const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 4;
 
-/// The shortest possible signed descriptor encoding: one 1-byte address, a 1-character
-/// nickname, no exit rule.
-pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 2 + 2 + 8 + 1 + 8 + 8 + SIGNATURE_LEN;
+/// The shortest possible signed descriptor encoding: one 1-byte text address (tag, length,
+/// byte), a 1-character nickname, no exit rule.
+pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 8 + 8 + SIGNATURE_LEN;
 
 /// One registry signature on the wire: signer index and Ed25519 signature.
 const SIGNATURE_ENTRY_LEN: usize = 1 + SIGNATURE_LEN;
@@ -153,7 +153,7 @@ impl Snapshot {
         w.u64(self.valid_until);
         w.bytes(&self.registry_set);
         // Snapshot::new caps the count at MAX_SNAPSHOT_DESCRIPTORS, and a descriptor encoding at
-        // MAX_ENCODED_LEN (3204) bytes: both casts are lossless.
+        // MAX_ENCODED_LEN (3212) bytes: both casts are lossless.
         w.u32(encoded.len() as u32);
         for e in &encoded {
             w.u16(e.len() as u16);

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use braid_registry::descriptor::{
-    CLOCK_SKEW_SECS, MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_ENCODED_LEN, MAX_LIFETIME_SECS,
-    MAX_NICKNAME_LEN, SIGNING_DOMAIN,
+    CLOCK_SKEW_SECS, DESCRIPTOR_VERSION, MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_ENCODED_LEN,
+    MAX_LIFETIME_SECS, MAX_NICKNAME_LEN, SIGNING_DOMAIN,
 };
 use braid_registry::policy::MAX_EXIT_RULES;
 use braid_registry::{AddrPattern, Descriptor, Error, ExitPolicy, ExitRule, SignedDescriptor};
@@ -43,18 +43,19 @@ const IDENTITY_HEX: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421e
 /// The body of `fixed()`, written out field by field from the README table.
 fn fixed_body_hex() -> String {
     [
-        IDENTITY_HEX,                                    // identity
-        &"42".repeat(32),                                // onion key
-        "01",                                            // 1 address
-        "1f",                                            // 31 bytes
-        &hex::encode("/ip4/127.0.0.2/udp/4001/quic-v1"), //
-        "06",                                            // nickname, 6 bytes
-        &hex::encode("relay7"),                          //
-        "00000000000f4240",                              // bandwidth 1e6
-        "04",                                            // 4 rules
-        "02",                                            /* reject, private */
-        "0001ffff",                                      //
-        "05",                                            /* accept, v4 */
+        IDENTITY_HEX,           // identity
+        &"42".repeat(32),       // onion key
+        "01",                   // 1 address
+        "01",                   /* tag 1: IPv4 QUIC */
+        "7f000002",             // 127.0.0.2
+        "0fa1",                 // udp/4001/quic-v1
+        "06",                   // nickname, 6 bytes
+        &hex::encode("relay7"), //
+        "00000000000f4240",     // bandwidth 1e6
+        "04",                   // 4 rules
+        "02",                   /* reject, private */
+        "0001ffff",             //
+        "05",                   /* accept, v4 */
         "c0000200",
         "18",
         "005001bb", // 192.0.2.0/24:80-443
@@ -70,17 +71,18 @@ fn fixed_body_hex() -> String {
     .concat()
 }
 
-const SIGNATURE_HEX: &str = "8ee111a5183b3978304038d6a157ce7df6492d4e20df1c644477835b193593da575dbf7865ce1525a16cdc4b9f65aa9fb1c8e5f706b0e4d1a8e79f2bae194902";
+const SIGNATURE_HEX: &str = "6086fc37ce18f89a465b5367956f2740beaddbe408fe0e885c8b4ef7bb4498e777e910b8cb3cf12f272743c4fcf41525604cb6a6179c233d682e482379c07a0d";
 
 /// Version byte, `body`, and a real signature by `key` over it.
 fn signed_bytes(body: &[u8], key: &SigningKey) -> Vec<u8> {
     let sig = key.sign(&[SIGNING_DOMAIN, body].concat());
-    [&[1u8][..], body, &sig.to_bytes()].concat()
+    [&[DESCRIPTOR_VERSION][..], body, &sig.to_bytes()].concat()
 }
 
-/// Offsets of fields inside the body of `fixed()` (the body starts after the version byte).
-const ADDR_AT: usize = 32 + 32 + 1 + 1;
-const NICK_LEN_AT: usize = ADDR_AT + 31;
+/// Offsets of fields inside the body of `fixed()` (the body starts after the version byte):
+/// the first address's tag byte, and the nickname's length byte after its 7-byte address.
+const ADDR_AT: usize = 32 + 32 + 1;
+const NICK_LEN_AT: usize = ADDR_AT + 7;
 const BANDWIDTH_AT: usize = NICK_LEN_AT + 1 + 6;
 const RULE_COUNT_AT: usize = BANDWIDTH_AT + 8;
 
@@ -91,7 +93,7 @@ fn hex_test_vector() {
     let encoding = signed.encode();
     assert_eq!(
         hex::encode(&encoding),
-        format!("01{}{SIGNATURE_HEX}", fixed_body_hex())
+        format!("02{}{SIGNATURE_HEX}", fixed_body_hex())
     );
     assert_eq!(hex::encode(signed.signature()), SIGNATURE_HEX);
     // The signature really is over the domain and the body.
@@ -172,7 +174,8 @@ fn trailing_bytes_are_malformed() {
 #[test]
 fn unknown_version_is_rejected_first() {
     let mut encoding = fixed().sign(&key()).unwrap().encode();
-    for v in [0u8, 2, 255] {
+    // Version 1 (addresses as text) is no longer read.
+    for v in [0u8, 1, 3, 255] {
         encoding[0] = v;
         assert_eq!(
             SignedDescriptor::decode(&encoding),
@@ -437,7 +440,7 @@ fn each_field_rule_is_enforced_by_validate_and_sign() {
 fn limits_are_inclusive() {
     let (signed, d) = maximal();
     assert_eq!(signed.encode().len(), MAX_ENCODED_LEN);
-    assert_eq!(MAX_ENCODED_LEN, 3204);
+    assert_eq!(MAX_ENCODED_LEN, 3212);
     assert_eq!(
         SignedDescriptor::decode(&signed.encode())
             .unwrap()
@@ -473,8 +476,6 @@ fn decode_rejects_bad_fields_even_when_properly_signed() {
     assert_eq!(&body[nick_at..nick_at + 7], b"\x06relay7");
     assert_eq!(field(decode_edited(&|b| b[nick_at + 1] = b' ')), "nickname");
     assert_eq!(field(decode_edited(&|b| b[nick_at + 1] = 0xff)), "nickname");
-    assert_eq!(field(decode_edited(&|b| b[ADDR_AT] = 0xff)), "addresses"); // not UTF-8
-    assert_eq!(field(decode_edited(&|b| b[ADDR_AT] = b'x')), "addresses"); // no leading '/'
     assert_eq!(field(decode_edited(&|b| b[32..64].fill(0))), "onion_key");
     let bw = BANDWIDTH_AT;
     assert_eq!(
@@ -496,6 +497,122 @@ fn decode_rejects_bad_fields_even_when_properly_signed() {
         )),
         "expires"
     );
+}
+
+/// `fixed()` with every address wire form, in the order of their tags then text forms.
+fn every_address_form() -> Descriptor {
+    Descriptor {
+        addresses: vec![
+            "/ip4/198.51.100.7/udp/443/quic-v1".into(),
+            "/ip4/198.51.100.7/tcp/9001".into(),
+            "/ip6/2001:db8::7/udp/443/quic-v1".into(),
+            "/ip6/::ffff:1.2.3.4/tcp/65535".into(),
+            "/dns4/relay.example/tcp/443".into(),
+            "/ip4/010.0.0.1/tcp/80".into(), // not canonical: stays text
+        ],
+        ..fixed()
+    }
+}
+
+#[test]
+fn every_address_form_round_trips_as_the_same_text() {
+    let d = every_address_form();
+    let signed = d.sign(&key()).unwrap();
+    let encoding = signed.encode();
+    let addresses_hex = [
+        "06",                                        // 6 addresses
+        "01c6336407",                                // tag 1, 198.51.100.7
+        "01bb",                                      // udp/443/quic-v1
+        "02c6336407",                                // tag 2, 198.51.100.7
+        "2329",                                      // tcp/9001
+        "0320010db8000000000000000000000007",        // tag 3, 2001:db8::7
+        "01bb",                                      // udp/443/quic-v1
+        "0400000000000000000000ffff01020304",        // tag 4, ::ffff:1.2.3.4
+        "ffff",                                      // tcp/65535
+        "001b",                                      // tag 0, 27 bytes
+        &hex::encode("/dns4/relay.example/tcp/443"), //
+        "0015",                                      // tag 0, 21 bytes
+        &hex::encode("/ip4/010.0.0.1/tcp/80"),       //
+    ]
+    .concat();
+    let at = ADDR_AT; // the count: body offset ADDR_AT - 1, after the version byte
+    assert_eq!(
+        hex::encode(&encoding[at..at + addresses_hex.len() / 2]),
+        addresses_hex
+    );
+    let decoded = SignedDescriptor::decode(&encoding).unwrap();
+    assert_eq!(decoded.descriptor(), &d);
+    assert_eq!(decoded.encode(), encoding);
+    for len in 0..encoding.len() {
+        assert_eq!(
+            SignedDescriptor::decode(&encoding[..len]),
+            Err(Error::Incomplete),
+            "prefix of {len} bytes"
+        );
+    }
+}
+
+/// The body of `fixed()` with its one address replaced by the wire bytes `address`.
+fn body_with_address(address: &[u8]) -> Vec<u8> {
+    let body = hex::decode(fixed_body_hex()).unwrap();
+    [&body[..ADDR_AT], address, &body[NICK_LEN_AT..]].concat()
+}
+
+#[test]
+fn decode_rejects_bad_address_encodings_even_when_properly_signed() {
+    let decode = |address: &[u8]| {
+        SignedDescriptor::decode(&signed_bytes(&body_with_address(address), &key()))
+    };
+    // The splice itself is sound: the compact form of the original gives the fixed descriptor.
+    assert_eq!(
+        decode(&hex::decode("017f0000020fa1").unwrap())
+            .unwrap()
+            .descriptor(),
+        &fixed()
+    );
+    let text = |t: &[u8]| [&[0u8, u8::try_from(t.len()).unwrap()][..], t].concat();
+    // A text form is fine for text without a compact form.
+    assert_eq!(
+        decode(&text(b"/ip4/127.0.0.2/udp/04001/quic-v1"))
+            .unwrap()
+            .descriptor()
+            .addresses,
+        ["/ip4/127.0.0.2/udp/04001/quic-v1"]
+    );
+    let malformed = |what| Err(Error::Malformed { what });
+    assert_eq!(
+        decode(&text(b"/ip4/127.0.0.2/udp/4001/quic-v1")),
+        malformed("address sent as text has a compact form")
+    );
+    assert_eq!(
+        decode(&text(b"/ip6/::1/tcp/80")),
+        malformed("address sent as text has a compact form")
+    );
+    for tag in [5u8, 0x80, 0xff] {
+        assert_eq!(
+            decode(&[tag, 0x7f, 0, 0, 2, 0x0f, 0xa1]),
+            malformed("unknown address tag")
+        );
+    }
+    assert_eq!(
+        decode(&[0, 0]),
+        malformed("address text length not in 1..=200")
+    );
+    let too_long = [&[0u8, 201, b'/'][..], &[b'x'; 200]].concat();
+    assert_eq!(
+        decode(&too_long),
+        malformed("address text length not in 1..=200")
+    );
+    let field = |r: Result<SignedDescriptor, Error>| match r {
+        Err(Error::InvalidField { field, .. }) => field,
+        other => panic!("expected InvalidField, got {other:?}"),
+    };
+    assert_eq!(field(decode(&text(b"/ip4/\xff"))), "addresses"); // not UTF-8
+    assert_eq!(field(decode(&text(b"ip4/1.2.3.4"))), "addresses"); // no leading '/'
+    assert_eq!(field(decode(&text(b"/ip4/1.2.3.4 /tcp/1"))), "addresses"); // a space
+    // A version 1 address (length, then text) is not a version 2 encoding.
+    let v1_style = [&[31u8][..], b"/ip4/127.0.0.2/udp/4001/quic-v1"].concat();
+    assert_eq!(decode(&v1_style), malformed("unknown address tag"));
 }
 
 #[test]

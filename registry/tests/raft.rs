@@ -510,7 +510,7 @@ async fn server_bounds_rpcs_per_member_and_times_out_silent_requests() {
         },
     ];
     let config = RaftConfig {
-        rpc_timeout_ms: 1500,
+        rpc_timeout_ms: 6000,
         max_inbound_per_peer: 8,
         ..config(1, &members, root.path())
     };
@@ -542,7 +542,7 @@ async fn server_bounds_rpcs_per_member_and_times_out_silent_requests() {
         let _ = bounded("dropped", extra.read_to_end(&mut answer)).await;
         assert!(answer.is_empty(), "a stream past the bound was served");
         assert!(
-            start.elapsed() < Duration::from_secs(1),
+            start.elapsed() < Duration::from_secs(4),
             "no stream was refused as busy"
         );
     }
@@ -555,10 +555,10 @@ async fn server_bounds_rpcs_per_member_and_times_out_silent_requests() {
         let (frame, _) = Frame::decode(&answer, 1 << 20).unwrap();
         assert_eq!(
             frame,
-            Frame::Error("bad request: no whole request within 1.5s".into())
+            Frame::Error("bad request: no whole request within 6s".into())
         );
     }
-    assert!(start.elapsed() >= Duration::from_millis(1000));
+    assert!(start.elapsed() >= Duration::from_millis(4000));
     // The slots are free again: a valid request is answered.
     let answer = raw_exchange(&member_t, &node_t, &vote_request(3, 2)).await;
     assert!(matches!(answer, Some(Frame::Response(_))), "{answer:?}");

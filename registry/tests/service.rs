@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_registry::descriptor::SIGNING_DOMAIN;
+use braid_registry::descriptor::{DESCRIPTOR_VERSION, SIGNING_DOMAIN};
 use braid_registry::protocol::{RefuseCode, Request, Response};
 use braid_registry::service::{
     DirectoryFeed, FeedSettings, FetchOutcome, PROTOCOL, PeerAddresses, PublishStatus, Registries,
@@ -354,7 +354,7 @@ fn resigned(d: &SignedDescriptor, key: &SigningKey, edit: impl FnOnce(&mut Vec<u
     let mut body = encoded[1..encoded.len() - 64].to_vec();
     edit(&mut body);
     let signature = key.sign(&[SIGNING_DOMAIN, &body].concat()).to_bytes();
-    [&[1u8][..], &body, &signature].concat()
+    [&[DESCRIPTOR_VERSION][..], &body, &signature].concat()
 }
 
 /// A `Publish` frame around raw descriptor bytes.
@@ -416,11 +416,15 @@ async fn bad_or_unreachable_descriptors_are_refused_and_nothing_is_stored() {
     let encoded = good.encode();
     let body = &encoded[1..encoded.len() - 64];
     let forged_sig = other_key.sign(&[SIGNING_DOMAIN, body].concat()).to_bytes();
-    let wrong_key = [&[1u8][..], body, &forged_sig].concat();
+    let wrong_key = [&[DESCRIPTOR_VERSION][..], body, &forged_sig].concat();
     // A malformed field (a nickname with '!'), validly signed by the relay.
-    // Body offsets: identity, onion key, address count, address length and bytes, nickname
-    // length, then the nickname's first character.
-    let nick_at = 32 + 32 + 1 + 1 + addresses_of(&relay)[0].len() + 1;
+    // Body offset of the nickname's first character, after its length byte (the addresses
+    // before it have a compact or a text wire form, so their length varies).
+    let nick_at = body
+        .windows(10)
+        .position(|w| w == b"\x09testrelay")
+        .unwrap()
+        + 1;
     let bad_field = resigned(&good, &relay_key, |body| body[nick_at] = b'!');
     // Expired, validly signed.
     let expired = descriptor(&relay_key, addresses_of(&relay), t - 7200, t - 3600)

@@ -6,6 +6,7 @@
 #[path = "support/snapshot.rs"]
 mod support;
 
+use braid_registry::descriptor::SIGNING_DOMAIN;
 use braid_registry::snapshot::{MAX_REGISTRIES, RegistrySignature, SNAPSHOT_CLOCK_SKEW_SECS};
 use braid_registry::{
     Descriptor, Error, RegistrySet, SignedSnapshot, Snapshot, SnapshotError, accept_newer,
@@ -228,7 +229,7 @@ fn a_forged_descriptor_is_refused() {
     let imposter = SigningKey::from_bytes(&[0x66; 32]);
     let mut bad = list[2].clone();
     let sig_at = bad.len() - 64;
-    let forged = imposter.sign(&[b"braid descriptor v1\0", &bad[1..sig_at]].concat());
+    let forged = imposter.sign(&[SIGNING_DOMAIN, &bad[1..sig_at]].concat());
     bad[sig_at..].copy_from_slice(&forged.to_bytes());
     let list = vec![list[0].clone(), three()[1].clone(), bad];
     let bytes = hand_signed(&set, 3, &[0, 1], T0, T0 + HOUR, &list);

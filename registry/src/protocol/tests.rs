@@ -186,7 +186,7 @@ fn a_bad_version_is_refused_at_the_header() {
 fn oversized_bodies_are_refused_at_the_header() {
     let cases = [
         (kind::GET_SNAPSHOT, 9, 8),
-        (kind::PUBLISH, 3205, 3204),
+        (kind::PUBLISH, MAX_ENCODED_LEN + 1, MAX_ENCODED_LEN),
         (kind::PUBLISHED, 1, 0),
         (kind::ACCEPTED, 1, 0),
         (kind::REFUSED, 260, 259),
@@ -303,7 +303,7 @@ fn a_forged_descriptor_is_refused_with_its_reason() {
         Request::decode(&frame),
         Err(ProtocolError::BadDescriptor(Error::BadSignature))
     );
-    let cut = [h("01 01 00000001"), vec![1]].concat();
+    let cut = [h("01 01 00000001"), vec![crate::DESCRIPTOR_VERSION]].concat();
     assert_eq!(
         Request::decode(&cut),
         Err(ProtocolError::BadDescriptor(Error::Incomplete))
