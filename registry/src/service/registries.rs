@@ -3,24 +3,18 @@
 //! is its transport identity key, so the key is read out of the peer id. This module does not
 //! talk to anyone.
 
-use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
+use braid_transport::{Multiaddr, PeerId, Transport};
 use ed25519_dalek::VerifyingKey;
 
 use super::ServiceError;
 use crate::snapshot::{MAX_REGISTRIES, RegistrySet};
 
-/// A libp2p Ed25519 peer id is an identity multihash (code 0, length 36) of the protobuf
-/// public key: key type 1 (Ed25519), then 32 bytes of key.
-const ED25519_PEER_ID_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
-
 /// The Ed25519 key inside an Ed25519 peer id (what a registry signs snapshots with), or `None`
 /// for a peer id of another key type or one whose key is not a valid, not small-order point.
 pub fn registry_key_of(peer: &PeerId) -> Option<VerifyingKey> {
-    let bytes = peer.to_bytes();
-    let key = bytes.strip_prefix(&ED25519_PEER_ID_PREFIX[..])?;
-    let key: [u8; 32] = key.try_into().ok()?;
+    let key = braid_transport::public_from_peer_id(peer)?;
     let verifying = VerifyingKey::from_bytes(&key).ok()?;
-    if verifying.is_weak() || peer_id_from_public(&key).ok()? != *peer {
+    if verifying.is_weak() {
         return None;
     }
     Some(verifying)
