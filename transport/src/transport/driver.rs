@@ -538,12 +538,7 @@ impl Driver {
                 trace!(peer = %peer_id, agent = %info.agent_version, "identified");
                 if info.protocols.contains(&routing::KAD_PROTOCOL) {
                     let kad = &mut self.swarm.behaviour_mut().kad;
-                    for address in info
-                        .listen_addrs
-                        .into_iter()
-                        .filter(routing::routable)
-                        .take(routing::MAX_CLAIMED_ADDRESSES)
-                    {
+                    for address in routing::claimed(info.listen_addrs) {
                         kad.add_address(&peer_id, address);
                     }
                 }

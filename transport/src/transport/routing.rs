@@ -40,7 +40,11 @@ pub(crate) fn behaviour(
         .set_provider_publication_interval(None)
         // No timed bootstrap (it only warns on a node that knows nobody yet); the table fills
         // from connections, and libp2p still bootstraps when the first peers arrive.
-        .set_periodic_bootstrap_interval(None);
+        .set_periodic_bootstrap_interval(None)
+        // The table learns addresses only from identify, QUIC first (see [`claimed`]): left to
+        // itself kad would file the address of whatever connection came first, TCP included,
+        // and its own dials (and the peers it tells about) would then try TCP first.
+        .set_kbucket_inserts(kad::BucketInserts::Manual);
     let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), config);
     kad.set_mode(Some(if listening {
         Mode::Server
@@ -60,6 +64,19 @@ pub(crate) fn routable(address: &Multiaddr) -> bool {
         Protocol::P2pCircuit => false,
         _ => true,
     })
+}
+
+/// The addresses of a peer's identify message worth a routing-table entry, QUIC first (kad
+/// and every peer that learns them from us dial in this order, one address at a time), at most
+/// [`MAX_CLAIMED_ADDRESSES`].
+pub(crate) fn claimed(listen_addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    let mut addrs: Vec<Multiaddr> = listen_addrs
+        .into_iter()
+        .filter(routable)
+        .take(MAX_CLAIMED_ADDRESSES)
+        .collect();
+    addrs.sort_by_key(|a| !crate::address_book::is_quic(a));
+    addrs
 }
 
 /// The lookups under way: which peer each query looks for.
@@ -108,6 +125,24 @@ pub(crate) fn found(result: GetClosestPeersResult, target: &PeerId) -> Vec<Multi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claimed_addresses_put_quic_first_and_are_bounded() {
+        let parse = |s: &str| s.parse::<Multiaddr>().unwrap_or_else(|_| unreachable!());
+        let mut listen = vec![parse("/ip4/127.0.0.1/tcp/9"), parse("/ip4/0.0.0.0/tcp/1")];
+        listen.extend((0..20).map(|i| parse(&format!("/ip4/10.0.0.{i}/udp/9/quic-v1"))));
+        let got = claimed(listen);
+        assert_eq!(got.len(), MAX_CLAIMED_ADDRESSES);
+        assert!(
+            got[..MAX_CLAIMED_ADDRESSES - 1]
+                .iter()
+                .all(crate::address_book::is_quic)
+        );
+        assert_eq!(
+            got[MAX_CLAIMED_ADDRESSES - 1],
+            parse("/ip4/127.0.0.1/tcp/9")
+        );
+    }
 
     #[test]
     fn unspecified_and_relayed_addresses_are_not_routable() {
