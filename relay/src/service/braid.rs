@@ -38,7 +38,7 @@ use crate::msg::{EndReason, RelayMsg, StreamId};
 mod acks;
 
 use acks::AckQueue;
-pub use acks::{ACK_DELAY, ACK_EVERY, ACKS_PER_STRAND};
+pub use acks::{ACK_DELAY, ACK_EVERY, ACK_TOTAL, ACKS_PER_STRAND};
 
 /// Context string for the link id (BLAKE3 `derive_key`).
 const LINK_CONTEXT: &str = "braid braided stream link id v1";
