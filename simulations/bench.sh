@@ -8,7 +8,10 @@
 #     `braid relay` process.
 # Each braid figure is taken once per strand count K in $KS (default "1 3"): K = 1 carries each
 # stream on one circuit, K > 1 splits it over K circuits to one exit.
-# Usage: [KS="1 3"] simulations/bench.sh   (builds in release first; needs curl)
+# RELAY_RATE / EXIT_RATE (bytes/s, unset: unlimited) cap every non-exit relay / every exit, as
+# home relays are capped by their uplink; with capped middles a stream's K strands add up.
+# Usage: [KS="1 3"] [RELAY_RATE=N] [EXIT_RATE=N] simulations/bench.sh
+#        (builds in release first; needs curl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin braid
@@ -46,6 +49,8 @@ relays = 8
 exits = 3
 hops = 3
 strands = $K
+${RELAY_RATE:+relay_rate = $RELAY_RATE}
+${EXIT_RATE:+exit_rate = $EXIT_RATE}
 TOML
   "$BRAID" sim "$tmp/k$K.toml" --serve >"$tmp/sim$K.out" 2>"$tmp/sim$K.err" & SIM=$!; pids+=($SIM)
   wait_line "$tmp/sim$K.out" "ready socks5="
@@ -72,6 +77,7 @@ wait_line "$tmp/relay.out" "ready descriptor="
 sleep 3
 relay_rss=$(awk '/VmHWM/ {print $2}' /proc/$R/status)
 
+echo "relay caps: non-exit ${RELAY_RATE:-unlimited}, exit ${EXIT_RATE:-unlimited} (bytes/s)"
 printf "%s" "$rows" | awk -v dt="$d_tp" -v dd="$d_ttfb" -v rrss="$relay_rss" '
 NR == 1 {
   printf "direct (no proxy): 64 MiB %.1f MB/s (median of 3), 1 KiB TTFB %.3f ms (median of 20)\n", dt/1e6, dd*1e3

@@ -76,6 +76,19 @@ impl ExitCounters {
     }
 }
 
+/// Relay `i`'s settings in scenario `s`: [`relay_config`] with the scenario's rate limit for
+/// its kind (`exit_rate` for the first `exits` relays, `relay_rate` for the others), which is
+/// also its advertised bandwidth.
+pub fn scenario_relay_config(s: &Scenario, i: usize) -> RelayConfig {
+    let exit = i < s.exits;
+    let mut cfg = relay_config(i, exit);
+    if let Some(rate) = if exit { s.exit_rate } else { s.relay_rate } {
+        cfg.bandwidth_rate = Some(rate);
+        cfg.bandwidth = rate;
+    }
+    cfg
+}
+
 /// The relay settings the simulator uses for relay `i`.
 pub fn relay_config(i: usize, exit: bool) -> RelayConfig {
     let ip = format!("127.0.0.{}", 10 + i);
@@ -124,7 +137,7 @@ impl SimNetwork {
         let started = Instant::now();
         let mut relays = Vec::with_capacity(s.relays);
         for i in 0..s.relays {
-            let mut cfg = relay_config(i, i < s.exits);
+            let mut cfg = scenario_relay_config(s, i);
             let faults = setup(i, &mut cfg);
             let onion = Identity::generate().secret_bytes();
             let relay = RelayNode::start(&cfg, Identity::generate(), onion, faults).await?;

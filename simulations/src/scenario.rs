@@ -25,6 +25,11 @@ pub struct Scenario {
     /// proxy learns the network from their signed directory snapshot; with 0 the harness hands
     /// the proxy a directory of every relay.
     pub registries: usize,
+    /// Rate limit of every non-exit relay (guards and middles, the relays people run at home),
+    /// bytes of cells per second; `None`: unlimited. Also its advertised bandwidth.
+    pub relay_rate: Option<u64>,
+    /// Rate limit of every exit, bytes of cells per second; `None`: unlimited.
+    pub exit_rate: Option<u64>,
     /// Fetch groups, run in order.
     pub fetch: Vec<FetchGroup>,
     /// Faults, each fired during one fetch group (see [`crate::fault`]).
@@ -53,6 +58,11 @@ pub fn default_host() -> String {
     "localhost".into()
 }
 
+/// Smallest relay rate a scenario may set: 16 cells per second.
+pub const MIN_RATE: u64 = 16 * 4096;
+/// Largest relay rate a scenario may set (10 GB/s).
+pub const MAX_RATE: u64 = 10_000_000_000;
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
@@ -71,6 +81,8 @@ impl Default for Scenario {
             hops: 3,
             strands: 3,
             registries: 3,
+            relay_rate: None,
+            exit_rate: None,
             fetch: vec![
                 g(KIB, 10, true),
                 g(KIB, 10, false),
@@ -96,6 +108,8 @@ impl Scenario {
             hops,
             strands: 3,
             registries: 0,
+            relay_rate: None,
+            exit_rate: None,
             fetch: Vec::new(),
             faults: Vec::new(),
         }
@@ -126,6 +140,14 @@ impl Scenario {
         }
         if self.registries > 9 {
             return Err("registries must be 0..=9".into());
+        }
+        for (key, rate) in [
+            ("relay_rate", self.relay_rate),
+            ("exit_rate", self.exit_rate),
+        ] {
+            if rate.is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r)) {
+                return Err(format!("{key} must be {MIN_RATE}..={MAX_RATE} bytes/s"));
+            }
         }
         if self.exits == 0 || self.exits > self.relays {
             return Err("exits must be 1..=relays".into());

@@ -45,6 +45,9 @@ fn bad_scenarios_are_rejected() {
         (&fault("kill = 1\ngroup = 1"), "group 1"),
         (&fault("kill = 1\ncut = [1, 2]"), "both"),
         (&fault("kill = 1\nwhen = 3"), "when"),
+        ("relay_rate = 5\n", "relay_rate"),
+        ("exit_rate = 0\n", "exit_rate"),
+        ("relay_rate = \"fast\"\n", "relay_rate"),
     ] {
         let p = dir.join("s.toml");
         std::fs::write(&p, text).expect("write");
@@ -52,4 +55,22 @@ fn bad_scenarios_are_rejected() {
         assert!(err.contains(what) && err.contains("s.toml"), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn relay_and_exit_rates_apply_to_their_kind_only() {
+    use braid_simulations::network::scenario_relay_config;
+    let text = "relays = 5\nexits = 2\nrelay_rate = 10000000\nexit_rate = 50000000\n";
+    let s: Scenario = toml::from_str(text).expect("parses");
+    s.validate().expect("valid");
+    for i in 0..5 {
+        let cfg = scenario_relay_config(&s, i);
+        let want = if i < 2 { 50_000_000 } else { 10_000_000 };
+        assert_eq!(cfg.bandwidth_rate, Some(want), "relay {i}");
+        assert_eq!(cfg.bandwidth, want, "relay {i} advertises its rate");
+        let accepts = cfg.exit_policy == ["accept *:*"];
+        assert_eq!(accepts, i < 2, "relay {i} is an exit");
+    }
+    let unlimited = Scenario::default();
+    assert_eq!(scenario_relay_config(&unlimited, 4).bandwidth_rate, None);
 }

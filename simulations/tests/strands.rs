@@ -187,6 +187,8 @@ async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
         hops: 3,
         strands: 3,
         registries: 0,
+        relay_rate: None,
+        exit_rate: None,
         fetch: vec![FetchGroup {
             size: 1 << 20,
             count: 3,
