@@ -125,6 +125,9 @@ pub struct ProxyConfig {
     /// Strands per stream (K, 1..=8): circuits to one exit that share no guard or middle relay
     /// and each carry part of every stream.
     pub strands: usize,
+    /// Clean circuits (or strand sets of `strands`) built ahead for the first stream of a new
+    /// SOCKS isolation key, 0..=8; 0: a new key waits for its own builds.
+    pub preemptive_circuits: usize,
     /// Circuits open at once.
     pub max_circuits: usize,
     /// Streams on one circuit at once.
@@ -140,6 +143,9 @@ pub struct ProxyConfig {
     /// Seconds after which a circuit takes no new streams.
     pub max_circuit_dirtiness_secs: u64,
 }
+
+/// Most clean circuits (or strand sets) a proxy may keep built ahead.
+pub const MAX_PREEMPTIVE: usize = 8;
 
 /// Default nickname.
 pub fn default_nickname() -> String {
@@ -241,6 +247,7 @@ impl Default for ProxyConfig {
             directory_refresh_secs: default_directory_refresh_secs(),
             hops: d.hops,
             strands: d.strands,
+            preemptive_circuits: d.preemptive,
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
@@ -464,6 +471,9 @@ impl Validate for ProxyConfig {
         if !(1..=usize::from(braid_splitter::config::MAX_STRANDS)).contains(&self.strands) {
             return Err(bad(path, "strands", "must be 1..=8"));
         }
+        if self.preemptive_circuits > MAX_PREEMPTIVE {
+            return Err(bad(path, "preemptive_circuits", "must be 0..=8"));
+        }
         positive(path, "max_circuits", self.max_circuits as u64)?;
         positive(
             path,
@@ -501,6 +511,7 @@ impl ProxyConfig {
         let mut s = braid_router::RouterSettings {
             hops: self.hops,
             strands: self.strands,
+            preemptive: self.preemptive_circuits,
             max_circuits: self.max_circuits,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),

@@ -137,6 +137,14 @@ fn bad_configs_name_the_key_and_the_file() {
         .expect_err("hops")
         .to_string();
     assert!(err.contains("hops") && err.contains("bad.toml"), "{err}");
+    let p = write(dir.path(), "preemptive_circuits = 9\n");
+    let err = load_config::<ProxyConfig>(&p)
+        .expect_err("preemptive_circuits")
+        .to_string();
+    assert!(err.contains("preemptive_circuits"), "{err}");
+    let p = write(dir.path(), "preemptive_circuits = 0\n");
+    let cfg = load_config::<ProxyConfig>(&p).expect("0 turns it off");
+    assert_eq!(cfg.router_settings().preemptive, 0);
     // Registry lists: a bad peer id, a duplicate, a /p2p/ part naming another peer, too many.
     let peer = "12D3KooWGp54vP9mXieYwragpuCVPsesxTPaJfe5Lv9NqnY4p9F1";
     let other = "12D3KooWHXd9dgMsSQ1rK1My9hKxJ7BFyxgPLQ9uue7XCih5qxE2";

@@ -25,6 +25,8 @@ use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
 use crate::strands::StrandSet;
 
+mod preemptive;
+
 /// Client-side settings.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
@@ -45,6 +47,9 @@ pub struct RouterSettings {
     pub strands: usize,
     /// Settings of braided streams (K > 1).
     pub braid: BraidSettings,
+    /// Clean circuits (K = 1) or strand sets (K > 1) kept built ahead for streams of a new
+    /// isolation key (see `preemptive`); 0: none, every new key waits for its own builds.
+    pub preemptive: usize,
 }
 
 impl Default for RouterSettings {
@@ -63,6 +68,7 @@ impl Default for RouterSettings {
             build_attempts: 3,
             strands: 3,
             braid: BraidSettings::default(),
+            preemptive: 1,
         }
     }
 }
@@ -136,6 +142,7 @@ pub struct CircuitManager {
     sets: Mutex<Vec<Arc<StrandSet>>>,
     build_times: Mutex<VecDeque<Duration>>,
     records: Mutex<VecDeque<StreamRecord>>,
+    spares: Mutex<preemptive::Spares>,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -165,6 +172,7 @@ impl CircuitManager {
             sets: Mutex::new(Vec::new()),
             build_times: Mutex::new(VecDeque::new()),
             records: Mutex::new(VecDeque::new()),
+            spares: Mutex::new(preemptive::Spares::default()),
         }
     }
 
@@ -281,7 +289,7 @@ impl CircuitManager {
 
     /// Opens a stream to `target` on a circuit for `isolation`, reusing one when allowed.
     pub async fn connect(
-        &self,
+        self: &Arc<Self>,
         target: &Target,
         isolation: &IsolationKey,
     ) -> Result<(Arc<Circuit>, OpenStream), RouterError> {
@@ -290,7 +298,11 @@ impl CircuitManager {
             let circuit = match self.reusable(target, isolation) {
                 Some(c) => c,
                 None => match self.build_for(target, isolation).await {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        // A new key took a clean circuit or built one: get the next ready.
+                        self.refill(target);
+                        c
+                    }
                     // A relay on the chosen path died or a handshake failed: choose again.
                     Err(e) if e.is_transient() => {
                         debug!(error = %e, "circuit build failed; retrying");
@@ -349,11 +361,16 @@ impl CircuitManager {
         target: &Target,
         isolation: &IsolationKey,
     ) -> Result<Arc<Circuit>, RouterError> {
-        let constraints = PathConstraints {
-            hops: self.settings.hops,
-            ..PathConstraints::default()
+        let circuit = match self.take_spare_circuit(target) {
+            Some(c) => c,
+            None => {
+                let constraints = PathConstraints {
+                    hops: self.settings.hops,
+                    ..PathConstraints::default()
+                };
+                self.build_path(target, constraints).await?
+            }
         };
-        let circuit = self.build_path(target, constraints).await?;
         let mut circuits = self
             .circuits
             .lock()
@@ -496,6 +513,43 @@ impl CircuitManager {
         target: &Target,
         isolation: &IsolationKey,
     ) -> Result<Arc<StrandSet>, RouterError> {
+        let (exit, circuits, built_at) = match self.take_spare_set(target) {
+            Some(spare) => spare,
+            None => {
+                let (exit, circuits) = self.build_strands(target).await?;
+                (exit, circuits, std::time::Instant::now())
+            }
+        };
+        let set = Arc::new(StrandSet {
+            isolation: isolation.0.clone(),
+            exit,
+            circuits,
+            built_at,
+        });
+        let mut sets = self
+            .sets
+            .lock()
+            .map_err(|_| RouterError::Directory("lock poisoned".into()))?;
+        let max_sets = (self.settings.max_circuits / self.settings.strands.max(1)).max(1);
+        if sets.len() >= max_sets {
+            match sets.iter().position(|s| s.idle()) {
+                Some(i) => sets.remove(i).close(),
+                None => {
+                    set.close();
+                    return Err(RouterError::Limit("strand sets"));
+                }
+            }
+        }
+        sets.push(set.clone());
+        Ok(set)
+    }
+
+    /// Chooses K disjoint paths to one exit for `target` and builds them at once; returns the
+    /// exit's index and the circuits that were built (at least one).
+    async fn build_strands(
+        &self,
+        target: &Target,
+    ) -> Result<(usize, Vec<Arc<Circuit>>), RouterError> {
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
         let (exit, paths) = {
@@ -554,32 +608,12 @@ impl CircuitManager {
         if circuits.is_empty() {
             return Err(last_err.unwrap_or(RouterError::CircuitClosed));
         }
-        let set = Arc::new(StrandSet {
-            isolation: isolation.0.clone(),
-            exit,
-            circuits,
-            built_at: std::time::Instant::now(),
-        });
-        let mut sets = self
-            .sets
-            .lock()
-            .map_err(|_| RouterError::Directory("lock poisoned".into()))?;
-        let max_sets = (self.settings.max_circuits / self.settings.strands.max(1)).max(1);
-        if sets.len() >= max_sets {
-            match sets.iter().position(|s| s.idle()) {
-                Some(i) => sets.remove(i).close(),
-                None => {
-                    set.close();
-                    return Err(RouterError::Limit("strand sets"));
-                }
-            }
-        }
-        sets.push(set.clone());
-        Ok(set)
+        Ok((exit, circuits))
     }
 
-    /// Closes every circuit.
+    /// Closes every circuit, the clean ones kept ahead included.
     pub fn close_all(&self) {
+        self.drop_spares();
         if let Ok(mut c) = self.circuits.lock() {
             for e in c.drain(..) {
                 e.circuit.close();

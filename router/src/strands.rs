@@ -79,7 +79,11 @@ pub(crate) async fn open(
         let set = match manager.reusable_set(target, isolation) {
             Some(s) => s,
             None => match manager.build_set(target, isolation).await {
-                Ok(s) => s,
+                Ok(s) => {
+                    // A new key took a clean set or built one: get the next ready.
+                    manager.refill(target);
+                    s
+                }
                 // A relay on the chosen paths died or a handshake failed: choose again.
                 Err(e) if e.is_transient() => {
                     debug!(error = %e, "strand set build failed; retrying");

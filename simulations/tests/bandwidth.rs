@@ -91,6 +91,17 @@ async fn a_spent_accounting_budget_refuses_new_circuits_only() {
             .map(|r| r.stats().refused.load(Ordering::Relaxed))
             .sum()
     };
+    // A small fetch opens key "a"'s circuit, and the proxy builds a clean circuit ahead; both
+    // are admitted while the budget lasts.
+    let opening = fetch(socks, "127.0.0.1", port, 1024, Some(("a", "x"))).await;
+    assert_eq!(opening.expect("opening fetch").bytes, 1024);
+    for _ in 0..200 {
+        if net.proxy.manager().preemptive_ready() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(net.proxy.manager().preemptive_ready(), 1);
     // The budget runs out during this transfer; its circuit was admitted and carries on.
     let first = tokio::time::timeout(
         Duration::from_secs(60),
@@ -100,10 +111,15 @@ async fn a_spent_accounting_budget_refuses_new_circuits_only() {
     .expect("bounded");
     assert_eq!(first.expect("an admitted circuit continues").bytes, 1 << 20);
     assert_eq!(refused(&net), 0);
-    // A new circuit (fresh credentials force one) is refused by the hibernating relays.
+    // A new key takes the clean circuit built before the budget ran out: admitted circuits
+    // carry on. The next clean circuit is refused.
+    let taken = fetch(socks, "127.0.0.1", port, 1024, Some(("b", "x"))).await;
+    assert_eq!(taken.expect("the clean circuit was admitted").bytes, 1024);
+    assert_eq!(net.proxy.manager().preemptive_taken(), 1);
+    // A new circuit (fresh credentials, no clean one left) is refused by the hibernating relays.
     let second = tokio::time::timeout(
         Duration::from_secs(60),
-        fetch(socks, "127.0.0.1", port, 1024, Some(("b", "x"))),
+        fetch(socks, "127.0.0.1", port, 1024, Some(("c", "x"))),
     )
     .await
     .expect("a refused circuit must fail promptly, not hang");
