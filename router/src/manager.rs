@@ -295,12 +295,12 @@ impl CircuitManager {
     ) -> Result<(Arc<Circuit>, OpenStream), RouterError> {
         let mut last_err = RouterError::CircuitClosed;
         for _ in 0..self.settings.build_attempts.max(1) {
+            let mut fresh = false;
             let circuit = match self.reusable(target, isolation) {
                 Some(c) => c,
                 None => match self.build_for(target, isolation).await {
                     Ok(c) => {
-                        // A new key took a clean circuit or built one: get the next ready.
-                        self.refill(target);
+                        fresh = true;
                         c
                     }
                     // A relay on the chosen path died or a handshake failed: choose again.
@@ -316,7 +316,14 @@ impl CircuitManager {
                 .open_stream(target.clone(), self.settings.stream_timeout)
                 .await
             {
-                Ok(s) => return Ok((circuit, s)),
+                Ok(s) => {
+                    if fresh {
+                        // A new key took a clean circuit or built one: get the next ready,
+                        // once this stream is open (not competing with its round trip).
+                        self.refill(target);
+                    }
+                    return Ok((circuit, s));
+                }
                 // The circuit died under us: try a fresh one.
                 Err(RouterError::CircuitClosed) => {
                     circuit.close();

@@ -76,12 +76,12 @@ pub(crate) async fn open(
 ) -> Result<BraidedStream, RouterError> {
     let mut last_err = RouterError::CircuitClosed;
     for _ in 0..manager.settings.build_attempts.max(1) {
+        let mut fresh = false;
         let set = match manager.reusable_set(target, isolation) {
             Some(s) => s,
             None => match manager.build_set(target, isolation).await {
                 Ok(s) => {
-                    // A new key took a clean set or built one: get the next ready.
-                    manager.refill(target);
+                    fresh = true;
                     s
                 }
                 // A relay on the chosen paths died or a handshake failed: choose again.
@@ -118,6 +118,11 @@ pub(crate) async fn open(
             }
             Err(e) => return Err(e),
         };
+        if fresh {
+            // A new key took a clean set or built one: get the next ready, once this stream
+            // is open (not competing with its round trip).
+            manager.refill(target);
+        }
         let state = braid::Braid::new(&manager.settings.braid, &secret, braid::Role::Client, {
             first.max_data()
         })
