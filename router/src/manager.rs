@@ -527,6 +527,19 @@ impl CircuitManager {
                 (exit, circuits, std::time::Instant::now())
             }
         };
+        if let Ok(relays) = self.relays() {
+            for (i, c) in circuits.iter().enumerate() {
+                // Relay identities are public; tests use this line to find the relays of a
+                // stream's strands (logged when a stream's key takes the set, so a clean set
+                // built ahead is logged by the stream that uses it).
+                let peers: Vec<String> = c
+                    .path
+                    .iter()
+                    .filter_map(|&r| relays.get(r).map(|r| r.peer.to_string()))
+                    .collect();
+                debug!(strand = i, path = %peers.join(","), "strand path chosen");
+            }
+        }
         let set = Arc::new(StrandSet {
             isolation: isolation.0.clone(),
             exit,
@@ -595,11 +608,6 @@ impl CircuitManager {
             }
             (exit, paths)
         };
-        for (i, p) in paths.iter().enumerate() {
-            // Relay identities are public; tests use this line to find a strand's relays.
-            let peers: Vec<String> = p.iter().map(|&r| relays[r].peer.to_string()).collect();
-            debug!(strand = i, path = %peers.join(","), "strand path chosen");
-        }
         let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
         let mut circuits = Vec::new();
         let mut last_err = None;
