@@ -572,52 +572,55 @@ impl CircuitManager {
     ) -> Result<(usize, Vec<Arc<Circuit>>), RouterError> {
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
-        let (exit, paths) = {
-            // The RNG is not Send: choose every path before the first await.
-            let mut rng = rand::rng();
-            let hops = self.settings.hops;
-            let first = select_path(
-                &candidates,
-                &PathConstraints {
-                    hops,
-                    ..PathConstraints::default()
-                },
-                &mut rng,
-            )?;
-            let exit = *first
-                .last()
-                .ok_or(RouterError::BuildFailed("empty path".into()))?;
-            let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
-            let mut paths = vec![first];
-            while paths.len() < self.settings.strands.max(1) {
-                let constraints = PathConstraints {
-                    hops,
-                    exclude: used.clone(),
-                    exit: Some(exit),
-                };
-                match select_path(&candidates, &constraints, &mut rng) {
-                    Ok(p) => {
-                        used.extend_from_slice(&p[..p.len() - 1]);
-                        paths.push(p);
-                    }
+        let hops = self.settings.hops;
+        let want = self.settings.strands.max(1);
+        let first = select_path(
+            &candidates,
+            &PathConstraints {
+                hops,
+                ..PathConstraints::default()
+            },
+            &mut rand::rng(),
+        )?;
+        let exit = *first
+            .last()
+            .ok_or(RouterError::BuildFailed("empty path".into()))?;
+        // Non-exit relays already in a path: no two strands share one.
+        let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
+        let mut paths = vec![first];
+        paths.extend(more_paths(&candidates, hops, exit, &mut used, want - 1));
+        let mut circuits = Vec::new();
+        let mut last_err = None;
+        // One retry round: a strand whose build failed (a relay died, a handshake timed out on
+        // a loaded machine) is built again on a fresh disjoint path, so the set has K strands
+        // when the directory allows.
+        for round in 0..2 {
+            let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
+            for result in futures::future::join_all(builds).await {
+                match result {
+                    Ok(c) => circuits.push(c),
                     Err(e) => {
-                        debug!(error = %e, built = paths.len(), "fewer disjoint strands than asked");
-                        break;
+                        debug!(round, error = %e, "strand circuit build failed");
+                        last_err = Some(e);
                     }
                 }
             }
-            (exit, paths)
-        };
-        let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
-        let mut circuits = Vec::new();
-        let mut last_err = None;
-        for result in futures::future::join_all(builds).await {
-            match result {
-                Ok(c) => circuits.push(c),
-                Err(e) => {
-                    debug!(error = %e, "strand circuit build failed");
-                    last_err = Some(e);
-                }
+            let missing = want.saturating_sub(circuits.len());
+            if missing == 0 || last_err.is_none() || round == 1 {
+                break;
+            }
+            // Avoid the built strands' relays, and the failed paths' too when enough others
+            // are left (the relay that failed is not known).
+            let mut built: Vec<usize> = circuits
+                .iter()
+                .flat_map(|c| c.path[..c.path.len().saturating_sub(1)].to_vec())
+                .collect();
+            paths = more_paths(&candidates, hops, exit, &mut used, missing);
+            if paths.len() < missing {
+                paths = more_paths(&candidates, hops, exit, &mut built, missing);
+            }
+            if paths.is_empty() {
+                break;
             }
         }
         if circuits.is_empty() {
@@ -640,6 +643,37 @@ impl CircuitManager {
             }
         }
     }
+}
+
+/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to);
+/// fewer when the directory has too few relays for that many disjoint paths.
+fn more_paths(
+    candidates: &[Candidate],
+    hops: usize,
+    exit: usize,
+    used: &mut Vec<usize>,
+    n: usize,
+) -> Vec<Vec<usize>> {
+    let mut rng = rand::rng();
+    let mut paths = Vec::new();
+    while paths.len() < n {
+        let constraints = PathConstraints {
+            hops,
+            exclude: used.clone(),
+            exit: Some(exit),
+        };
+        match select_path(candidates, &constraints, &mut rng) {
+            Ok(p) => {
+                used.extend_from_slice(&p[..p.len() - 1]);
+                paths.push(p);
+            }
+            Err(e) => {
+                debug!(error = %e, chosen = paths.len(), "fewer disjoint strands than asked");
+                break;
+            }
+        }
+    }
+    paths
 }
 
 /// Unlisted relays kept for stable indexes before the list may be compacted.
