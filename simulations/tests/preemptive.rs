@@ -101,12 +101,9 @@ async fn a_failed_strand_build_is_retried_on_another_path() {
     }
     assert_eq!(records.len(), 6);
     for r in &records {
-        assert_eq!(
-            r.report.strands.len(),
-            3,
-            "every set has K strands: {:?}",
-            r.paths
-        );
+        // The set's circuits (a short stream may end before its last strand has linked, so
+        // the engine's own strand list can be shorter).
+        assert_eq!(r.paths.len(), 3, "every set has K strands: {:?}", r.paths);
         for path in r.paths.values() {
             assert!(!path.contains(&1), "the dead relay: {path:?}");
         }
