@@ -13,6 +13,7 @@
 //! vote, purge point).
 
 mod config;
+mod elect;
 mod error;
 pub mod frame;
 mod io;
@@ -119,6 +120,8 @@ struct Inner {
     state_machine: StateMachine,
     counters: Arc<Counters>,
     server: Mutex<Option<JoinHandle<()>>>,
+    /// Starts an election when no leader has been known for a while (see `elect`).
+    watchdog: JoinHandle<()>,
     /// Bounds the submits this node forwards to the leader at once.
     forwards: Semaphore,
     config: RaftConfig,
@@ -221,6 +224,8 @@ impl RegistryRaft {
         .validate()
         .map_err(raft_err)?;
         let state_machine = StateMachine::new(Arc::clone(&store));
+        // A random tick phase, so members started together do not time out together.
+        elect::stagger(config.heartbeat_ms).await;
         let raft = Raft::new(
             me.id,
             Arc::new(raft_config),
@@ -250,6 +255,7 @@ impl RegistryRaft {
             }),
             incoming,
         );
+        let watchdog = elect::spawn_watchdog(raft.clone(), config.election_max());
         let node = Self {
             inner: Arc::new(Inner {
                 id: me.id,
@@ -259,11 +265,23 @@ impl RegistryRaft {
                 state_machine,
                 counters,
                 server: Mutex::new(Some(server)),
+                watchdog,
                 forwards: Semaphore::new(config.max_forwards_in_flight()),
                 config,
             }),
         };
-        node.initialize().await?;
+        if !node.inner.raft.is_initialized().await.map_err(raft_err)? {
+            // A pristine group: every member initializes it, each after its own random delay,
+            // so the first one's vote requests find the others up and not yet candidates
+            // themselves (all at once would split the first vote).
+            let (node, delay) = (node.clone(), elect::initialize_delay(&node.inner.config));
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(error) = node.initialize().await {
+                    tracing::warn!(%error, "raft: initializing the group failed");
+                }
+            });
+        }
         // Reach out to the other members now: after a restart, the leader's own dials to this
         // node may be stuck on the dead address until the QUIC handshake timeout, while an
         // inbound connection lets its next RPC through at once. Each is bounded by the
@@ -280,6 +298,8 @@ impl RegistryRaft {
         Ok(node)
     }
 
+    /// Initializes the group with all configured members, unless this node already voted or
+    /// holds entries.
     async fn initialize(&self) -> Result<(), RaftError> {
         let raft = &self.inner.raft;
         if raft.is_initialized().await.map_err(raft_err)? {
@@ -489,6 +509,7 @@ impl RegistryRaft {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(server) = server else { return };
+        self.inner.watchdog.abort();
         server.abort();
         let _ = server.await;
         if let Err(error) = self.inner.raft.shutdown().await {

@@ -129,22 +129,43 @@ async fn group(n: u64, root: &Path) -> (Vec<RaftMember>, Vec<Node>) {
             addr: t.listen_addrs()[0].clone(),
         })
         .collect();
-    let mut nodes = Vec::new();
-    for (t, id) in transports.into_iter().zip(1..) {
-        let dir = root.join(format!("node{id}"));
-        let raft = bounded(
-            "raft start",
-            RegistryRaft::start(t.clone(), config(id, &members, &dir)),
-        )
-        .await
-        .unwrap();
-        nodes.push(Node {
-            id,
-            raft,
-            transport: t,
-        });
-    }
+    // All at once, as an init system starts a host's registries.
+    let starts = transports.into_iter().zip(1..).map(|(t, id)| {
+        let config = config(id, &members, &root.join(format!("node{id}")));
+        async move {
+            let raft = bounded("raft start", RegistryRaft::start(t.clone(), config))
+                .await
+                .unwrap();
+            Node {
+                id,
+                raft,
+                transport: t,
+            }
+        }
+    });
+    let nodes = futures::future::join_all(starts).await;
     (members, nodes)
+}
+
+/// Members started at the same instant elect a leader in the first term: each initializes
+/// the group after its own random delay, so the first candidate collects the others' votes.
+/// (Without the delay every member is a candidate for term 1 at once and the vote splits;
+/// openraft's fixed per-node timeouts on a shared tick could then split every later term.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_started_together_elect_a_leader_in_the_first_term() {
+    init();
+    let root = tempfile::tempdir().unwrap();
+    let (_, nodes) = group(3, root.path()).await;
+    let started = Instant::now();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = agreed_leader(&all, Duration::from_secs(30)).await;
+    println!("leader {leader} agreed {:?} after start", started.elapsed());
+    for n in &nodes {
+        assert_eq!(n.raft.status().term, 1, "{:?}", n.raft.status());
+    }
+    for n in nodes {
+        n.stop().await;
+    }
 }
 
 /// Waits until every node in `nodes` agrees on one leader among them; returns its id.
