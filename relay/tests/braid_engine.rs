@@ -208,6 +208,9 @@ async fn both_directions_arrive_exactly_over_three_strands() {
     assert_eq!(r.client.failure, None);
     assert_eq!(r.exit.failure, None);
     assert_eq!(r.client.rejected() + r.exit.rejected(), 0);
+    // Bulk transfers are not erasure-coded (their first reads are longer than a short message).
+    assert_eq!(r.client.received.messages_rebuilt, 0);
+    assert_eq!(r.exit.received.messages_rebuilt, 0);
     // Every strand carried part of the download.
     for t in &r.exit.strands {
         assert!(t.bytes_sent > 0, "strand {} carried nothing", t.strand.0);
@@ -253,4 +256,34 @@ async fn altered_fragments_are_rejected_and_resent() {
         r.exit.sent.fragments_resent > 0,
         "the exit must resend them"
     );
+}
+
+/// A short request and a short answer are erasure-coded over the three strands (2 of 3 shards
+/// rebuild each), so a strand that alters every fragment it carries costs them no resend: the
+/// altered shards are rejected and the other two rebuild the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_messages_survive_an_altered_strand_without_a_resend() {
+    let request = pattern(300, 6);
+    let answer = pattern(1500, 7);
+    let settings = BraidSettings {
+        corrupt: Some((StrandId(1), 1)),
+        ..BraidSettings::default()
+    };
+    let r = run(3, request.clone(), answer.clone(), None, settings).await;
+    assert!(r.uploaded == request, "request differs");
+    assert!(r.downloaded == answer, "answer differs");
+    assert_eq!(r.exit.received.messages_rebuilt, 1, "{:?}", r.exit.received);
+    assert_eq!(
+        r.client.received.messages_rebuilt, 1,
+        "{:?}",
+        r.client.received
+    );
+    assert!(
+        r.client.received.dropped.forged >= 1,
+        "{:?}",
+        r.client.received
+    );
+    // Only the end-of-stream fragment may have needed a resend (when it went out on strand 1);
+    // the answer's shards never did.
+    assert!(r.exit.sent.fragments_resent <= 1, "{:?}", r.exit.sent);
 }

@@ -90,7 +90,10 @@ async fn killing_a_strand_middle_mid_download_loses_no_byte() {
         .expect("tally");
     assert!(
         tally.failed,
-        "the strand through the killed relay must fail"
+        "the strand through the killed relay must fail: fault {:?}\nclient {:?}\n{}",
+        report.faults,
+        record.report,
+        report.table()
     );
     let figures = report.fetches[0].braid.as_ref().expect("figures");
     assert!(figures.failed_strands >= 1);

@@ -288,6 +288,28 @@ impl Sender {
         Ok(true)
     }
 
+    /// Writes a short message so that a lost or slow strand costs it no round trip: when
+    /// `data` is at most `max_len` bytes, everything sent so far was acknowledged (a request
+    /// or answer after a pause, not a piece of a bulk transfer), and at least two strands are
+    /// active, `data` is erasure-coded with `n` = the active strands and `k = n - 1`, one
+    /// shard per strand ([`Sender::write_message`]). Otherwise, or when the coded message
+    /// does not fit now, it is [`Sender::write`]. Returns the bytes taken, like `write`.
+    pub fn write_short(&mut self, data: &[u8], max_len: usize) -> Result<usize, Error> {
+        let active = self.scheduler.paths.iter().filter(|p| !p.failed).count();
+        let idle = self.entries.is_empty();
+        if idle
+            && !data.is_empty()
+            && data.len() <= max_len
+            && active >= 2
+            && let Ok(params) = ErasureParams::new(active - 1, active)
+            && data.len() <= params.max_message_len(self.config.max_payload.get())
+            && self.write_message(data, params)?
+        {
+            return Ok(data.len());
+        }
+        self.write(data)
+    }
+
     /// Queues the end of stream. Always has room (one window slot is kept for it); further
     /// writes fail. Calling it twice is harmless.
     pub fn finish(&mut self) -> Result<(), Error> {

@@ -140,10 +140,18 @@ pub struct BraidSettings {
     /// A strand whose queue takes no fragment for this long is treated as lost (its circuit
     /// may be dead without anyone having noticed yet): its fragments go to the others.
     pub stall_timeout: Duration,
+    /// A read of at most this many bytes while everything sent was acknowledged (a request or
+    /// an answer, not part of a bulk transfer) is erasure-coded over the live strands, one
+    /// shard each, any all-but-one of which rebuild it: a lost, altered or slow strand costs
+    /// it no round trip. 0 turns this off.
+    pub short_message: usize,
     /// Simulation fault: corrupt every n-th data fragment sent on this strand (never set by
     /// configuration files).
     pub corrupt: Option<(StrandId, u32)>,
 }
+
+/// Default [`BraidSettings::short_message`]: an HTTP request or a small answer.
+pub const DEFAULT_SHORT_MESSAGE: usize = 4096;
 
 impl Default for BraidSettings {
     fn default() -> Self {
@@ -158,6 +166,7 @@ impl Default for BraidSettings {
             no_strand_timeout: Duration::from_secs(20),
             out_buffer: 256 * 1024,
             stall_timeout: Duration::from_secs(2),
+            short_message: DEFAULT_SHORT_MESSAGE,
             corrupt: None,
         }
     }
@@ -511,7 +520,7 @@ pub async fn run(
                             break Some(EndReason::Misc);
                         }
                     }
-                    Ok(n) => match sender.write(&buf[..n]) {
+                    Ok(n) => match sender.write_short(&buf[..n], settings.short_message) {
                         Ok(taken) => carry.extend_from_slice(&buf[taken..n]),
                         Err(_) => break Some(EndReason::Misc),
                     },

@@ -317,3 +317,73 @@ fn erasure_shards_go_to_distinct_strands() {
         Err(Error::MessageTooLong { len: 3000, .. })
     ));
 }
+
+#[test]
+fn short_writes_are_coded_over_the_strands_only_when_idle() {
+    let cfg = config(1000, 100_000, 64);
+    // Idle, three strands: 2 of 3 shards, one per strand.
+    let mut s = sender(&cfg, 3);
+    assert_eq!(s.write_short(&[5; 300], 4096).unwrap(), 300);
+    let sent = drain(&mut s, 0);
+    let mut strands: Vec<u32> = sent.iter().map(|x| x.0.0).collect();
+    strands.sort_unstable();
+    assert_eq!(strands, [0, 1, 2]);
+    for (_, _, bytes) in &sent {
+        let shard = open(&key(), bytes).unwrap();
+        assert!(
+            matches!(shard, Fragment::Erasure(Shard { k: 2, n: 3, .. })),
+            "{shard:?}"
+        );
+    }
+    // Not idle (those shards are unacknowledged): plain data.
+    assert_eq!(s.write_short(&[6; 300], 4096).unwrap(), 300);
+    let sent = drain(&mut s, 0);
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(
+        open(&key(), &sent[0].2).unwrap(),
+        Fragment::Data(_)
+    ));
+
+    // Longer than `max_len`, or than k payloads: plain data.
+    let mut s = sender(&cfg, 3);
+    assert_eq!(s.write_short(&[7; 301], 300).unwrap(), 301);
+    assert!(matches!(
+        open(&key(), &drain(&mut s, 0)[0].2).unwrap(),
+        Fragment::Data(_)
+    ));
+    let mut s = sender(&cfg, 3);
+    let too_long = 2 * (1000 - ERASURE_HEADER_LEN) + 2;
+    assert_eq!(
+        s.write_short(&vec![8; too_long], 1 << 20).unwrap(),
+        too_long
+    );
+    assert!(
+        drain(&mut s, 0)
+            .iter()
+            .all(|f| matches!(open(&key(), &f.2).unwrap(), Fragment::Data(_)))
+    );
+
+    // One strand, or one left after a failure: nothing to spread over.
+    let mut s = sender(&cfg, 1);
+    assert_eq!(s.write_short(&[9; 10], 4096).unwrap(), 10);
+    assert!(matches!(
+        open(&key(), &drain(&mut s, 0)[0].2).unwrap(),
+        Fragment::Data(_)
+    ));
+    let mut s = sender(&cfg, 2);
+    s.on_strand_failed(StrandId(0));
+    assert_eq!(s.write_short(&[9; 10], 4096).unwrap(), 10);
+    assert!(matches!(
+        open(&key(), &drain(&mut s, 0)[0].2).unwrap(),
+        Fragment::Data(_)
+    ));
+    // Two strands: each gets a whole copy (k = 1).
+    let mut s = sender(&cfg, 2);
+    assert_eq!(s.write_short(&[9; 10], 4096).unwrap(), 10);
+    let sent = drain(&mut s, 0);
+    assert_eq!(sent.len(), 2);
+    assert!(matches!(
+        open(&key(), &sent[0].2).unwrap(),
+        Fragment::Erasure(Shard { k: 1, n: 2, .. })
+    ));
+}
