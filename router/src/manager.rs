@@ -26,6 +26,7 @@ use crate::socks5::IsolationKey;
 use crate::strands::StrandSet;
 
 mod preemptive;
+mod sets;
 
 /// Client-side settings.
 #[derive(Debug, Clone)]
@@ -212,12 +213,28 @@ impl CircuitManager {
             .lock()
             .map(|sets| {
                 sets.iter()
-                    .flat_map(|s| s.circuits.iter())
+                    .flat_map(|s| s.circuits())
                     .filter(|c| !c.is_closed() && c.stream_count() > 0)
                     .map(|c| StrandActivity {
-                        circuit: Arc::as_ptr(c) as usize,
+                        circuit: Arc::as_ptr(&c) as usize,
                         path: c.path.clone(),
                         cells_in: c.cells_in(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The relay paths (directory indexes, guard first) of every strand set kept for reuse,
+    /// one list per set in strand order, with whether circuits are still being built for it.
+    pub fn strand_sets(&self) -> Vec<(Vec<Vec<usize>>, bool)> {
+        self.sets
+            .lock()
+            .map(|sets| {
+                sets.iter()
+                    .map(|s| {
+                        let paths = s.circuits().iter().map(|c| c.path.clone()).collect();
+                        (paths, s.is_building())
                     })
                     .collect()
             })
@@ -493,7 +510,7 @@ impl CircuitManager {
         let mut sets = self.sets.lock().ok()?;
         sets.retain(|s| {
             let old = s.built_at.elapsed() > self.settings.max_dirtiness;
-            let broken = s.circuits.iter().any(|c| c.is_closed());
+            let broken = s.broken();
             if (old || broken) && s.idle() {
                 s.close();
                 false
@@ -513,122 +530,6 @@ impl CircuitManager {
             .cloned()
     }
 
-    /// Builds K circuits to one exit, no two sharing a guard or middle relay. Builds fewer when
-    /// the directory has too few relays for K disjoint paths (at least one).
-    pub(crate) async fn build_set(
-        &self,
-        target: &Target,
-        isolation: &IsolationKey,
-    ) -> Result<Arc<StrandSet>, RouterError> {
-        let (exit, circuits, built_at) = match self.take_spare_set(target) {
-            Some(spare) => spare,
-            None => {
-                let (exit, circuits) = self.build_strands(target).await?;
-                (exit, circuits, std::time::Instant::now())
-            }
-        };
-        if let Ok(relays) = self.relays() {
-            for (i, c) in circuits.iter().enumerate() {
-                // Relay identities are public; tests use this line to find the relays of a
-                // stream's strands (logged when a stream's key takes the set, so a clean set
-                // built ahead is logged by the stream that uses it).
-                let peers: Vec<String> = c
-                    .path
-                    .iter()
-                    .filter_map(|&r| relays.get(r).map(|r| r.peer.to_string()))
-                    .collect();
-                debug!(strand = i, path = %peers.join(","), "strand path chosen");
-            }
-        }
-        let set = Arc::new(StrandSet {
-            isolation: isolation.0.clone(),
-            exit,
-            circuits,
-            built_at,
-        });
-        let mut sets = self
-            .sets
-            .lock()
-            .map_err(|_| RouterError::Directory("lock poisoned".into()))?;
-        let max_sets = (self.settings.max_circuits / self.settings.strands.max(1)).max(1);
-        if sets.len() >= max_sets {
-            match sets.iter().position(|s| s.idle()) {
-                Some(i) => sets.remove(i).close(),
-                None => {
-                    set.close();
-                    return Err(RouterError::Limit("strand sets"));
-                }
-            }
-        }
-        sets.push(set.clone());
-        Ok(set)
-    }
-
-    /// Chooses K disjoint paths to one exit for `target` and builds them at once; returns the
-    /// exit's index and the circuits that were built (at least one).
-    async fn build_strands(
-        &self,
-        target: &Target,
-    ) -> Result<(usize, Vec<Arc<Circuit>>), RouterError> {
-        let relays = self.relays()?;
-        let candidates = Self::candidates(&relays, target)?;
-        let hops = self.settings.hops;
-        let want = self.settings.strands.max(1);
-        let first = select_path(
-            &candidates,
-            &PathConstraints {
-                hops,
-                ..PathConstraints::default()
-            },
-            &mut rand::rng(),
-        )?;
-        let exit = *first
-            .last()
-            .ok_or(RouterError::BuildFailed("empty path".into()))?;
-        // Non-exit relays already in a path: no two strands share one.
-        let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
-        let mut paths = vec![first];
-        paths.extend(more_paths(&candidates, hops, exit, &mut used, want - 1));
-        let mut circuits = Vec::new();
-        let mut last_err = None;
-        // One retry round: a strand whose build failed (a relay died, a handshake timed out on
-        // a loaded machine) is built again on a fresh disjoint path, so the set has K strands
-        // when the directory allows.
-        for round in 0..2 {
-            let builds = paths.into_iter().map(|p| self.build_on(&relays, p));
-            for result in futures::future::join_all(builds).await {
-                match result {
-                    Ok(c) => circuits.push(c),
-                    Err(e) => {
-                        debug!(round, error = %e, "strand circuit build failed");
-                        last_err = Some(e);
-                    }
-                }
-            }
-            let missing = want.saturating_sub(circuits.len());
-            if missing == 0 || last_err.is_none() || round == 1 {
-                break;
-            }
-            // Avoid the built strands' relays, and the failed paths' too when enough others
-            // are left (the relay that failed is not known).
-            let mut built: Vec<usize> = circuits
-                .iter()
-                .flat_map(|c| c.path[..c.path.len().saturating_sub(1)].to_vec())
-                .collect();
-            paths = more_paths(&candidates, hops, exit, &mut used, missing);
-            if paths.len() < missing {
-                paths = more_paths(&candidates, hops, exit, &mut built, missing);
-            }
-            if paths.is_empty() {
-                break;
-            }
-        }
-        if circuits.is_empty() {
-            return Err(last_err.unwrap_or(RouterError::CircuitClosed));
-        }
-        Ok((exit, circuits))
-    }
-
     /// Closes every circuit, the clean ones kept ahead included.
     pub fn close_all(&self) {
         self.drop_spares();
@@ -643,37 +544,6 @@ impl CircuitManager {
             }
         }
     }
-}
-
-/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to);
-/// fewer when the directory has too few relays for that many disjoint paths.
-fn more_paths(
-    candidates: &[Candidate],
-    hops: usize,
-    exit: usize,
-    used: &mut Vec<usize>,
-    n: usize,
-) -> Vec<Vec<usize>> {
-    let mut rng = rand::rng();
-    let mut paths = Vec::new();
-    while paths.len() < n {
-        let constraints = PathConstraints {
-            hops,
-            exclude: used.clone(),
-            exit: Some(exit),
-        };
-        match select_path(candidates, &constraints, &mut rng) {
-            Ok(p) => {
-                used.extend_from_slice(&p[..p.len() - 1]);
-                paths.push(p);
-            }
-            Err(e) => {
-                debug!(error = %e, chosen = paths.len(), "fewer disjoint strands than asked");
-                break;
-            }
-        }
-    }
-    paths
 }
 
 /// Unlisted relays kept for stable indexes before the list may be compacted.

@@ -9,8 +9,8 @@
 //! lost a circuit takes no new streams.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use braid_relay::Target;
@@ -35,26 +35,87 @@ pub struct StrandSet {
     pub(crate) isolation: Vec<u8>,
     /// Directory index of the shared exit.
     pub(crate) exit: usize,
-    pub(crate) circuits: Vec<Arc<Circuit>>,
+    /// In strand order; grows while the set's later circuits are still being built.
+    circuits: Mutex<Vec<Arc<Circuit>>>,
+    /// Circuits are still being built for it (it takes no new stream until they are done).
+    building: AtomicBool,
+    closed: AtomicBool,
     pub(crate) built_at: Instant,
 }
 
 impl StrandSet {
-    /// Whether every circuit lives and has room for one more stream.
-    pub(crate) fn usable(&self) -> bool {
-        self.circuits.iter().all(|c| c.has_room())
+    /// A set of `circuits` (at least one), with more to come if `building`.
+    pub(crate) fn new(
+        isolation: Vec<u8>,
+        exit: usize,
+        circuits: Vec<Arc<Circuit>>,
+        built_at: Instant,
+        building: bool,
+    ) -> Self {
+        StrandSet {
+            isolation,
+            exit,
+            circuits: Mutex::new(circuits),
+            building: AtomicBool::new(building),
+            closed: AtomicBool::new(false),
+            built_at,
+        }
     }
 
-    /// Closes every circuit.
+    /// The circuits built so far, in strand order.
+    pub(crate) fn circuits(&self) -> Vec<Arc<Circuit>> {
+        self.circuits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds a circuit built after the set was first used; returns its strand index, or `None`
+    /// (closing the circuit) when the set was closed meanwhile.
+    pub(crate) fn push(&self, circuit: Arc<Circuit>) -> Option<usize> {
+        let mut circuits = self.circuits.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::SeqCst) {
+            circuits.push(circuit.clone());
+            drop(circuits);
+            circuit.close();
+            return None;
+        }
+        circuits.push(circuit);
+        Some(circuits.len() - 1)
+    }
+
+    /// Every circuit the set will have is in it.
+    pub(crate) fn done_building(&self) {
+        self.building.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether circuits are still being built for it.
+    pub(crate) fn is_building(&self) -> bool {
+        self.building.load(Ordering::SeqCst)
+    }
+
+    /// Whether every circuit is built, lives and has room for one more stream.
+    pub(crate) fn usable(&self) -> bool {
+        !self.is_building() && self.circuits().iter().all(|c| c.has_room())
+    }
+
+    /// Whether a circuit of the set was closed.
+    pub(crate) fn broken(&self) -> bool {
+        self.circuits().iter().any(|c| c.is_closed())
+    }
+
+    /// Closes every circuit, and those still to come.
     pub(crate) fn close(&self) {
-        for c in &self.circuits {
+        let circuits = self.circuits.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::SeqCst);
+        for c in circuits.iter() {
             c.close();
         }
     }
 
     /// Whether no stream uses the set.
     pub(crate) fn idle(&self) -> bool {
-        self.circuits.iter().all(|c| c.stream_count() == 0)
+        self.circuits().iter().all(|c| c.stream_count() == 0)
     }
 }
 
@@ -77,12 +138,17 @@ pub(crate) async fn open(
     let mut last_err = RouterError::CircuitClosed;
     for _ in 0..manager.settings.build_attempts.max(1) {
         let mut fresh = false;
-        let set = match manager.reusable_set(target, isolation) {
-            Some(s) => s,
+        // `now`: the circuits to link at once; `late`: circuits of a set still being built,
+        // as they come (the stream opens on the first one built).
+        let (set, now, late) = match manager.reusable_set(target, isolation) {
+            Some(s) => {
+                let now = s.circuits();
+                (s, now, None)
+            }
             None => match manager.build_set(target, isolation).await {
-                Ok(s) => {
+                Ok(built) => {
                     fresh = true;
-                    s
+                    built
                 }
                 // A relay on the chosen paths died or a handshake failed: choose again.
                 Err(e) if e.is_transient() => {
@@ -93,10 +159,13 @@ pub(crate) async fn open(
                 Err(e) => return Err(e),
             },
         };
+        let Some(first) = now.first().cloned() else {
+            set.close();
+            continue;
+        };
         let mut secret = [0u8; 32];
         rand::rng().fill(&mut secret[..]);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let first = &set.circuits[0];
         let link = match first
             .open_braid(
                 target.clone(),
@@ -136,7 +205,7 @@ pub(crate) async fn open(
             .await
             .map_err(|_| RouterError::CircuitClosed)?;
         let mut paths = BTreeMap::new();
-        for (i, c) in set.circuits.iter().enumerate() {
+        for (i, c) in now.iter().enumerate() {
             paths.insert(StrandId(i as u32), c.path.clone());
         }
         let supply = Replacer {
@@ -145,14 +214,18 @@ pub(crate) async fn open(
             exit: set.exit,
             link: braid::link_id(&secret),
             events: events_tx,
-            next: set.circuits.len() as u32,
+            // Strand ids below K are the set's own (late ones included); replacements follow.
+            next: manager.settings.strands.max(now.len()) as u32,
             budget: manager.settings.strands.saturating_mul(2),
             paths: Arc::new(Mutex::new(paths)),
             spares: Arc::new(Mutex::new(Vec::new())),
             inflight: Arc::new(AtomicUsize::new(0)),
         };
-        for (i, c) in set.circuits.iter().enumerate().skip(1) {
+        for (i, c) in now.iter().enumerate().skip(1) {
             supply.spawn_link(c.clone(), StrandId(i as u32));
+        }
+        if let Some(late) = late {
+            supply.spawn_late(late, now.len() as u32);
         }
         return Ok(BraidedStream {
             events,
@@ -203,21 +276,60 @@ impl Replacer {
     }
 
     fn spawn_link(&self, circuit: Arc<Circuit>, strand: StrandId) {
-        let events = self.events.clone();
-        let link = self.link;
-        let timeout = self.manager.settings.stream_timeout;
         let guard = Inflight::start(&self.inflight);
+        let timeout = self.manager.settings.stream_timeout;
+        spawn_link(
+            self.events.clone(),
+            self.link,
+            timeout,
+            guard,
+            circuit,
+            strand,
+        );
+    }
+
+    /// Links the set's circuits still being built as they come, as strands `first_id`, ...
+    /// (their indexes in the set). Counts as under way until the last build ended.
+    fn spawn_late(&self, mut late: mpsc::Receiver<Arc<Circuit>>, first_id: u32) {
+        let guard = Inflight::start(&self.inflight);
+        let (events, link) = (self.events.clone(), self.link);
+        let timeout = self.manager.settings.stream_timeout;
+        let (inflight, paths) = (self.inflight.clone(), self.paths.clone());
         tokio::spawn(async move {
-            let linked = match circuit.link(link, strand, events.clone(), timeout).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    debug!(strand = strand.0, error = %e, "strand link failed");
-                    None
+            let mut id = first_id;
+            while let Some(circuit) = late.recv().await {
+                let strand = StrandId(id);
+                id += 1;
+                if let Ok(mut p) = paths.lock() {
+                    p.insert(strand, circuit.path.clone());
                 }
-            };
-            report(guard, &events, strand, linked).await;
+                let one = Inflight::start(&inflight);
+                spawn_link(events.clone(), link, timeout, one, circuit, strand);
+            }
+            drop(guard);
         });
     }
+}
+
+/// Links `circuit` to the stream as `strand` in a task and reports the outcome to its engine.
+fn spawn_link(
+    events: mpsc::Sender<StrandEvent>,
+    link: [u8; 32],
+    timeout: std::time::Duration,
+    guard: Inflight,
+    circuit: Arc<Circuit>,
+    strand: StrandId,
+) {
+    tokio::spawn(async move {
+        let linked = match circuit.link(link, strand, events.clone(), timeout).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                debug!(strand = strand.0, error = %e, "strand link failed");
+                None
+            }
+        };
+        report(guard, &events, strand, linked).await;
+    });
 }
 
 /// Hands a linked strand to the engine, or (after the in-flight count dropped) wakes it with a

@@ -2,7 +2,7 @@
 //! or strand set (K = 3) is built ahead; a stream of a new key takes it, and the next one is
 //! built.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use braid_simulations::http::fetch;
 use braid_simulations::{Scenario, SimNetwork};
@@ -87,26 +87,73 @@ async fn a_failed_strand_build_is_retried_on_another_path() {
     let port = net.http_v4.port();
     for i in 0..6 {
         let key = format!("k{i}");
+        let started = Instant::now();
         let got = fetch(socks, "localhost", port, 64 * 1024, Some((&key, "x"))).await;
         assert_eq!(got.expect("fetch").bytes, 64 * 1024);
+        println!("fetch {key}: {:?}", started.elapsed());
     }
-    // The proxy records a stream once its engine has ended, just after the body arrived.
-    let mut records = net.proxy.manager().stream_records();
-    for _ in 0..100 {
-        if records.len() >= 6 {
+    // A stream opens on its set's first circuit; the others join as they are built (and the
+    // failed ones are built again), so look at the sets once no build is under way.
+    let mut sets = net.proxy.manager().strand_sets();
+    for _ in 0..200 {
+        if sets.iter().all(|(_, building)| !building) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        records = net.proxy.manager().stream_records();
+        sets = net.proxy.manager().strand_sets();
     }
-    assert_eq!(records.len(), 6);
-    for r in &records {
-        // The set's circuits (a short stream may end before its last strand has linked, so
-        // the engine's own strand list can be shorter).
-        assert_eq!(r.paths.len(), 3, "every set has K strands: {:?}", r.paths);
-        for path in r.paths.values() {
+    assert!(sets.len() >= 6, "a set per key: {sets:?}");
+    for (paths, building) in &sets {
+        assert!(!building, "builds still under way after 10 s: {sets:?}");
+        assert_eq!(paths.len(), 3, "every set has K strands: {paths:?}");
+        for path in paths {
             assert!(!path.contains(&1), "the dead relay: {path:?}");
         }
     }
+    net.shutdown().await;
+}
+
+/// With no clean set ready, a stream opens on the first circuit of its set to be built instead
+/// of waiting for the slowest. Four of nine non-exit relays are dead (the directory still lists
+/// them), so every set of three disjoint strands has a strand through a dead relay, whose build
+/// waits for a dial that cannot succeed: the first key's fetch (no clean set exists before a
+/// first stream) completes while that build is still under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_opens_on_the_first_circuit_built() {
+    init();
+    let s = Scenario {
+        strands: 3,
+        ..Scenario::network("early", 10, 1, 3)
+    };
+    let net = SimNetwork::start(&s).await.expect("network");
+    for dead in 1..=4 {
+        net.kill(dead).await.expect("kill");
+    }
+    let (socks, port) = (net.socks_addr(), net.http_v4.port());
+    let started = Instant::now();
+    let got = fetch(socks, "localhost", port, 1024, Some(("early", "x"))).await;
+    let took = started.elapsed();
+    assert_eq!(got.expect("fetch").bytes, 1024);
+    let sets = net.proxy.manager().strand_sets();
+    println!("fetch {took:?}; sets then {sets:?}");
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert!(
+        sets[0].1,
+        "the fetch waited for every build ({took:?}): {sets:?}"
+    );
+    // The dead strands' builds end, and the set is complete.
+    let mut building = true;
+    for _ in 0..1200 {
+        building = net.proxy.manager().strand_sets().iter().any(|s| s.1);
+        if !building {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "builds ended {:?} after the fetch started",
+        started.elapsed()
+    );
+    assert!(!building, "builds still under way after 60 s");
     net.shutdown().await;
 }

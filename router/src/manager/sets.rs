@@ -1,0 +1,244 @@
+//! Building strand sets: K circuits to one exit with no guard or middle relay in common. A
+//! set for a waiting stream is handed over as soon as its first circuit is built (the stream
+//! opens on it), and the others join the set, and the stream, as they are built.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use braid_relay::Target;
+use futures::stream::{FuturesUnordered, StreamExt as _};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::CircuitManager;
+use crate::circuit::Circuit;
+use crate::error::RouterError;
+use crate::path::{Candidate, PathConstraints, select_path};
+use crate::socks5::IsolationKey;
+use crate::strands::StrandSet;
+
+/// Each strand build's outcome, as it ends.
+type Builds = mpsc::Receiver<Result<Arc<Circuit>, RouterError>>;
+
+/// A set for a new stream: the set, the circuits to use at once, and the rest as they are
+/// built (`None` when all are there).
+pub(crate) type NewSet = (
+    Arc<StrandSet>,
+    Vec<Arc<Circuit>>,
+    Option<mpsc::Receiver<Arc<Circuit>>>,
+);
+
+impl CircuitManager {
+    /// A strand set for a new stream of `isolation`: a clean one kept ahead, or K circuits to
+    /// one exit built now, no two sharing a guard or middle relay (fewer when the directory
+    /// has too few relays for K disjoint paths; at least one). Returns the set, the circuits
+    /// to use at once and, for a set built now, the rest as they are built: the stream opens
+    /// on the first circuit built instead of waiting for the slowest.
+    pub(crate) async fn build_set(
+        self: &Arc<Self>,
+        target: &Target,
+        isolation: &IsolationKey,
+    ) -> Result<NewSet, RouterError> {
+        let (set, late) = match self.take_spare_set(target) {
+            Some((exit, circuits, built_at)) => {
+                let set = StrandSet::new(isolation.0.clone(), exit, circuits, built_at, false);
+                (Arc::new(set), None)
+            }
+            None => {
+                let (exit, mut builds) = self.start_strands(target)?;
+                let mut last_err = None;
+                let first = loop {
+                    match builds.recv().await {
+                        Some(Ok(c)) => break c,
+                        Some(Err(e)) => last_err = Some(e),
+                        None => return Err(last_err.unwrap_or(RouterError::CircuitClosed)),
+                    }
+                };
+                let set =
+                    StrandSet::new(isolation.0.clone(), exit, vec![first], Instant::now(), true);
+                let set = Arc::new(set);
+                (set.clone(), Some(self.finish_set(set, builds)))
+            }
+        };
+        let now = set.circuits();
+        for (i, c) in now.iter().enumerate() {
+            self.log_strand(i, c);
+        }
+        let mut sets = self
+            .sets
+            .lock()
+            .map_err(|_| RouterError::Directory("lock poisoned".into()))?;
+        let max_sets = (self.settings.max_circuits / self.settings.strands.max(1)).max(1);
+        if sets.len() >= max_sets {
+            match sets.iter().position(|s| s.idle()) {
+                Some(i) => sets.remove(i).close(),
+                None => {
+                    set.close();
+                    return Err(RouterError::Limit("strand sets"));
+                }
+            }
+        }
+        sets.push(set.clone());
+        Ok((set, now, late))
+    }
+
+    /// Adds the circuits still coming out of `builds` to `set` and hands each on through the
+    /// returned channel (to the stream that opened on the set's first circuit).
+    fn finish_set(
+        self: &Arc<Self>,
+        set: Arc<StrandSet>,
+        mut builds: Builds,
+    ) -> mpsc::Receiver<Arc<Circuit>> {
+        let (tx, rx) = mpsc::channel(self.settings.strands.max(1));
+        let manager = self.clone();
+        tokio::spawn(async move {
+            while let Some(built) = builds.recv().await {
+                let Ok(c) = built else { continue };
+                if let Some(i) = set.push(c.clone()) {
+                    manager.log_strand(i, &c);
+                    // The stream may be gone already: the circuit stays in the set for reuse.
+                    let _ = tx.send(c).await;
+                }
+            }
+            set.done_building();
+        });
+        rx
+    }
+
+    /// Relay identities are public; tests use this line to find the relays of a stream's
+    /// strands (logged when a stream's key takes the set, or when a late circuit joins it, so
+    /// a clean set built ahead is logged by the stream that uses it).
+    fn log_strand(&self, strand: usize, c: &Circuit) {
+        if let Ok(relays) = self.relays() {
+            let peers: Vec<String> = c
+                .path
+                .iter()
+                .filter_map(|&r| relays.get(r).map(|r| r.peer.to_string()))
+                .collect();
+            debug!(strand, path = %peers.join(","), "strand path chosen");
+        }
+    }
+
+    /// Chooses K disjoint paths to one exit for `target` and builds them all; returns the
+    /// exit's index and the circuits that were built (at least one).
+    pub(crate) async fn build_strands(
+        self: &Arc<Self>,
+        target: &Target,
+    ) -> Result<(usize, Vec<Arc<Circuit>>), RouterError> {
+        let (exit, mut builds) = self.start_strands(target)?;
+        let (mut circuits, mut last_err) = (Vec::new(), None);
+        while let Some(built) = builds.recv().await {
+            match built {
+                Ok(c) => circuits.push(c),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if circuits.is_empty() {
+            return Err(last_err.unwrap_or(RouterError::CircuitClosed));
+        }
+        Ok((exit, circuits))
+    }
+
+    /// Chooses K disjoint paths to one exit for `target` and builds them at once in a task;
+    /// each build's outcome comes out of the returned channel as it ends (bounded: at most 2K
+    /// outcomes), which closes when all ended. A failed build is tried once more on a fresh
+    /// disjoint path, so a set has K strands when the directory allows. A circuit nobody takes
+    /// any more is closed.
+    fn start_strands(self: &Arc<Self>, target: &Target) -> Result<(usize, Builds), RouterError> {
+        let relays = self.relays()?;
+        let candidates = Self::candidates(&relays, target)?;
+        let hops = self.settings.hops;
+        let want = self.settings.strands.max(1);
+        let first = select_path(
+            &candidates,
+            &PathConstraints {
+                hops,
+                ..PathConstraints::default()
+            },
+            &mut rand::rng(),
+        )?;
+        let exit = *first
+            .last()
+            .ok_or(RouterError::BuildFailed("empty path".into()))?;
+        // Non-exit relays already in a path: no two strands share one.
+        let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
+        let mut paths = vec![first];
+        paths.extend(more_paths(&candidates, hops, exit, &mut used, want - 1));
+        let (tx, rx) = mpsc::channel(2 * want);
+        let manager = self.clone();
+        tokio::spawn(async move {
+            // Non-exit relays of the circuits built so far.
+            let mut built: Vec<usize> = Vec::new();
+            let mut count = 0;
+            for round in 0..2 {
+                let mut failed = false;
+                let mut builds: FuturesUnordered<_> = paths
+                    .into_iter()
+                    .map(|p| manager.build_on(&relays, p))
+                    .collect();
+                while let Some(result) = builds.next().await {
+                    let outcome = match result {
+                        Ok(c) => {
+                            count += 1;
+                            built.extend_from_slice(&c.path[..c.path.len().saturating_sub(1)]);
+                            Ok(c)
+                        }
+                        Err(e) => {
+                            debug!(round, error = %e, "strand circuit build failed");
+                            failed = true;
+                            Err(e)
+                        }
+                    };
+                    if let Err(mpsc::error::SendError(Ok(c))) = tx.send(outcome).await {
+                        c.close();
+                    }
+                }
+                let missing = want.saturating_sub(count);
+                if missing == 0 || !failed || round == 1 {
+                    break;
+                }
+                // Avoid the built strands' relays, and the failed paths' too when enough
+                // others are left (the relay that failed is not known).
+                paths = more_paths(&candidates, hops, exit, &mut used, missing);
+                if paths.len() < missing {
+                    paths = more_paths(&candidates, hops, exit, &mut built, missing);
+                }
+                if paths.is_empty() {
+                    break;
+                }
+            }
+        });
+        Ok((exit, rx))
+    }
+}
+
+/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to);
+/// fewer when the directory has too few relays for that many disjoint paths.
+fn more_paths(
+    candidates: &[Candidate],
+    hops: usize,
+    exit: usize,
+    used: &mut Vec<usize>,
+    n: usize,
+) -> Vec<Vec<usize>> {
+    let mut rng = rand::rng();
+    let mut paths = Vec::new();
+    while paths.len() < n {
+        let constraints = PathConstraints {
+            hops,
+            exclude: used.clone(),
+            exit: Some(exit),
+        };
+        match select_path(candidates, &constraints, &mut rng) {
+            Ok(p) => {
+                used.extend_from_slice(&p[..p.len() - 1]);
+                paths.push(p);
+            }
+            Err(e) => {
+                debug!(error = %e, chosen = paths.len(), "fewer disjoint strands than asked");
+                break;
+            }
+        }
+    }
+    paths
+}
