@@ -39,10 +39,11 @@ impl CircuitManager {
         target: &Target,
         isolation: &IsolationKey,
     ) -> Result<NewSet, RouterError> {
-        let (set, late) = match self.take_spare_set(target) {
+        let (set, now, late) = match self.take_spare_set(target) {
             Some((exit, circuits, built_at)) => {
+                let now = circuits.clone();
                 let set = StrandSet::new(isolation.0.clone(), exit, circuits, built_at, false);
-                (Arc::new(set), None)
+                (Arc::new(set), now, None)
             }
             None => {
                 let (exit, mut builds) = self.start_strands(target)?;
@@ -54,13 +55,20 @@ impl CircuitManager {
                         None => return Err(last_err.unwrap_or(RouterError::CircuitClosed)),
                     }
                 };
-                let set =
-                    StrandSet::new(isolation.0.clone(), exit, vec![first], Instant::now(), true);
+                let set = StrandSet::new(
+                    isolation.0.clone(),
+                    exit,
+                    vec![first.clone()],
+                    Instant::now(),
+                    true,
+                );
                 let set = Arc::new(set);
-                (set.clone(), Some(self.finish_set(set, builds)))
+                // Only the first circuit is the caller's to link now: the others come through
+                // the channel (taking the set's circuits here could race a late one in and
+                // link it twice).
+                (set.clone(), vec![first], Some(self.finish_set(set, builds)))
             }
         };
-        let now = set.circuits();
         for (i, c) in now.iter().enumerate() {
             self.log_strand(i, c);
         }
