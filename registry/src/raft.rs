@@ -85,6 +85,8 @@ pub struct RaftStatus {
     pub members: Vec<u64>,
     /// Snapshots this process installed from a leader.
     pub snapshots_installed: u64,
+    /// Streams from members that got a slot on this node's server.
+    pub rpc_accepted: u64,
     /// RPCs answered by this node's server.
     pub rpc_served: u64,
     /// Streams refused because the peer is not a member.
@@ -475,6 +477,7 @@ impl RegistryRaft {
             purged_index: m.purged.map(|l| l.index),
             members: m.membership_config.membership().voter_ids().collect(),
             snapshots_installed: inner.state_machine.snapshots_installed(),
+            rpc_accepted: c.accepted.load(Ordering::Relaxed),
             rpc_served: c.served.load(Ordering::Relaxed),
             rpc_refused_non_member: c.refused_non_member.load(Ordering::Relaxed),
             rpc_busy: c.busy.load(Ordering::Relaxed),

@@ -30,7 +30,7 @@ pub use identity::{IDENTITY_FILE, Identity, peer_id_from_public, public_from_pee
 #[cfg(feature = "driver")]
 pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 #[cfg(feature = "driver")]
-pub use transport::{IncomingStreams, Transport};
+pub use transport::{ACCEPT_QUEUE, IncomingStreams, Transport};
 
 /// Converts a libp2p `Stream` (futures `AsyncRead`/`AsyncWrite`) into a tokio
 /// `AsyncRead`/`AsyncWrite`.

@@ -3,13 +3,12 @@
 //! libp2p-stream. It does not frame or interpret stream bytes.
 
 mod driver;
+mod incoming;
 mod routing;
 
 use std::{
     fmt,
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
 };
 
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -21,6 +20,7 @@ use tracing::info;
 
 use crate::{Error, Identity, TransportConfig, address_book};
 use driver::{Command, Driver};
+pub use incoming::{ACCEPT_QUEUE, IncomingStreams};
 
 /// A running swarm. Cloning gives another handle to the same swarm; the swarm task ends on
 /// `shutdown` or when the last handle is dropped.
@@ -164,8 +164,8 @@ impl Transport {
     }
 
     /// Starts accepting inbound streams for `protocol`. Only one `IncomingStreams` per protocol
-    /// may exist at a time; drop it to stop accepting. Streams arriving while the previous one
-    /// has not been taken are reset (libp2p-stream keeps one in hand), so poll it promptly.
+    /// may exist at a time; drop it to stop accepting. Up to [`ACCEPT_QUEUE`] streams wait for
+    /// the consumer; further ones are reset until it catches up. Needs a Tokio runtime.
     pub fn accept(&self, protocol: StreamProtocol) -> Result<IncomingStreams, Error> {
         let mut control = self
             .inner
@@ -174,7 +174,7 @@ impl Transport {
             .unwrap_or_else(PoisonError::into_inner);
         control
             .accept(protocol.clone())
-            .map(|inner| IncomingStreams { inner })
+            .map(IncomingStreams::new)
             .map_err(|_| Error::AlreadyAccepting { protocol })
     }
 
@@ -238,25 +238,5 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("peer_id", &self.inner.peer_id)
             .finish_non_exhaustive()
-    }
-}
-
-/// Inbound streams for one protocol, as `(remote peer, stream)`; a `futures::Stream`.
-#[must_use = "inbound streams are reset unless this is polled"]
-pub struct IncomingStreams {
-    inner: libp2p_stream::IncomingStreams,
-}
-
-impl futures::Stream for IncomingStreams {
-    type Item = (PeerId, Stream);
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx)
-    }
-}
-
-impl fmt::Debug for IncomingStreams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IncomingStreams").finish_non_exhaustive()
     }
 }

@@ -383,6 +383,66 @@ async fn accept_only_once_per_protocol() {
     let _again = node.accept(ECHO).unwrap();
 }
 
+/// Streams that arrive together while the consumer is busy wait for it (up to
+/// `ACCEPT_QUEUE`): libp2p-stream alone keeps one and resets the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_streams_waits_for_a_busy_consumer() {
+    init();
+    let server = start(config(vec![quic("127.0.0.1")])).await;
+    let client = start(config(vec![])).await;
+    client
+        .add_addresses(server.peer_id(), server.listen_addrs())
+        .await
+        .unwrap();
+    bounded(client.connect(server.peer_id())).await.unwrap();
+    let mut incoming = server.accept(ECHO).unwrap();
+    const BURST: usize = 24;
+    let sends = (0..BURST).map(|i| {
+        let client = client.clone();
+        let peer = server.peer_id();
+        tokio::spawn(async move {
+            let stream = client
+                .open_stream(peer, ECHO)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut stream = compat(stream);
+            let data = [i as u8; 3];
+            stream.write_all(&data).await.map_err(|e| e.to_string())?;
+            stream.shutdown().await.map_err(|e| e.to_string())?;
+            let mut back = Vec::new();
+            stream
+                .read_to_end(&mut back)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(back == data)
+        })
+    });
+    let sends: Vec<_> = sends.collect();
+    // The consumer is busy elsewhere while the whole burst arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::spawn(async move {
+        while let Some((_, stream)) = incoming.next().await {
+            tokio::spawn(async move {
+                let mut stream = compat(stream);
+                let mut buf = Vec::new();
+                if stream.read_to_end(&mut buf).await.is_ok() {
+                    let _ = stream.write_all(&buf).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    let mut echoed = 0;
+    for send in sends {
+        match bounded(send).await.unwrap() {
+            Ok(true) => echoed += 1,
+            Ok(false) => panic!("a stream echoed the wrong bytes"),
+            Err(error) => eprintln!("stream failed: {error}"),
+        }
+    }
+    assert_eq!(echoed, BURST, "streams of the burst were reset");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_idempotent_and_closes_connections() {
     init();

@@ -36,6 +36,8 @@ pub const MAX_REFUSALS_IN_FLIGHT: usize = 4;
 /// What the server has seen, for status and tests.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Streams from members given a slot (their request is then read and served).
+    pub accepted: AtomicU64,
     /// Requests answered.
     pub served: AtomicU64,
     /// Streams from peers that are not members, refused.
@@ -91,6 +93,7 @@ pub fn spawn(shared: Arc<ServerShared>, mut incoming: IncomingStreams) -> JoinHa
                     };
                     match Arc::clone(slot).try_acquire_owned() {
                         Ok(permit) => {
+                            shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
                             handlers.spawn(handle(Arc::clone(&shared), peer, stream, permit));
                         }
                         Err(_) => {
