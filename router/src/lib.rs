@@ -16,6 +16,8 @@ pub mod strands;
 #[cfg(feature = "driver")]
 pub use error::RouterError;
 #[cfg(feature = "driver")]
-pub use manager::{CircuitManager, RouterSettings, StrandActivity, StreamRecord};
+pub use manager::{
+    CircuitManager, REFILL_WAIT, Refill, RouterSettings, StrandActivity, StreamRecord,
+};
 #[cfg(feature = "driver")]
 pub use proxy::ProxySettings;

@@ -28,6 +28,8 @@ use crate::strands::StrandSet;
 mod preemptive;
 mod sets;
 
+pub use preemptive::{REFILL_WAIT, Refill};
+
 /// Client-side settings.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
@@ -304,12 +306,14 @@ impl CircuitManager {
             .unwrap_or_default()
     }
 
-    /// Opens a stream to `target` on a circuit for `isolation`, reusing one when allowed.
+    /// Opens a stream to `target` on a circuit for `isolation`, reusing one when allowed. A
+    /// stream of a new key (that took a clean circuit or built one) also gets the [`Refill`]
+    /// that builds the next clean circuit: call `answered` on the first bytes from the exit.
     pub async fn connect(
         self: &Arc<Self>,
         target: &Target,
         isolation: &IsolationKey,
-    ) -> Result<(Arc<Circuit>, OpenStream), RouterError> {
+    ) -> Result<(Arc<Circuit>, OpenStream, Option<Refill>), RouterError> {
         let mut last_err = RouterError::CircuitClosed;
         for _ in 0..self.settings.build_attempts.max(1) {
             let mut fresh = false;
@@ -334,12 +338,10 @@ impl CircuitManager {
                 .await
             {
                 Ok(s) => {
-                    if fresh {
-                        // A new key took a clean circuit or built one: get the next ready,
-                        // once this stream is open (not competing with its round trip).
-                        self.refill(target);
-                    }
-                    return Ok((circuit, s));
+                    // A new key took a clean circuit or built one: get the next ready once
+                    // this stream is answered (not competing with its round trip).
+                    let refill = fresh.then(|| self.deferred_refill(target));
+                    return Ok((circuit, s, refill));
                 }
                 // The circuit died under us: try a fresh one.
                 Err(RouterError::CircuitClosed) => {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use braid_relay::service::braid;
-use braid_relay::service::pump::pump;
+use braid_relay::service::pump::pump_answered;
 use braid_relay::{EndReason, Target};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
-use crate::manager::{CircuitManager, StreamRecord};
+use crate::manager::{CircuitManager, Refill, StreamRecord};
 use crate::socks5::IsolationKey;
 use crate::socks5::{self, Command, ReplyCode, TargetAddr};
 use crate::strands;
@@ -93,7 +93,7 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         serve_braided(tcp, manager, target, &request.isolation).await;
         return;
     }
-    let (circuit, stream) = match manager.connect(&target, &request.isolation).await {
+    let (circuit, stream, refill) = match manager.connect(&target, &request.isolation).await {
         Ok(x) => x,
         Err(e) => {
             info!(target = %target.redacted(), error = %e, "stream failed");
@@ -110,7 +110,8 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
     }
     debug!(target = ?target, "stream open");
     let id = stream.id;
-    let result = pump(tcp, id, stream.max_data, stream.rx, stream.tx).await;
+    let answered = move || refill.iter().for_each(Refill::answered);
+    let result = pump_answered(tcp, id, stream.max_data, stream.rx, stream.tx, answered).await;
     match result {
         Ok(()) => circuit.forget(id),
         Err(reason) => circuit.end_stream(id, reason).await,

@@ -22,7 +22,7 @@ use tracing::debug;
 
 use crate::circuit::Circuit;
 use crate::error::RouterError;
-use crate::manager::CircuitManager;
+use crate::manager::{CircuitManager, Refill};
 use crate::path::PathConstraints;
 use crate::socks5::IsolationKey;
 
@@ -187,11 +187,9 @@ pub(crate) async fn open(
             }
             Err(e) => return Err(e),
         };
-        if fresh {
-            // A new key took a clean set or built one: get the next ready, once this stream
-            // is open (not competing with its round trip).
-            manager.refill(target);
-        }
+        // A new key took a clean set or built one: get the next ready once this stream is
+        // answered (not competing with its round trip).
+        let refill = fresh.then(|| manager.deferred_refill(target));
         let state = braid::Braid::new(&manager.settings.braid, &secret, braid::Role::Client, {
             first.max_data()
         })
@@ -220,6 +218,7 @@ pub(crate) async fn open(
             paths: Arc::new(Mutex::new(paths)),
             spares: Arc::new(Mutex::new(Vec::new())),
             inflight: Arc::new(AtomicUsize::new(0)),
+            refill,
         };
         for (i, c) in now.iter().enumerate().skip(1) {
             supply.spawn_link(c.clone(), StrandId(i as u32));
@@ -251,6 +250,8 @@ pub struct Replacer {
     spares: Arc<Mutex<Vec<Arc<Circuit>>>>,
     /// Link and replacement tasks under way.
     inflight: Arc<AtomicUsize>,
+    /// The next clean set's build, held until this stream is answered (or dropped with it).
+    refill: Option<Refill>,
 }
 
 /// Counts a task under way until dropped.
@@ -357,6 +358,12 @@ async fn report(
 }
 
 impl StrandSupply for Replacer {
+    fn answered(&mut self) {
+        if let Some(refill) = self.refill.take() {
+            refill.answered();
+        }
+    }
+
     fn pending(&self) -> Option<usize> {
         Some(self.inflight.load(Ordering::SeqCst))
     }

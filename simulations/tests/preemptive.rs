@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use braid_simulations::http::fetch;
+use braid_simulations::http::{fetch, socks_connect};
 use braid_simulations::{Scenario, SimNetwork};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 
 fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -67,6 +69,65 @@ async fn a_new_key_takes_a_clean_circuit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_takes_a_clean_strand_set() {
     a_new_key_takes_the_clean_one(3).await;
+}
+
+/// The next clean circuit or set is built once the stream that took one is answered, not while
+/// its first round trip is under way (the builds' handshakes would compete with it). The
+/// target answers 900 ms after the request; 600 ms in, nothing is ready or may be taken.
+async fn the_next_clean_one_waits_for_the_answer(strands: usize) {
+    init();
+    let s = Scenario {
+        strands,
+        ..Scenario::network("refill", 8, 2, 3)
+    };
+    let net = SimNetwork::start(&s).await.expect("network");
+    let manager = net.proxy.manager().clone();
+    let (socks, port) = (net.socks_addr(), net.http_v4.port());
+    let body = fetch(socks, "localhost", port, 1024, Some(("first", "x"))).await;
+    assert_eq!(body.expect("first fetch").bytes, 1024);
+    ready(&net, 1).await;
+
+    let slow = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let slow_port = slow.local_addr().expect("local addr").port();
+    let server = tokio::spawn(async move {
+        let (mut conn, _) = slow.accept().await.expect("accept");
+        let mut request = [0u8; 5];
+        conn.read_exact(&mut request).await.expect("request");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        conn.write_all(b"late answer").await.expect("answer");
+        conn.shutdown().await.expect("close");
+    });
+    let mut app = TcpStream::connect(socks).await.expect("proxy");
+    let open = socks_connect(&mut app, "127.0.0.1", slow_port, Some(("second", "x")));
+    tokio::time::timeout(Duration::from_secs(30), open)
+        .await
+        .expect("socks connect timed out")
+        .expect("socks connect");
+    app.write_all(b"hello").await.expect("request");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(manager.preemptive_taken(), 1);
+    assert_eq!(
+        manager.preemptive_ready(),
+        0,
+        "the next clean one was built before the stream was answered"
+    );
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), app.read_to_end(&mut answer));
+    read.await.expect("answer timed out").expect("answer");
+    assert_eq!(answer, b"late answer");
+    ready(&net, 1).await;
+    server.await.expect("server task");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_clean_circuit_waits_for_the_answer() {
+    the_next_clean_one_waits_for_the_answer(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_clean_set_waits_for_the_answer() {
+    the_next_clean_one_waits_for_the_answer(3).await;
 }
 
 /// A strand whose build fails is built again on a fresh disjoint path, so the set still has K

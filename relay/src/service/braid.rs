@@ -112,6 +112,11 @@ pub trait StrandSupply: Send {
     /// [`StrandEvent::Up`], if at all.
     fn lost(&mut self, strand: StrandId, live: usize);
 
+    /// The first bytes from the other end were written to the app, or it ended without any
+    /// (called at most once). The client starts its next preemptive build here, after the
+    /// stream's first round trip.
+    fn answered(&mut self) {}
+
     /// How many strands may still arrive (links and replacements under way), or `None` if
     /// unknown (the exit cannot know whether the client will link another). With `Some(0)`
     /// and no live strand, the stream fails at once instead of waiting `no_strand_timeout`.
@@ -300,6 +305,7 @@ pub async fn run(
     let mut wr_closed = false;
     let mut peer_done = false;
     let mut stranded_since: Option<Instant> = None;
+    let mut answered = false;
 
     let failure = 'engine: loop {
         // Push bytes the window refused earlier.
@@ -339,6 +345,10 @@ pub async fn run(
         if receiver.is_finished() && flushed && !wr_closed {
             let _ = wr.shutdown().await;
             wr_closed = true;
+            if !answered {
+                answered = true;
+                supply.answered();
+            }
         }
         let sent_all = sender_done || (peer_done && app_eof && carry.is_empty());
         if sent_all && wr_closed && acks.is_empty() {
@@ -434,6 +444,10 @@ pub async fn run(
             written = wr.write(&out[out_pos..]), if !flushed => {
                 match written {
                     Ok(n) if n > 0 => {
+                        if !answered {
+                            answered = true;
+                            supply.answered();
+                        }
                         out_pos += n;
                         if out_pos == out.len() {
                             out.clear();

@@ -27,10 +27,24 @@ pub async fn pump(
     tcp: TcpStream,
     id: StreamId,
     max_data: usize,
-    mut from_circuit: mpsc::Receiver<StreamCmd>,
+    from_circuit: mpsc::Receiver<StreamCmd>,
     to_circuit: mpsc::Sender<RelayMsg>,
 ) -> Result<(), EndReason> {
+    pump_answered(tcp, id, max_data, from_circuit, to_circuit, || {}).await
+}
+
+/// [`pump`], calling `answered` once the first bytes from the circuit were written to `tcp`
+/// (or the circuit's side ended without any).
+pub async fn pump_answered(
+    tcp: TcpStream,
+    id: StreamId,
+    max_data: usize,
+    mut from_circuit: mpsc::Receiver<StreamCmd>,
+    to_circuit: mpsc::Sender<RelayMsg>,
+    answered: impl FnOnce() + Send,
+) -> Result<(), EndReason> {
     let (mut rd, mut wr) = tcp.into_split();
+    let mut answered = Some(answered);
     let up = async {
         let mut buf = vec![0u8; max_data];
         loop {
@@ -51,14 +65,18 @@ pub async fn pump(
     };
     let down = async {
         loop {
-            match from_circuit.recv().await {
+            let cmd = from_circuit.recv().await;
+            let first = answered.take();
+            match cmd {
                 Some(StreamCmd::Data(d)) => wr.write_all(&d).await.map_err(|_| EndReason::Misc)?,
                 Some(StreamCmd::Eof) => {
+                    first.into_iter().for_each(|f| f());
                     let _ = wr.shutdown().await;
                     return Ok::<(), EndReason>(());
                 }
                 None => return Err(EndReason::Misc),
             }
+            first.into_iter().for_each(|f| f());
         }
     };
     tokio::try_join!(up, down).map(|_| ())

@@ -10,9 +10,15 @@
 //! older than `max_dirtiness`, or closed, is dropped instead of taken; all are dropped when the
 //! relay list is compacted (their relay indexes no longer hold), and a build under way then is
 //! closed when it ends.
+//!
+//! The next one is built once the stream that took one has its first answer ([`Refill`]), not
+//! when it opens: K circuit builds (handshakes at every hop) compete for the same CPUs and
+//! links as the stream's first round trip, and on a loaded machine that cost the new key
+//! milliseconds of its time to first byte.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use braid_relay::Target;
 use tracing::debug;
@@ -20,6 +26,50 @@ use tracing::debug;
 use super::{CircuitManager, Relay, exit_allows};
 use crate::circuit::Circuit;
 use crate::path::PathConstraints;
+
+/// Longest a [`Refill`] waits for its stream's first answer.
+pub const REFILL_WAIT: Duration = Duration::from_secs(1);
+
+/// The build of the next clean circuit or set, held back until the stream that took (or built)
+/// one has its first answer ([`Refill::answered`]), ends (drop), or [`REFILL_WAIT`] passed,
+/// whichever comes first. Builds at most once.
+#[derive(Debug)]
+pub struct Refill {
+    manager: Arc<CircuitManager>,
+    target: Target,
+    due: Arc<AtomicBool>,
+}
+
+impl Refill {
+    fn new(manager: Arc<CircuitManager>, target: Target) -> Self {
+        let due = Arc::new(AtomicBool::new(true));
+        let (m, t, d) = (manager.clone(), target.clone(), due.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(REFILL_WAIT).await;
+            if d.swap(false, Ordering::AcqRel) {
+                m.refill(&t);
+            }
+        });
+        Self {
+            manager,
+            target,
+            due,
+        }
+    }
+
+    /// The stream got its first answer: build now.
+    pub fn answered(&self) {
+        if self.due.swap(false, Ordering::AcqRel) {
+            self.manager.refill(&self.target);
+        }
+    }
+}
+
+impl Drop for Refill {
+    fn drop(&mut self) {
+        self.answered();
+    }
+}
 
 /// A clean strand set: its exit and circuits.
 struct SpareSet {
@@ -112,6 +162,12 @@ impl CircuitManager {
         debug!("stream took a preemptive strand set");
         let s = spares.sets.remove(i);
         Some((s.exit, s.circuits, s.built_at))
+    }
+
+    /// A [`Refill`] for targets like `target`, to fire once the stream that needs it was
+    /// answered.
+    pub(crate) fn deferred_refill(self: &Arc<Self>, target: &Target) -> Refill {
+        Refill::new(self.clone(), target.clone())
     }
 
     /// Starts building a clean circuit (K = 1) or strand set (K > 1) for targets like
