@@ -157,7 +157,7 @@ fn circuit(c: &mut Criterion) {
         let (mut client, _relays) = build(&hops);
         let msg = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![0xab; client.max_data()],
+            data: vec![0xab; client.max_data()].into(),
         };
         b.iter(|| client.encrypt_forward(black_box(&msg)).expect("encrypt"));
     });
@@ -165,7 +165,7 @@ fn circuit(c: &mut Criterion) {
         let (mut client, mut relays) = build(&hops);
         let msg = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![0xab; client.max_data()],
+            data: vec![0xab; client.max_data()].into(),
         };
         b.iter_batched(
             || client.encrypt_forward(&msg).expect("encrypt"),
@@ -182,7 +182,7 @@ fn circuit(c: &mut Criterion) {
         let (mut client, mut relays) = build(&hops);
         let msg = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![0xcd; relays[2].max_data()],
+            data: vec![0xcd; relays[2].max_data()].into(),
         };
         b.iter_batched(
             || {

@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use bytes::Bytes;
+
 use crate::error::CellError;
 
 /// Version byte of the relay message format.
@@ -128,8 +130,8 @@ pub enum RelayMsg {
     Data {
         /// The stream.
         stream: StreamId,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes (shared: a braided stream's window keeps them for resends meanwhile).
+        data: Bytes,
     },
     /// Either way: the sender will send no more data on `stream` (TCP half-close).
     Eof {
@@ -318,7 +320,7 @@ impl RelayMsg {
                 }
                 RelayMsg::Data {
                     stream,
-                    data: data.to_vec(),
+                    data: Bytes::copy_from_slice(data),
                 }
             }
             CMD_EOF => {
@@ -516,7 +518,7 @@ mod tests {
         round_trip(RelayMsg::Connected { stream: s });
         round_trip(RelayMsg::Data {
             stream: s,
-            data: b"GET /".to_vec(),
+            data: b"GET /".to_vec().into(),
         });
         round_trip(RelayMsg::Eof { stream: s });
         round_trip(RelayMsg::End {
@@ -582,7 +584,7 @@ mod tests {
         );
         let data = RelayMsg::Data {
             stream: StreamId(2),
-            data: b"hi".to_vec(),
+            data: b"hi".to_vec().into(),
         };
         assert_eq!(encoded(&data, 10), "01030002000268690000");
         assert_eq!(
@@ -691,7 +693,7 @@ mod tests {
         let mut buf = [0u8; 32];
         RelayMsg::Data {
             stream: StreamId(3),
-            data: vec![1, 2, 3],
+            data: vec![1, 2, 3].into(),
         }
         .encode_into(&mut buf)
         .expect("encode");
@@ -740,7 +742,7 @@ mod tests {
         assert!(
             RelayMsg::Data {
                 stream: StreamId(1),
-                data: vec![]
+                data: vec![].into()
             }
             .encode_into(&mut buf)
             .is_err()
@@ -760,7 +762,7 @@ mod tests {
         assert!(zero.encode_into(&mut [0u8; 16]).is_err());
         let huge = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![1; 65_600],
+            data: vec![1; 65_600].into(),
         };
         assert!(huge.encode_into(&mut vec![0u8; 70_000]).is_err());
     }

@@ -60,7 +60,7 @@ fn strand(
                     RelayMsg::Data { data, .. } => {
                         let ev = StrandEvent::Fragment {
                             strand,
-                            bytes: data,
+                            bytes: data.into(),
                         };
                         if to.send(ev).await.is_err() {
                             return;
@@ -154,6 +154,9 @@ async fn run(
     let app_task = tokio::spawn(async move {
         let (mut r, mut w) = app.into_split();
         let writer = tokio::spawn(async move {
+            // The engines take their queued strands first: an engine that read the request
+            // before its `Up` events would send it on fewer strands (plain, not coded).
+            tokio::time::sleep(Duration::from_millis(50)).await;
             w.write_all(&up).await.unwrap();
             w.shutdown().await.unwrap();
         });
@@ -165,6 +168,7 @@ async fn run(
     let target_task = tokio::spawn(async move {
         let (mut r, mut w) = target.into_split();
         let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             w.write_all(&down).await.unwrap();
             w.shutdown().await.unwrap();
         });

@@ -81,13 +81,13 @@ fn three_hop_round_trip_many_cells() {
     for i in 0..50u8 {
         let data = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![i; client.max_data()],
+            data: vec![i; client.max_data()].into(),
         };
         let cell = client.encrypt_forward(&data).expect("encrypt");
         assert_eq!(forward(&mut relays, cell).expect("forward"), data);
         let back = RelayMsg::Data {
             stream: StreamId(1),
-            data: vec![i ^ 0xff; relays[2].max_data()],
+            data: vec![i ^ 0xff; relays[2].max_data()].into(),
         };
         let mut cell = backward(&mut relays, &back);
         assert_eq!(client.decrypt_backward(&mut cell).expect("decrypt"), back);
@@ -117,7 +117,7 @@ fn a_flipped_bit_dies_at_the_next_hop() {
     let (mut client, mut relays) = build(&hops);
     let msg = RelayMsg::Data {
         stream: StreamId(1),
-        data: b"GET / HTTP/1.1".to_vec(),
+        data: b"GET / HTTP/1.1".to_vec().into(),
     };
     let mut cell = client.encrypt_forward(&msg).expect("encrypt");
     relays[0].peel_forward(&mut cell.body).expect("guard peels");
@@ -151,7 +151,7 @@ fn a_replayed_cell_is_rejected() {
     let (mut client, mut relays) = build(&hops);
     let msg = RelayMsg::Data {
         stream: StreamId(1),
-        data: vec![1, 2, 3],
+        data: vec![1, 2, 3].into(),
     };
     let cell = client.encrypt_forward(&msg).expect("encrypt");
     let copy = cell.clone();

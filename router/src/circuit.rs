@@ -497,13 +497,18 @@ async fn deliver(streams: &StreamMap, msg: RelayMsg) -> bool {
     });
     match (to, data) {
         (Some(To::Plain(tx)), Some(d)) => {
-            let _ = tx.send(StreamCmd::Data(d)).await;
+            let _ = tx.send(StreamCmd::Data(d.into())).await;
         }
         (Some(To::Plain(tx)), None) => {
             let _ = tx.send(StreamCmd::Eof).await;
         }
         (Some(To::Strand(strand, events)), Some(bytes)) => {
-            let _ = events.send(StrandEvent::Fragment { strand, bytes }).await;
+            let _ = events
+                .send(StrandEvent::Fragment {
+                    strand,
+                    bytes: bytes.into(),
+                })
+                .await;
         }
         // A strand carries no half-close: the fragments carry FIN.
         (Some(To::Strand(..)), None) | (None, _) => {}

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use bytes::Bytes;
+
 use crate::config::Config;
 use crate::erasure::{self, ErasureParams};
 use crate::error::{Error, Violation};
@@ -32,8 +34,9 @@ pub enum SendAction<'a> {
         strand: StrandId,
         /// The fragment's sequence number (for logs and tests).
         seq: u64,
-        /// The tagged fragment.
-        fragment: &'a [u8],
+        /// The tagged fragment: a shared handle on the window's copy (clone it to hand it on
+        /// without copying; the window keeps it for resends until it is acknowledged).
+        fragment: &'a Bytes,
     },
     /// Nothing to send. Poll again at `wake_at` (ms, same clock as `now`) if given, or after new
     /// input (a write, an ack, a strand change).
@@ -77,8 +80,8 @@ enum State {
 /// One fragment in the window.
 #[derive(Debug)]
 struct Entry {
-    /// The tagged wire form (emptied once acked).
-    bytes: Vec<u8>,
+    /// The tagged wire form (emptied once acked; its buffer is reused if no one else holds it).
+    bytes: Bytes,
     /// Payload length, counted against the window.
     payload_len: usize,
     state: State,
@@ -432,7 +435,7 @@ impl Sender {
         bytes.clear();
         fragment.encode(&self.key, &mut bytes)?;
         self.entries.push_back(Entry {
-            bytes,
+            bytes: Bytes::from(bytes),
             payload_len,
             state: State::Queued,
             sends: 0,

@@ -28,6 +28,7 @@ use braid_splitter::{
     Config, DirectionKeys, Received, Receiver, ReceiverStats, SendAction, Sender, SenderStats,
     StrandId,
 };
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -298,7 +299,7 @@ pub async fn run(
     let mut out_pos = 0usize;
     let mut acks = AckQueue::default();
 
-    let mut pending: Option<(StrandId, Vec<u8>)> = None;
+    let mut pending: Option<(StrandId, Bytes)> = None;
     // When the pending fragment's strand started refusing it.
     let mut blocked_since: Option<(StrandId, Instant)> = None;
     let mut app_eof = false;
@@ -415,7 +416,7 @@ pub async fn run(
                         if let Some(s) = strands.get_mut(&strand) {
                             s.tally.bytes_sent += body.len() as u64;
                         }
-                        permit.send(RelayMsg::Data { stream, data: body });
+                        permit.send(RelayMsg::Data { stream, data: body.into() });
                     }
                     None => {
                         strand_down(&mut strands, &mut sender, &mut pending, &mut acks, supply, strand);
@@ -582,27 +583,28 @@ const BURST: usize = 32;
 /// Events handled per wake-up, at most.
 const EVENT_BATCH: usize = 32;
 
-/// The bytes to send for a fragment the sender chose for `strand` (with the simulation fault
-/// applied, if set for this strand).
+/// The bytes to send for a fragment the sender chose for `strand`: a shared handle on the
+/// window's copy, or (with the simulation fault set for this strand) an altered copy.
 fn outgoing(
     strands: &mut BTreeMap<StrandId, Strand>,
     settings: &BraidSettings,
     strand: StrandId,
-    fragment: &[u8],
-) -> Vec<u8> {
-    let mut bytes = fragment.to_vec();
+    fragment: &Bytes,
+) -> Bytes {
     if let Some(s) = strands.get_mut(&strand) {
         s.sends = s.sends.wrapping_add(1);
         if let Some((bad, every)) = settings.corrupt
             && bad == strand
             && every > 0
             && s.sends % every == 0
-            && bytes.len() > HEADER_LEN
+            && fragment.len() > HEADER_LEN
         {
-            bytes[HEADER_LEN] ^= 0x01;
+            let mut altered = fragment.to_vec();
+            altered[HEADER_LEN] ^= 0x01;
+            return altered.into();
         }
     }
-    bytes
+    fragment.clone()
 }
 
 /// Sends further fragments while their strands' queues have room, without waiting. A fragment
@@ -610,7 +612,7 @@ fn outgoing(
 fn burst(
     sender: &mut Sender,
     strands: &mut BTreeMap<StrandId, Strand>,
-    pending: &mut Option<(StrandId, Vec<u8>)>,
+    pending: &mut Option<(StrandId, Bytes)>,
     settings: &BraidSettings,
     now: u64,
 ) -> Result<(), braid_splitter::Error> {
@@ -688,7 +690,7 @@ async fn sleep_until(at: Option<Instant>) {
 fn strand_down(
     strands: &mut BTreeMap<StrandId, Strand>,
     sender: &mut Sender,
-    pending: &mut Option<(StrandId, Vec<u8>)>,
+    pending: &mut Option<(StrandId, Bytes)>,
     acks: &mut AckQueue,
     supply: &mut dyn StrandSupply,
     strand: StrandId,

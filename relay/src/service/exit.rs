@@ -235,12 +235,12 @@ where
                 RelayMsg::Data { stream, data } => {
                     let alive = match streams.get(&stream) {
                         Some(StreamEntry::Plain { tx, .. }) => {
-                            tx.send(StreamCmd::Data(data)).await.is_ok()
+                            tx.send(StreamCmd::Data(data.into())).await.is_ok()
                         }
                         Some(StreamEntry::Strand { strand, events }) => {
                             let ev = StrandEvent::Fragment {
                                 strand: *strand,
-                                bytes: data,
+                                bytes: data.into(),
                             };
                             events.send(ev).await.is_ok()
                         }

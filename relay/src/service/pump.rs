@@ -4,6 +4,7 @@
 //! the circuit's bounded outgoing queue (so a slow circuit slows the socket reads), and writes
 //! the `Data` it receives from the circuit to the socket. `Eof` is a TCP half-close each way.
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -58,7 +59,7 @@ pub async fn pump_answered(
             }
             let msg = RelayMsg::Data {
                 stream: id,
-                data: buf[..n].to_vec(),
+                data: Bytes::copy_from_slice(&buf[..n]),
             };
             to_circuit.send(msg).await.map_err(|_| EndReason::Misc)?;
         }

@@ -1,6 +1,8 @@
 //! Ack processing of the [`Sender`]: marks fragments acknowledged, takes RTT and delivery-rate
 //! samples for the strand the ack came on, and slides the window. Not here: sending.
 
+use bytes::Bytes;
+
 use super::{AckVerdict, Sender, State};
 use crate::error::{Error, Violation};
 use crate::wire::StrandId;
@@ -65,9 +67,6 @@ impl Sender {
         {
             if let Some(entry) = self.entries.pop_front() {
                 self.window_used -= entry.payload_len;
-                if self.spare.len() < super::SPARE_BUFFERS && entry.bytes.capacity() > 0 {
-                    self.spare.push(entry.bytes);
-                }
             }
             self.base += 1;
         }
@@ -92,8 +91,8 @@ impl Sender {
         }
         entry.state = State::Acked;
         let payload_len = entry.payload_len;
-        // The allocation is kept for reuse once the entry leaves the window.
-        entry.bytes.clear();
+        // The allocation is kept for reuse, unless a carrier still holds the fragment.
+        let bytes = std::mem::take(&mut entry.bytes);
         match previous {
             State::InFlight => {
                 if let Some(strand) = entry.strand
@@ -109,6 +108,19 @@ impl Sender {
             }
             State::Queued | State::Acked => {}
         }
+        self.recycle(bytes);
         true
+    }
+
+    /// Keeps an acknowledged fragment's buffer for the next one if nothing else holds it.
+    fn recycle(&mut self, bytes: Bytes) {
+        if self.spare.len() < super::SPARE_BUFFERS
+            && let Ok(unique) = bytes.try_into_mut()
+        {
+            let buffer = Vec::from(unique);
+            if buffer.capacity() > 0 {
+                self.spare.push(buffer);
+            }
+        }
     }
 }
