@@ -346,8 +346,7 @@ pub async fn run(
         if receiver.is_finished() && flushed && !wr_closed {
             let _ = wr.shutdown().await;
             wr_closed = true;
-            if !answered {
-                answered = true;
+            if !std::mem::replace(&mut answered, true) {
                 supply.answered();
             }
         }
@@ -445,8 +444,7 @@ pub async fn run(
             written = wr.write(&out[out_pos..]), if !flushed => {
                 match written {
                     Ok(n) if n > 0 => {
-                        if !answered {
-                            answered = true;
+                        if !std::mem::replace(&mut answered, true) {
                             supply.answered();
                         }
                         out_pos += n;
