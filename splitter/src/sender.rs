@@ -404,6 +404,26 @@ impl Sender {
         self.config.window_bytes() - self.window_used
     }
 
+    /// How many bytes to read from the application now, at most `limit`, so that `write`
+    /// takes them all as full fragments: a multiple of the fragment payload while earlier
+    /// fragments are unacknowledged (0 when less than one fragment fits: wait for acks), any
+    /// amount that fits when nothing is in flight (a request or answer goes out at once). A
+    /// read sized by the free window alone would end most bulk reads in a short fragment, and
+    /// every fragment costs a whole cell on each hop.
+    pub fn read_size(&self, limit: usize) -> usize {
+        let max = self.config.max_payload.get();
+        let slots = self
+            .config
+            .window_fragments()
+            .saturating_sub(self.entries.len() + 1);
+        let n = self.window_available().min(limit).min(slots * max);
+        if self.entries.is_empty() {
+            n
+        } else {
+            n - n % max
+        }
+    }
+
     /// Whether everything, end of stream included, was acknowledged.
     pub fn is_finished(&self) -> bool {
         self.fin_queued && self.entries.is_empty()

@@ -31,6 +31,7 @@ use braid_splitter::{
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -402,7 +403,7 @@ pub async fn run(
         let room = if app_eof || !carry.is_empty() {
             0
         } else {
-            sender.window_available().min(buf.len())
+            sender.read_size(buf.len())
         };
         let take_events = out.len() - out_pos < settings.out_buffer;
 
@@ -533,10 +534,12 @@ pub async fn run(
                             break Some(EndReason::Misc);
                         }
                     }
-                    Ok(n) => match sender.write_short(&buf[..n], settings.short_message) {
+                    Ok(n) => {
+                        let n = top_up(&rd, &mut buf[..room], n);
+                        match sender.write_short(&buf[..n], settings.short_message) {
                         Ok(taken) => carry.extend_from_slice(&buf[taken..n]),
                         Err(_) => break Some(EndReason::Misc),
-                    },
+                    }},
                     Err(_) => break Some(EndReason::Misc),
                 }
             }
@@ -651,6 +654,20 @@ fn burst(
         }
     }
     Ok(())
+}
+
+/// Fills `buf` past its first `n` bytes with whatever the socket already holds, without
+/// waiting, so a read that raced the application's writes does not end in a short fragment
+/// (each fragment costs a whole cell on every hop). End of stream and errors are left for the
+/// next read to see.
+fn top_up(rd: &OwnedReadHalf, buf: &mut [u8], mut n: usize) -> usize {
+    while n < buf.len() {
+        match rd.try_read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(more) => n += more,
+        }
+    }
+    n
 }
 
 /// Tells the scheduler which strands' queues are full now, so it picks others.

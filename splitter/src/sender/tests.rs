@@ -84,6 +84,31 @@ fn write_cuts_fragments_and_respects_the_byte_window() {
 }
 
 #[test]
+fn read_size_keeps_bulk_reads_to_whole_fragments() {
+    let mut s = sender(&config(100, 1000, 8), 1);
+    // Idle: anything that fits, so a short request goes out whole.
+    assert_eq!(s.read_size(50), 50);
+    assert_eq!(s.read_size(5000), 700); // 7 slots (one kept for the FIN) of 100
+    assert_eq!(s.write(&[3; 150]).unwrap(), 150); // 100 + a 50-byte tail
+    // In flight: whole fragments only, within both windows.
+    assert_eq!(s.read_size(250), 200);
+    assert_eq!(s.read_size(5000), 500); // 5 free slots
+    assert_eq!(s.read_size(99), 0);
+    let taken = s.write(&vec![3; s.read_size(5000)]).unwrap();
+    assert_eq!(taken, 500);
+    assert_eq!(s.read_size(5000), 0);
+    let sent = drain(&mut s, 0);
+    let lens: Vec<usize> = sent
+        .iter()
+        .map(|(_, _, f)| match open(&key(), f).unwrap() {
+            Fragment::Data(d) => d.payload.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(lens, [100, 50, 100, 100, 100, 100, 100]);
+}
+
+#[test]
 fn fragment_window_keeps_a_slot_for_fin() {
     let mut s = sender(&config(100, 1 << 20, 4), 1);
     for _ in 0..3 {
