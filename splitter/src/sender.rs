@@ -17,7 +17,9 @@ use crate::error::{Error, Violation};
 use crate::key::FragmentKey;
 use crate::scheduler::Scheduler;
 use crate::stats::{DropReason, SenderStats, StrandStats};
-use crate::wire::{Data, ERASURE_HEADER_LEN, Fragment, RawFragment, Shard, StrandId, StreamId};
+use crate::wire::{
+    Data, ERASURE_HEADER_LEN, Flags, Fragment, HEADER_LEN, RawFragment, Shard, StrandId, StreamId,
+};
 
 mod acks;
 
@@ -199,7 +201,7 @@ impl Sender {
             });
         }
         let max = self.config.max_payload.get();
-        let mut accepted = 0;
+        let mut accepted = self.fill_tail(data)?;
         while accepted < data.len() {
             // One fragment slot stays free for the FIN.
             if self.entries.len() + 2 > self.config.window_fragments() {
@@ -405,22 +407,28 @@ impl Sender {
     }
 
     /// How many bytes to read from the application now, at most `limit`, so that `write`
-    /// takes them all as full fragments: a multiple of the fragment payload while earlier
-    /// fragments are unacknowledged (0 when less than one fragment fits: wait for acks), any
-    /// amount that fits when nothing is in flight (a request or answer goes out at once). A
-    /// read sized by the free window alone would end most bulk reads in a short fragment, and
-    /// every fragment costs a whole cell on each hop.
+    /// takes them all without cutting a short fragment: while earlier fragments are
+    /// unacknowledged, what the last unsent fragment still takes plus a multiple of the
+    /// fragment payload (0 when nothing fits: wait for acks); any amount that fits when nothing
+    /// is in flight (a request or answer goes out at once). A read sized by the free window
+    /// alone would end most bulk reads in a short fragment, and every fragment costs a whole
+    /// cell on each hop.
     pub fn read_size(&self, limit: usize) -> usize {
+        if self.fin_queued {
+            return 0;
+        }
         let max = self.config.max_payload.get();
+        let fill = self.tail_room();
         let slots = self
             .config
             .window_fragments()
             .saturating_sub(self.entries.len() + 1);
-        let n = self.window_available().min(limit).min(slots * max);
-        if self.entries.is_empty() {
+        let free = self.config.window_bytes() - self.window_used;
+        let n = free.min(limit).min(fill + slots * max);
+        if self.entries.is_empty() || n <= fill {
             n
         } else {
-            n - n % max
+            n - (n - fill) % max
         }
     }
 
@@ -437,6 +445,57 @@ impl Sender {
     /// Counters and estimates per strand (failed ones included until removed).
     pub fn strand_stats(&self) -> Vec<StrandStats> {
         self.scheduler.paths.iter().map(|p| p.stats()).collect()
+    }
+
+    /// Appends the start of `data` to the last fragment if that is a short `DATA` fragment
+    /// never sent yet (it stays queued while the strands are busy, so nothing is delayed), and
+    /// returns the bytes taken. A bulk transfer whose reads race the application's writes
+    /// would otherwise leave a short fragment per read, and each costs a whole cell per hop.
+    fn fill_tail(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let free = self.config.window_bytes() - self.window_used;
+        let take = self.tail_room().min(data.len()).min(free);
+        let Some(last) = self.entries.back().filter(|_| take > 0) else {
+            return Ok(0);
+        };
+        let mut payload = Vec::with_capacity(last.payload_len + take);
+        payload.extend_from_slice(&last.bytes[HEADER_LEN..HEADER_LEN + last.payload_len]);
+        payload.extend_from_slice(&data[..take]);
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
+        let seq = self.next_seq() - 1;
+        Fragment::Data(Data {
+            stream: self.stream,
+            seq,
+            fin: false,
+            payload: &payload,
+        })
+        .encode(&self.key, &mut bytes)?;
+        let Some(last) = self.entries.back_mut() else {
+            return Ok(0);
+        };
+        let old = std::mem::replace(&mut last.bytes, Bytes::from(bytes));
+        last.payload_len += take;
+        self.window_used += take;
+        self.recycle(old);
+        Ok(take)
+    }
+
+    /// How many bytes the last fragment can still take: it is a `DATA` fragment (not FIN,
+    /// ACK or ERASURE) never sent, so no carrier holds its bytes; 0 otherwise.
+    fn tail_room(&self) -> usize {
+        match self.entries.back() {
+            Some(last)
+                if last.state == State::Queued
+                    && last.sends == 0
+                    && last.bytes.get(1) == Some(&Flags::DATA) =>
+            {
+                self.config
+                    .max_payload
+                    .get()
+                    .saturating_sub(last.payload_len)
+            }
+            _ => 0,
+        }
     }
 
     /// The sequence number the next queued fragment gets.

@@ -113,7 +113,7 @@ impl Sender {
     }
 
     /// Keeps an acknowledged fragment's buffer for the next one if nothing else holds it.
-    fn recycle(&mut self, bytes: Bytes) {
+    pub(super) fn recycle(&mut self, bytes: Bytes) {
         if self.spare.len() < super::SPARE_BUFFERS
             && let Ok(unique) = bytes.try_into_mut()
         {

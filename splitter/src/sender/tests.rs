@@ -77,10 +77,21 @@ fn write_cuts_fragments_and_respects_the_byte_window() {
         AckVerdict::Accepted { newly_acked: 2 }
     ));
     assert_eq!(s.window_available(), 200);
-    // No short fragment at the window edge while data is in flight.
+    // No short fragment at the window edge while data is in flight (the unsent 50-byte tail
+    // is filled first, then one more whole fragment fits).
     let mut s = sender(&config(100, 250, 64), 1);
     assert_eq!(s.write(&[1; 50]).unwrap(), 50);
-    assert_eq!(s.write(&[1; 300]).unwrap(), 200);
+    assert_eq!(s.write(&[1; 300]).unwrap(), 150);
+}
+
+/// The payloads of `sent`, in order.
+fn payloads(sent: &[(StrandId, u64, Vec<u8>)]) -> Vec<Vec<u8>> {
+    sent.iter()
+        .map(|(_, _, f)| match open(&key(), f).unwrap() {
+            Fragment::Data(d) => d.payload.to_vec(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
 }
 
 #[test]
@@ -89,30 +100,48 @@ fn read_size_keeps_bulk_reads_to_whole_fragments() {
     // Idle: anything that fits, so a short request goes out whole.
     assert_eq!(s.read_size(50), 50);
     assert_eq!(s.read_size(5000), 700); // 7 slots (one kept for the FIN) of 100
-    assert_eq!(s.write(&[3; 150]).unwrap(), 150); // 100 + a 50-byte tail
-    // In flight: whole fragments only, within both windows.
-    assert_eq!(s.read_size(250), 200);
-    assert_eq!(s.read_size(5000), 500); // 5 free slots
-    assert_eq!(s.read_size(99), 0);
+    assert_eq!(s.write(&[3; 150]).unwrap(), 150); // 100 + a 50-byte tail, not sent yet
+    // In flight: the tail's room plus whole fragments, within both windows.
+    assert_eq!(s.read_size(30), 30);
+    assert_eq!(s.read_size(99), 50);
+    assert_eq!(s.read_size(250), 250);
+    assert_eq!(s.read_size(5000), 550); // the tail's 50 and 5 free slots
     let taken = s.write(&vec![3; s.read_size(5000)]).unwrap();
-    assert_eq!(taken, 500);
+    assert_eq!(taken, 550);
     assert_eq!(s.read_size(5000), 0);
-    let sent = drain(&mut s, 0);
-    let lens: Vec<usize> = sent
-        .iter()
-        .map(|(_, _, f)| match open(&key(), f).unwrap() {
-            Fragment::Data(d) => d.payload.len(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(lens, [100, 50, 100, 100, 100, 100, 100]);
+    let lens: Vec<usize> = payloads(&drain(&mut s, 0)).iter().map(Vec::len).collect();
+    assert_eq!(lens, [100; 7]);
+}
+
+#[test]
+fn write_fills_an_unsent_short_fragment_but_never_a_sent_one() {
+    let mut s = sender(&config(100, 10_000, 64), 1);
+    assert_eq!(s.write(&[1; 130]).unwrap(), 130);
+    assert_eq!(s.write(&[2; 90]).unwrap(), 90); // fills the unsent 30-byte tail, then 20 more
+    let first = payloads(&drain(&mut s, 0));
+    let lens: Vec<usize> = first.iter().map(Vec::len).collect();
+    assert_eq!(lens, [100, 100, 20]);
+    assert_eq!(first.concat(), [[1; 130].as_slice(), &[2; 90]].concat());
+    // The 20-byte fragment is on the wire now: new bytes start a new fragment.
+    assert_eq!(s.read_size(1000), 1000);
+    assert_eq!(s.write(&[3; 50]).unwrap(), 50);
+    s.finish().unwrap();
+    // And the FIN is never filled.
+    assert!(s.write(&[4; 10]).is_err());
+    let second = drain(&mut s, 0);
+    assert_eq!(second.len(), 2);
+    assert_eq!(payloads(&second[..1]), [vec![3; 50]]);
+    assert_eq!(s.stats().bytes_written, 270);
 }
 
 #[test]
 fn fragment_window_keeps_a_slot_for_fin() {
     let mut s = sender(&config(100, 1 << 20, 4), 1);
+    // Each one-byte fragment is sent before the next write, so none is filled.
+    let mut sent = Vec::new();
     for _ in 0..3 {
         assert_eq!(s.write(&[1]).unwrap(), 1);
+        sent.extend(drain(&mut s, 0));
     }
     assert_eq!(s.write(&[1]).unwrap(), 0);
     s.finish().unwrap();
@@ -124,7 +153,7 @@ fn fragment_window_keeps_a_slot_for_fin() {
         s.write_message(b"x", ErasureParams::new(1, 2).unwrap()),
         Err(Error::StreamFinished { .. })
     ));
-    let sent = drain(&mut s, 0);
+    sent.extend(drain(&mut s, 0));
     assert_eq!(sent.len(), 4);
     assert!(matches!(
         open(&key(), &sent[3].2).unwrap(),
