@@ -285,6 +285,61 @@ impl Circuit {
         Ok(self.strand_link(stream))
     }
 
+    /// Joins this circuit to the braided stream `link` as its strand `strand` without waiting
+    /// for the exit's answer: the `Link` goes out and the strand may carry fragments at once
+    /// (the exit reads them after the `Link` on this circuit). A refusal comes later as an
+    /// `End`, which the stream's engine gets as the strand going down; its fragments are then
+    /// resent on the others.
+    pub async fn link_now(
+        &self,
+        link: [u8; 32],
+        strand: StrandId,
+        events: mpsc::Sender<StrandEvent>,
+    ) -> Result<StrandLink, RouterError> {
+        if self.is_closed() {
+            return Err(RouterError::CircuitClosed);
+        }
+        let id = {
+            let mut map = self
+                .streams
+                .lock()
+                .map_err(|_| RouterError::CircuitClosed)?;
+            if map.len() >= self.settings.max_streams {
+                return Err(RouterError::Limit("streams per circuit"));
+            }
+            let id = self.free_stream_id(&map);
+            let sink = Sink::Strand { strand, events };
+            map.insert(
+                id,
+                StreamSlot {
+                    connected: None,
+                    sink,
+                },
+            );
+            id
+        };
+        if self
+            .msg_tx
+            .send(RelayMsg::Link { stream: id, link })
+            .await
+            .is_err()
+        {
+            self.forget(id);
+            return Err(RouterError::CircuitClosed);
+        }
+        Ok(self.strand_link(id))
+    }
+
+    /// A stream id not in use on this circuit (never 0).
+    fn free_stream_id(&self, map: &HashMap<StreamId, StreamSlot>) -> StreamId {
+        loop {
+            let id = StreamId(self.next_stream.fetch_add(1, Ordering::Relaxed));
+            if id.0 != 0 && !map.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
     fn strand_link(&self, stream: StreamId) -> StrandLink {
         StrandLink {
             tx: self.msg_tx.clone(),
@@ -311,13 +366,7 @@ impl Circuit {
             if map.len() >= self.settings.max_streams {
                 return Err(RouterError::Limit("streams per circuit"));
             }
-            let mut id;
-            loop {
-                id = StreamId(self.next_stream.fetch_add(1, Ordering::Relaxed));
-                if id.0 != 0 && !map.contains_key(&id) {
-                    break;
-                }
-            }
+            let id = self.free_stream_id(&map);
             map.insert(
                 id,
                 StreamSlot {

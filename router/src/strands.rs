@@ -3,8 +3,10 @@
 //!
 //! A set is built for an isolation key and reused by later streams of that key while all its
 //! circuits live and it is not too old. A braided stream opens on one strand (`BeginBraid`,
-//! which carries the stream's secret to the exit), then links the others (`Link` with the id
-//! derived from the secret). When a strand's circuit dies mid-stream, [`Replacer`] builds a new
+//! which carries the stream's secret to the exit) and, at the same time, links the others
+//! (`Link` with the id derived from the secret), which carry fragments without waiting for
+//! the exit's `Linked`; circuits of a set still being built are linked as they come, and wait
+//! for `Linked`. When a strand's circuit dies mid-stream, [`Replacer`] builds a new
 //! circuit to the same exit avoiding the relays of the live strands and links it; the set that
 //! lost a circuit takes no new streams.
 
@@ -166,6 +168,45 @@ pub(crate) async fn open(
         let mut secret = [0u8; 32];
         rand::rng().fill(&mut secret[..]);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let mut paths = BTreeMap::new();
+        for (i, c) in now.iter().enumerate() {
+            paths.insert(StrandId(i as u32), c.path.clone());
+        }
+        let mut supply = Replacer {
+            manager: manager.clone(),
+            target: target.clone(),
+            exit: set.exit,
+            link: braid::link_id(&secret),
+            events: events_tx.clone(),
+            // Strand ids below K are the set's own (late ones included); replacements follow.
+            next: manager.settings.strands.max(now.len()) as u32,
+            budget: manager.settings.strands.saturating_mul(2),
+            paths: Arc::new(Mutex::new(paths)),
+            spares: Arc::new(Mutex::new(Vec::new())),
+            inflight: Arc::new(AtomicUsize::new(0)),
+            refill: None,
+        };
+        // The other strands link beside the `BeginBraid`, not after its answer, and carry
+        // fragments without waiting for theirs: the exit keeps a `Link` that comes first until
+        // its stream begins, so every strand is up when the app's first bytes come and the
+        // request is split like the rest (not sent whole on the first strand).
+        for (i, c) in now.iter().enumerate().skip(1) {
+            let strand = StrandId(i as u32);
+            let event = match c.link_now(supply.link, strand, events_tx.clone()).await {
+                Ok(link) => StrandEvent::Up { strand, link },
+                Err(e) => {
+                    debug!(strand = strand.0, error = %e, "strand link failed");
+                    StrandEvent::Down {
+                        strand,
+                        ended: None,
+                    }
+                }
+            };
+            let _ = events_tx.try_send(event);
+        }
+        if let Some(late) = late {
+            supply.spawn_late(late, now.len() as u32);
+        }
         let link = match first
             .open_braid(
                 target.clone(),
@@ -189,7 +230,7 @@ pub(crate) async fn open(
         };
         // A new key took a clean set or built one: get the next ready once this stream is
         // answered (not competing with its round trip).
-        let refill = fresh.then(|| manager.deferred_refill(target));
+        supply.refill = fresh.then(|| manager.deferred_refill(target));
         let state = braid::Braid::new(&manager.settings.braid, &secret, braid::Role::Client, {
             first.max_data()
         })
@@ -202,30 +243,6 @@ pub(crate) async fn open(
             .send(up)
             .await
             .map_err(|_| RouterError::CircuitClosed)?;
-        let mut paths = BTreeMap::new();
-        for (i, c) in now.iter().enumerate() {
-            paths.insert(StrandId(i as u32), c.path.clone());
-        }
-        let supply = Replacer {
-            manager: manager.clone(),
-            target: target.clone(),
-            exit: set.exit,
-            link: braid::link_id(&secret),
-            events: events_tx,
-            // Strand ids below K are the set's own (late ones included); replacements follow.
-            next: manager.settings.strands.max(now.len()) as u32,
-            budget: manager.settings.strands.saturating_mul(2),
-            paths: Arc::new(Mutex::new(paths)),
-            spares: Arc::new(Mutex::new(Vec::new())),
-            inflight: Arc::new(AtomicUsize::new(0)),
-            refill,
-        };
-        for (i, c) in now.iter().enumerate().skip(1) {
-            supply.spawn_link(c.clone(), StrandId(i as u32));
-        }
-        if let Some(late) = late {
-            supply.spawn_late(late, now.len() as u32);
-        }
         return Ok(BraidedStream {
             events,
             state,
@@ -274,19 +291,6 @@ impl Replacer {
     /// The relay path (directory indexes, guard first) of every strand the stream had.
     pub fn paths(&self) -> BTreeMap<StrandId, Vec<usize>> {
         self.paths.lock().map(|p| p.clone()).unwrap_or_default()
-    }
-
-    fn spawn_link(&self, circuit: Arc<Circuit>, strand: StrandId) {
-        let guard = Inflight::start(&self.inflight);
-        let timeout = self.manager.settings.stream_timeout;
-        spawn_link(
-            self.events.clone(),
-            self.link,
-            timeout,
-            guard,
-            circuit,
-            strand,
-        );
     }
 
     /// Links the set's circuits still being built as they come, as strands `first_id`, ...

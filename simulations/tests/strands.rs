@@ -338,3 +338,67 @@ async fn relays_carry_about_one_strand_share_over_a_run() {
     );
     net.shutdown().await;
 }
+
+/// A stream's first bytes are split too: the client links the other strands beside its
+/// `BeginBraid` and uses them at once (the exit keeps a `Link` that comes first), so the app's
+/// request goes erasure-coded, one shard per strand, instead of whole on the first strand
+/// while the others are still linking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_split_over_every_strand_from_its_first_byte() {
+    init();
+    let _serial = SERIAL.lock().await;
+    const K: usize = 3;
+    const STREAMS: usize = 8;
+    let s = Scenario {
+        strands: K,
+        ..Scenario::network("first-bytes", 8, 2, 3)
+    };
+    let net = ready(&s, |_| Faults::default()).await;
+    let manager = net.proxy.manager().clone();
+    let get = || {
+        let addr = net.socks_addr();
+        let port = net.http_v4.port();
+        async move {
+            let got = tokio::time::timeout(
+                Duration::from_secs(30),
+                fetch(addr, "127.0.0.1", port, 1024, Some(("first", "x"))),
+            )
+            .await
+            .expect("bounded")
+            .expect("fetch");
+            assert_eq!(got.bytes, 1024);
+        }
+    };
+    // The first stream builds the set; the next ones open on it, as a browser's would.
+    let before = manager.stream_records().len();
+    for _ in 0..=STREAMS {
+        get().await;
+    }
+    let mut records = Vec::new();
+    for _ in 0..500 {
+        records = manager.stream_records().split_off(before);
+        if records.len() > STREAMS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(records.len(), STREAMS + 1);
+    // Fetched one after the other, so recorded in order: drop the one that built the set.
+    records.remove(0);
+    // Per stream: on how many strands the client sent data (the request's shards, the FIN).
+    let spread: Vec<usize> = records
+        .iter()
+        .map(|r| {
+            r.report
+                .sent_per_strand
+                .iter()
+                .filter(|t| t.fragments_sent > 0)
+                .count()
+        })
+        .collect();
+    println!("strands that carried the client's fragments, per stream: {spread:?}");
+    // A request sent whole on one strand, plus its FIN, touches at most two strands; coded
+    // over all K, it touches all K.
+    assert!(spread.iter().all(|&n| n >= K), "{spread:?}");
+    net.shutdown().await;
+}

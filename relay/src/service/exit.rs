@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::braid::{BraidSettings, StrandEvent, StrandLink, notify_down};
-use super::exit_braid::{BraidStart, BraidTable, EVENT_QUEUE, run_braid};
+use super::braid::{BraidSettings, StrandEvent, StrandLink, link_id, notify_down};
+use super::exit_braid::{BeginRefused, BraidStart, BraidTable, run_braid};
 use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
 use super::pump::{StreamCmd, pump};
@@ -166,17 +166,24 @@ where
                     if streams.contains_key(&stream) {
                         return Outcome::Protocol;
                     }
-                    if streams.len() >= ctx.max_streams || !ctx.braids.has_room() {
-                        let end = RelayMsg::End {
-                            stream,
-                            reason: EndReason::Limit,
-                        };
-                        if msg_tx.send(end).await.is_err() {
-                            return Outcome::Closed;
+                    let begun = if streams.len() < ctx.max_streams {
+                        ctx.braids.begin(link_id(&secret))
+                    } else {
+                        Err(BeginRefused::Full)
+                    };
+                    let (events_tx, events) = match begun {
+                        Ok(channel) => channel,
+                        Err(why) => {
+                            let reason = match why {
+                                BeginRefused::Full => EndReason::Limit,
+                                BeginRefused::Taken => EndReason::Misc,
+                            };
+                            if msg_tx.send(RelayMsg::End { stream, reason }).await.is_err() {
+                                return Outcome::Closed;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+                    };
                     streams.insert(
                         stream,
                         StreamEntry::Strand {
