@@ -308,6 +308,9 @@ pub async fn run(
     let mut peer_done = false;
     let mut stranded_since: Option<Instant> = None;
     let mut answered = false;
+    // Strands that came up before the engine started (the client links them beside its
+    // `BeginBraid`) join before the first read, so the first bytes are split over all of them.
+    let mut took_events = false;
 
     let failure = 'engine: loop {
         // Push bytes the window refused earlier.
@@ -400,7 +403,7 @@ pub async fn run(
             .as_ref()
             .and_then(|(s, _)| link_of(&strands, *s))
             .cloned();
-        let room = if app_eof || !carry.is_empty() {
+        let room = if app_eof || !carry.is_empty() || (!took_events && !events.is_empty()) {
             0
         } else {
             sender.read_size(buf.len())
@@ -462,6 +465,7 @@ pub async fn run(
                     // Every strand handle is gone: nothing can arrive or leave any more.
                     break Some(EndReason::Misc);
                 };
+                took_events = true;
                 // Take what else has arrived too (bounded), then go round once.
                 let mut handled = 0;
                 loop {
