@@ -6,11 +6,13 @@
 #   - time to first byte of a 1 KiB fetch on a fresh circuit (new SOCKS credentials), median of 20
 #   - peak RSS of the simulator process (8 relays + proxy + HTTP server) and of one idle
 #     `braid relay` process.
-# Each braid figure is taken once per strand count K in $KS (default "1 3"): K = 1 carries each
-# stream on one circuit, K > 1 splits it over K circuits to one exit.
+# Each braid figure is taken once per strand count K in $KS (default "1 3"), in each of $ROUNDS
+# rounds (default 1; the Ks alternate, so slow spells of a shared machine hit them alike):
+# K = 1 carries each stream on one circuit, K > 1 splits it over K circuits to one exit. The
+# last lines compare every other K with the first, by the median over the rounds.
 # RELAY_RATE / EXIT_RATE (bytes/s, unset: unlimited) cap every non-exit relay / every exit, as
 # home relays are capped by their uplink; with capped middles a stream's K strands add up.
-# Usage: [KS="1 3"] [RELAY_RATE=N] [EXIT_RATE=N] simulations/bench.sh
+# Usage: [KS="1 3"] [ROUNDS=N] [RELAY_RATE=N] [EXIT_RATE=N] simulations/bench.sh
 #        (builds in release first; needs curl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,7 @@ d_ttfb=$(for i in $(seq 20); do ttfb "$small"; done | median)
 
 KS=${KS:-"1 3"}
 rows=""
+for _ in $(seq "${ROUNDS:-1}"); do
 for K in $KS; do
   cat >"$tmp/k$K.toml" <<TOML
 name = "bench-k$K"
@@ -63,6 +66,7 @@ TOML
   kill "$SIM"; wait "$SIM" 2>/dev/null || true
   rows="$rows$K $p_tp $w_ttfb $f_ttfb $sim_rss
 "
+done
 done
 
 # One idle relay as its own process.
@@ -86,4 +90,15 @@ NR == 1 {
 {
   printf "%-3s %14.1f (%7.3f) %15.3f (+%7.3f) %15.3f (+%7.3f) %7.1f MiB\n", $1, $2/1e6, $2/dt, $3*1e3, ($3-dd)*1e3, $4*1e3, ($4-dd)*1e3, $5/1024
 }
-END { printf "idle relay process peak RSS: %.1f MiB\n", rrss/1024 }'
+{ n[$1]++; tp[$1, n[$1]] = $2; w[$1, n[$1]] = $3; f[$1, n[$1]] = $4; if (first == "") first = $1 }
+function med(a, k,   i, j, t, v, c) {
+  c = n[k]; for (i = 1; i <= c; i++) v[i] = a[k, i]
+  for (i = 2; i <= c; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+  return v[int((c + 1) / 2)]
+}
+END {
+  # Every other K against the first (K = 1 with the default KS): what the strands cost.
+  for (k in n) if (k != first)
+    printf "K = %s vs K = %s (medians of %d rounds): throughput x%.3f, warm TTFB %+.3f ms, fresh TTFB %+.3f ms\n", k, first, n[k], med(tp, k) / med(tp, first), (med(w, k) - med(w, first)) * 1e3, (med(f, k) - med(f, first)) * 1e3
+  printf "idle relay process peak RSS: %.1f MiB\n", rrss/1024
+}'

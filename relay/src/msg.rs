@@ -158,12 +158,15 @@ pub enum RelayMsg {
         target: Target,
     },
     /// Client → exit, on another strand: attach `stream` of this circuit to the braided stream
-    /// whose link id is `link`. The exit answers `Linked` or `End`.
+    /// whose link id is `link`. The exit answers `Linked` or `End`; with `quiet` (the client
+    /// uses the strand at once) only a refusal, `End`.
     Link {
         /// The stream on this circuit.
         stream: StreamId,
         /// The link id derived from the braided stream's secret.
         link: [u8; 32],
+        /// Answer only a refusal (encoded as one more byte, 0x01, after the link id).
+        quiet: bool,
     },
     /// Exit → client: `stream` of this circuit now carries fragments of the braided stream.
     Linked {
@@ -256,10 +259,14 @@ impl RelayMsg {
                 key.copy_from_slice(secret);
                 32 + encode_target(target, rest)?
             }
-            RelayMsg::Link { link, .. } => {
-                let (slot, _) = split_room(body, 32)?;
-                slot.copy_from_slice(link);
-                32
+            RelayMsg::Link { link, quiet, .. } => {
+                let len = 32 + usize::from(*quiet);
+                let (slot, _) = split_room(body, len)?;
+                slot[..32].copy_from_slice(link);
+                if *quiet {
+                    slot[32] = LINK_QUIET;
+                }
+                len
             }
             RelayMsg::Connected { .. }
             | RelayMsg::Eof { .. }
@@ -343,9 +350,17 @@ impl RelayMsg {
                 }
             }
             CMD_LINK => {
-                expect_len(data, 32, "link")?;
-                let (link, _) = split_key(data, "link id")?;
-                RelayMsg::Link { stream, link }
+                let (link, flags) = split_key(data, "link id")?;
+                let quiet = match flags {
+                    [] => false,
+                    [LINK_QUIET] => true,
+                    _ => return Err(CellError::Malformed { what: "link flags" }),
+                };
+                RelayMsg::Link {
+                    stream,
+                    link,
+                    quiet,
+                }
             }
             CMD_LINKED => {
                 expect_len(data, 0, "linked")?;
@@ -376,6 +391,9 @@ fn split_key<'a>(data: &'a [u8], what: &'static str) -> Result<([u8; 32], &'a [u
     let key: [u8; 32] = key.try_into().map_err(|_| CellError::Malformed { what })?;
     Ok((key, rest))
 }
+
+/// The one `Link` flag: answer only a refusal.
+const LINK_QUIET: u8 = 0x01;
 
 fn expect_len(data: &[u8], n: usize, what: &'static str) -> Result<(), CellError> {
     if data.len() == n {
@@ -491,285 +509,4 @@ pub fn validate_domain(h: &[u8]) -> Result<(), CellError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(m: RelayMsg) {
-        let mut buf = vec![0xffu8; 200];
-        m.encode_into(&mut buf).expect("encode");
-        assert_eq!(RelayMsg::decode(&buf).expect("decode"), m);
-    }
-
-    #[test]
-    fn round_trips() {
-        let s = StreamId(7);
-        round_trip(RelayMsg::Begin {
-            stream: s,
-            target: Target::Domain("localhost".into(), 8080),
-        });
-        round_trip(RelayMsg::Begin {
-            stream: s,
-            target: Target::Ip("[::1]:443".parse().expect("addr")),
-        });
-        round_trip(RelayMsg::Begin {
-            stream: s,
-            target: Target::Ip("10.1.2.3:80".parse().expect("addr")),
-        });
-        round_trip(RelayMsg::Connected { stream: s });
-        round_trip(RelayMsg::Data {
-            stream: s,
-            data: b"GET /".to_vec().into(),
-        });
-        round_trip(RelayMsg::Eof { stream: s });
-        round_trip(RelayMsg::End {
-            stream: s,
-            reason: EndReason::Refused,
-        });
-        round_trip(RelayMsg::Unknown {
-            command: 99,
-            stream: s,
-        });
-    }
-
-    #[test]
-    fn begin_test_vector() {
-        let mut buf = [0u8; 24];
-        RelayMsg::Begin {
-            stream: StreamId(1),
-            target: Target::Domain("a.b".into(), 80),
-        }
-        .encode_into(&mut buf)
-        .expect("encode");
-        assert_eq!(
-            hex::encode(buf),
-            "0101000100070303612e6200500000000000000000000000"
-        );
-    }
-
-    fn encoded(m: &RelayMsg, len: usize) -> String {
-        let mut buf = vec![0xffu8; len];
-        m.encode_into(&mut buf).expect("encode");
-        assert_eq!(RelayMsg::decode(&buf).as_ref(), Ok(m));
-        hex::encode(buf)
-    }
-
-    #[test]
-    fn more_test_vectors() {
-        let s = StreamId(1);
-        let v4 = Target::Ip("10.1.2.3:80".parse().expect("addr"));
-        assert_eq!(
-            encoded(
-                &RelayMsg::Begin {
-                    stream: s,
-                    target: v4
-                },
-                13
-            ),
-            "010100010007010a0102030050"
-        );
-        let v6 = Target::Ip("[::1]:443".parse().expect("addr"));
-        assert_eq!(
-            encoded(
-                &RelayMsg::Begin {
-                    stream: s,
-                    target: v6
-                },
-                25
-            ),
-            "010100010013040000000000000000000000000000000101bb"
-        );
-        assert_eq!(
-            encoded(&RelayMsg::Connected { stream: s }, 8),
-            "0102000100000000"
-        );
-        let data = RelayMsg::Data {
-            stream: StreamId(2),
-            data: b"hi".to_vec().into(),
-        };
-        assert_eq!(encoded(&data, 10), "01030002000268690000");
-        assert_eq!(
-            encoded(
-                &RelayMsg::Eof {
-                    stream: StreamId(2)
-                },
-                6
-            ),
-            "010400020000"
-        );
-        let end = RelayMsg::End {
-            stream: StreamId(5),
-            reason: EndReason::Refused,
-        };
-        assert_eq!(encoded(&end, 8), "0105000500010300");
-    }
-
-    #[test]
-    fn braid_messages() {
-        let s = StreamId(3);
-        round_trip(RelayMsg::BeginBraid {
-            stream: s,
-            secret: [7; 32],
-            target: Target::Domain("localhost".into(), 80),
-        });
-        round_trip(RelayMsg::Link {
-            stream: s,
-            link: [9; 32],
-        });
-        round_trip(RelayMsg::Linked { stream: s });
-        let begin = RelayMsg::BeginBraid {
-            stream: StreamId(1),
-            secret: [0xab; 32],
-            target: Target::Ip("10.1.2.3:80".parse().expect("addr")),
-        };
-        assert_eq!(
-            encoded(&begin, 45),
-            format!("010600010027{}010a0102030050", "ab".repeat(32))
-        );
-        let link = RelayMsg::Link {
-            stream: StreamId(2),
-            link: [0x11; 32],
-        };
-        assert_eq!(
-            encoded(&link, 38),
-            format!("010700020020{}", "11".repeat(32))
-        );
-        assert_eq!(encoded(&RelayMsg::Linked { stream: s }, 6), "010800030000");
-    }
-
-    #[test]
-    fn braid_messages_reject_bad_lengths() {
-        // A link id one byte short, one byte long; a secret with no target; linked with data.
-        for (cmd, len) in [(7u8, 31usize), (7, 33), (6, 32), (6, 10), (8, 1)] {
-            let mut buf = vec![0u8; 6 + len];
-            buf[0] = MSG_VERSION;
-            buf[1] = cmd;
-            buf[3] = 1;
-            buf[4..6].copy_from_slice(&(len as u16).to_be_bytes());
-            for b in &mut buf[6..] {
-                *b = 1;
-            }
-            assert!(
-                matches!(RelayMsg::decode(&buf), Err(CellError::Malformed { .. })),
-                "cmd {cmd} len {len}"
-            );
-        }
-        // No room for the secret.
-        let begin = RelayMsg::BeginBraid {
-            stream: StreamId(1),
-            secret: [0; 32],
-            target: Target::Domain("a".into(), 1),
-        };
-        let mut small = [0u8; 30];
-        assert!(begin.encode_into(&mut small).is_err());
-    }
-
-    #[test]
-    fn end_reason_bytes_round_trip() {
-        for b in 0..=255u8 {
-            assert_eq!(EndReason::from_byte(b).to_byte(), b);
-        }
-        assert_eq!(EndReason::ExitPolicy.to_byte(), 2);
-        assert_eq!(EndReason::Limit.to_byte(), 7);
-    }
-
-    #[test]
-    fn every_prefix_of_header_is_incomplete() {
-        let mut buf = [0u8; 16];
-        RelayMsg::Connected {
-            stream: StreamId(3),
-        }
-        .encode_into(&mut buf)
-        .expect("encode");
-        for n in 0..MSG_HEADER_LEN {
-            assert!(matches!(
-                RelayMsg::decode(&buf[..n]),
-                Err(CellError::Incomplete { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn rejects() {
-        let mut buf = [0u8; 32];
-        RelayMsg::Data {
-            stream: StreamId(3),
-            data: vec![1, 2, 3].into(),
-        }
-        .encode_into(&mut buf)
-        .expect("encode");
-        let mut bad = buf;
-        bad[0] = 9;
-        assert_eq!(RelayMsg::decode(&bad), Err(CellError::BadVersion(9)));
-        let mut bad = buf;
-        bad[20] = 1;
-        assert_eq!(
-            RelayMsg::decode(&bad),
-            Err(CellError::Malformed {
-                what: "message padding"
-            })
-        );
-        let mut bad = buf;
-        bad[5] = 200;
-        assert_eq!(
-            RelayMsg::decode(&bad),
-            Err(CellError::Malformed {
-                what: "message length"
-            })
-        );
-        let mut bad = buf;
-        bad[3] = 0;
-        assert_eq!(
-            RelayMsg::decode(&bad),
-            Err(CellError::Malformed {
-                what: "stream id 0"
-            })
-        );
-        assert!(matches!(
-            decode_target(&[3, 2, b'a', b' ', 0, 80]),
-            Err(CellError::Malformed { .. })
-        ));
-        assert!(matches!(
-            decode_target(&[9, 1, 2]),
-            Err(CellError::Malformed { .. })
-        ));
-        assert!(validate_domain(&[b'a'; 256]).is_err());
-        assert!(validate_domain(b"").is_err());
-    }
-
-    #[test]
-    fn empty_data_rejected_both_ways() {
-        let mut buf = [0u8; 32];
-        assert!(
-            RelayMsg::Data {
-                stream: StreamId(1),
-                data: vec![].into()
-            }
-            .encode_into(&mut buf)
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn encode_rejects_what_decode_would_reject() {
-        let end = RelayMsg::End {
-            stream: StreamId(1),
-            reason: EndReason::Done,
-        };
-        assert!(end.encode_into(&mut [0u8; MSG_HEADER_LEN]).is_err());
-        let zero = RelayMsg::Eof {
-            stream: StreamId(0),
-        };
-        assert!(zero.encode_into(&mut [0u8; 16]).is_err());
-        let huge = RelayMsg::Data {
-            stream: StreamId(1),
-            data: vec![1; 65_600].into(),
-        };
-        assert!(huge.encode_into(&mut vec![0u8; 70_000]).is_err());
-    }
-
-    #[test]
-    fn redaction_hides_host() {
-        let t = Target::Domain("secret.example".into(), 443);
-        assert_eq!(t.redacted(), "[redacted]:443");
-    }
-}
+mod tests;

@@ -280,14 +280,23 @@ impl Circuit {
     ) -> Result<StrandLink, RouterError> {
         let sink = Sink::Strand { strand, events };
         let stream = self
-            .open_with(sink, |stream| RelayMsg::Link { stream, link }, timeout)
+            .open_with(
+                sink,
+                |stream| RelayMsg::Link {
+                    stream,
+                    link,
+                    quiet: false,
+                },
+                timeout,
+            )
             .await?;
         Ok(self.strand_link(stream))
     }
 
     /// Joins this circuit to the braided stream `link` as its strand `strand` without waiting
-    /// for the exit's answer: the `Link` goes out and the strand may carry fragments at once
-    /// (the exit reads them after the `Link` on this circuit). A refusal comes later as an
+    /// for the exit's answer: a quiet `Link` goes out (the exit answers no `Linked`, which would
+    /// only cost cells beside the stream's first round trip) and the strand may carry fragments
+    /// at once (the exit reads them after the `Link` on this circuit). A refusal comes as an
     /// `End`, which the stream's engine gets as the strand going down; its fragments are then
     /// resent on the others.
     pub async fn link_now(
@@ -320,7 +329,11 @@ impl Circuit {
         };
         if self
             .msg_tx
-            .send(RelayMsg::Link { stream: id, link })
+            .send(RelayMsg::Link {
+                stream: id,
+                link,
+                quiet: true,
+            })
             .await
             .is_err()
         {

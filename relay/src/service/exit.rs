@@ -202,7 +202,11 @@ where
                     };
                     tokio::spawn(run_braid(start, ctx.clone(), ctx.stats.clone()));
                 }
-                RelayMsg::Link { stream, link } => {
+                RelayMsg::Link {
+                    stream,
+                    link,
+                    quiet,
+                } => {
                     if streams.contains_key(&stream) {
                         return Outcome::Protocol;
                     }
@@ -222,6 +226,9 @@ where
                             };
                             if events.send(up).await.is_ok() {
                                 streams.insert(stream, StreamEntry::Strand { strand, events });
+                                if quiet {
+                                    continue;
+                                }
                                 RelayMsg::Linked { stream }
                             } else {
                                 RelayMsg::End {
