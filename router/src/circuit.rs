@@ -305,52 +305,15 @@ impl Circuit {
         strand: StrandId,
         events: mpsc::Sender<StrandEvent>,
     ) -> Result<StrandLink, RouterError> {
-        if self.is_closed() {
-            return Err(RouterError::CircuitClosed);
-        }
-        let id = {
-            let mut map = self
-                .streams
-                .lock()
-                .map_err(|_| RouterError::CircuitClosed)?;
-            if map.len() >= self.settings.max_streams {
-                return Err(RouterError::Limit("streams per circuit"));
-            }
-            let id = self.free_stream_id(&map);
-            let sink = Sink::Strand { strand, events };
-            map.insert(
-                id,
-                StreamSlot {
-                    connected: None,
-                    sink,
-                },
-            );
-            id
-        };
-        if self
-            .msg_tx
-            .send(RelayMsg::Link {
-                stream: id,
+        let sink = Sink::Strand { strand, events };
+        let id = self
+            .open_unanswered(sink, None, |stream| RelayMsg::Link {
+                stream,
                 link,
                 quiet: true,
             })
-            .await
-            .is_err()
-        {
-            self.forget(id);
-            return Err(RouterError::CircuitClosed);
-        }
+            .await?;
         Ok(self.strand_link(id))
-    }
-
-    /// A stream id not in use on this circuit (never 0).
-    fn free_stream_id(&self, map: &HashMap<StreamId, StreamSlot>) -> StreamId {
-        loop {
-            let id = StreamId(self.next_stream.fetch_add(1, Ordering::Relaxed));
-            if id.0 != 0 && !map.contains_key(&id) {
-                return id;
-            }
-        }
     }
 
     fn strand_link(&self, stream: StreamId) -> StrandLink {
@@ -360,17 +323,17 @@ impl Circuit {
         }
     }
 
-    /// Registers a stream, sends its opening message and waits for the exit's answer.
-    async fn open_with(
+    /// Registers a stream (its answer, if awaited, goes to `connected`) and sends its opening
+    /// message, without waiting for the answer.
+    async fn open_unanswered(
         &self,
         sink: Sink,
+        connected: Option<oneshot::Sender<Result<(), EndReason>>>,
         opening: impl FnOnce(StreamId) -> RelayMsg,
-        timeout: Duration,
     ) -> Result<StreamId, RouterError> {
         if self.is_closed() {
             return Err(RouterError::CircuitClosed);
         }
-        let (done_tx, done_rx) = oneshot::channel();
         let id = {
             let mut map = self
                 .streams
@@ -379,20 +342,32 @@ impl Circuit {
             if map.len() >= self.settings.max_streams {
                 return Err(RouterError::Limit("streams per circuit"));
             }
-            let id = self.free_stream_id(&map);
-            map.insert(
-                id,
-                StreamSlot {
-                    connected: Some(done_tx),
-                    sink,
-                },
-            );
+            // A stream id not in use on this circuit (never 0).
+            let id = loop {
+                let id = StreamId(self.next_stream.fetch_add(1, Ordering::Relaxed));
+                if id.0 != 0 && !map.contains_key(&id) {
+                    break id;
+                }
+            };
+            map.insert(id, StreamSlot { connected, sink });
             id
         };
         if self.msg_tx.send(opening(id)).await.is_err() {
             self.forget(id);
             return Err(RouterError::CircuitClosed);
         }
+        Ok(id)
+    }
+
+    /// Registers a stream, sends its opening message and waits for the exit's answer.
+    async fn open_with(
+        &self,
+        sink: Sink,
+        opening: impl FnOnce(StreamId) -> RelayMsg,
+        timeout: Duration,
+    ) -> Result<StreamId, RouterError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        let id = self.open_unanswered(sink, Some(done_tx), opening).await?;
         match tokio::time::timeout(timeout, done_rx).await {
             Ok(Ok(Ok(()))) => Ok(id),
             Ok(Ok(Err(reason))) => {
