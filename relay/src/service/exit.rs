@@ -24,6 +24,8 @@ use circuit::{ExitCircuit, Step};
 
 mod circuit;
 mod connect;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use connect::connect;
 

@@ -35,6 +35,9 @@ use crate::service::braid::{StrandEvent, StrandLink, link_id, notify_down};
 use crate::service::exit_braid::{BeginRefused, BraidStart, run_braid};
 use crate::service::pump::StreamCmd;
 
+#[cfg(test)]
+mod tests;
+
 /// What the circuit does after a message.
 #[must_use]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,9 @@ use super::ExitContext;
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
 use crate::service::pump::{StreamCmd, pump};
 
+#[cfg(test)]
+mod tests;
+
 /// Runs one plain stream: connects to `target`, answers `Connected` or `End` on `to_circuit`,
 /// then pumps bytes between the socket and the circuit. Reports `stream` on `done` when it has
 /// finished, so the circuit forgets it.
