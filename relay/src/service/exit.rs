@@ -3,7 +3,7 @@
 //! [`run_exit`] is the driver: a read loop that opens each cell and hands its message to the
 //! circuit's [`circuit::ExitCircuit`] (one method per message kind), and a write loop that
 //! seals the circuit's answers and the streams' data towards the client. Hostnames are
-//! resolved at the exit ([`connect`]), never at the client. The exit policy is checked
+//! resolved at the exit ([`connect()`]), never at the client. The exit policy is checked
 //! against every resolved address before connecting; streams per circuit are limited.
 
 use std::sync::Arc;

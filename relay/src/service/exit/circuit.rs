@@ -15,7 +15,7 @@
 //! - `Data` to a stream that has gone forgets it; messages for unknown streams are dropped.
 //! - Unknown commands are ignored (logged at debug).
 //!
-//! Not here: connecting to targets and running plain streams ([`super::connect`]), and the
+//! Not here: connecting to targets and running plain streams (`exit/connect.rs`), and the
 //! braided streams' table and engine (`exit_braid`).
 
 use std::collections::HashMap;
