@@ -5,8 +5,11 @@
 //! `support`.
 //!
 //! The tests share this process and run in parallel: each network has its own loopback
-//! addresses (`127.0.0.BASE..`, a distinct base per test), ports are picked by the OS (port 0),
-//! and nothing sets environment variables of this process (children get theirs per command).
+//! addresses (`127.0.0.BASE..`, a distinct base per test), ports are picked by the OS (fixed
+//! ports only inside `upnp_netns`'s namespaces, which are named per test), and nothing sets
+//! environment variables of this process (children get theirs per command).
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod config_errors;
 mod e2e_curl;
