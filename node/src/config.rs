@@ -651,7 +651,7 @@ mod tests {
                 .is_exit()
         );
         // The commented "# key = value" lines, uncommented, are the defaults (the same rule
-        // node/tests/configs.rs applies to every file).
+        // node/tests/it/configs.rs applies to every file).
         let text = std::fs::read_to_string(&path).expect("read");
         let commented: String = text
             .lines()

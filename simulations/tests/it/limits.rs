@@ -7,17 +7,15 @@ use braid_simulations::http::{fetch, socks_connect};
 use braid_simulations::{Scenario, SimNetwork};
 use tokio::net::TcpStream;
 
+use crate::support;
+
 fn scenario() -> Scenario {
     Scenario::network("limits", 3, 1, 3)
 }
 
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exit_refuses_streams_beyond_its_limit() {
-    init();
+    let _shared = support::shared().await;
     let net = SimNetwork::start_configured(&scenario(), |_, cfg| {
         cfg.limits.max_streams_per_circuit = 2;
         Faults::default()
@@ -56,7 +54,7 @@ async fn the_exit_refuses_streams_beyond_its_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refuses_circuits_beyond_the_per_peer_limit() {
-    init();
+    let _shared = support::shared().await;
     // Two relays, two hops: every circuit is proxy -> guard -> exit, so the guard sees each
     // circuit come from the same peer (the proxy).
     let two_hops = Scenario {

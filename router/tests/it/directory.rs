@@ -30,7 +30,6 @@ fn relay(n: u8) -> (SignedDescriptor, PeerId) {
 
 #[tokio::test]
 async fn relays_keep_their_index_when_others_leave_or_join() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let transport = Transport::start(
         Identity::generate(),
         TransportConfig {

@@ -23,10 +23,6 @@ use tokio::time::timeout;
 const STEP: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 fn addr(s: &str) -> Multiaddr {
     s.parse().unwrap()
 }
@@ -107,7 +103,6 @@ fn refused_because(verdict: &Verdict, why: &str) -> bool {
 
 #[tokio::test]
 async fn a_listening_node_is_confirmed_on_each_address() {
-    init();
     let (server, _service, requester) = pair(server_config()).await;
     let claimed = requester.listen_addrs();
     assert_eq!(claimed.len(), 2, "{claimed:?}");
@@ -145,7 +140,6 @@ async fn a_listening_node_is_confirmed_on_each_address() {
 
 #[tokio::test]
 async fn an_address_where_nothing_listens_is_unreachable_within_the_timeout() {
-    init();
     let (server, _service, requester) = pair(server_config()).await;
     let (_socket, silent) = silent_quic();
     let started = Instant::now();
@@ -168,7 +162,6 @@ async fn an_address_where_nothing_listens_is_unreachable_within_the_timeout() {
 
 #[tokio::test]
 async fn an_address_of_another_ip_is_refused_unless_allowed() {
-    init();
     let (server, _service, requester) = pair(server_config()).await;
     let port = quic_of(&requester);
     let elsewhere = addr(&format!("/ip4/127.0.0.2/udp/{}/quic-v1", udp_port(&port)));
@@ -251,7 +244,6 @@ fn rejected(frame: &Frame, why: &str) {
 
 #[tokio::test]
 async fn bad_requests_get_a_clear_error_and_the_server_keeps_serving() {
-    init();
     let (server, _service, requester) = pair(DialbackServerConfig {
         request_timeout: Duration::from_secs(1),
         ..server_config()
@@ -290,7 +282,6 @@ async fn bad_requests_get_a_clear_error_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn one_request_at_a_time_per_peer() {
-    init();
     let (server, _service, requester) = pair(server_config()).await;
     let (_socket, silent) = silent_quic();
     let slow = {
@@ -315,7 +306,6 @@ async fn one_request_at_a_time_per_peer() {
 
 #[tokio::test]
 async fn probes_beyond_the_limit_are_refused_as_busy() {
-    init();
     let (server, _service, first) = pair(DialbackServerConfig {
         max_concurrent_probes: 1,
         queue_timeout: Duration::from_millis(300),
@@ -345,7 +335,6 @@ async fn probes_beyond_the_limit_are_refused_as_busy() {
 
 #[tokio::test]
 async fn requests_beyond_the_limit_are_dropped() {
-    init();
     let (server, _service, first) = pair(DialbackServerConfig {
         max_requests: 1,
         request_timeout: Duration::from_secs(2),
@@ -384,7 +373,6 @@ async fn requests_beyond_the_limit_are_dropped() {
 
 #[tokio::test]
 async fn a_node_without_a_server_is_reported_clearly() {
-    init();
     let server = listening_node().await;
     let requester = listening_node().await;
     requester
@@ -400,7 +388,6 @@ async fn a_node_without_a_server_is_reported_clearly() {
 
 #[tokio::test]
 async fn server_limits_must_not_be_zero() {
-    init();
     let node = listening_node().await;
     let cases: [(&str, DialbackServerConfig); 5] = [
         (

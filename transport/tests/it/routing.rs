@@ -26,7 +26,6 @@ fn addr(s: &str) -> Multiaddr {
 }
 
 async fn start(listen: Vec<Multiaddr>) -> Transport {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = TransportConfig {
         listen,
         ..TransportConfig::default()

@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{
-    Ending, HttpServer, Network, assert_curl_fetch, close_write, connect_request_domain,
+use crate::support::{
+    self, Ending, HttpServer, Network, assert_curl_fetch, close_write, connect_request_domain,
     connect_request_ip, expected_sha256, greet, read_to_end, reply_bytes, sha256_hex,
     socks_request, socks_tcp,
 };
@@ -243,7 +241,7 @@ fn bad_socks_input_is_refused_and_the_proxy_keeps_serving() {
     let mut reply = [0u8; 10];
     tcp.read_exact(&mut reply).unwrap();
     assert_eq!(reply.as_slice(), reply_bytes(0x00), "{}", net.logs());
-    common::http_get_verify(tcp, &name, 2048);
+    support::http_get_verify(tcp, &name, 2048);
 
     // The slow client was never answered and the proxy served everyone else meanwhile; the
     // handshake timeout (10 s) then closes it without a reply.
@@ -287,5 +285,5 @@ fn pipelined_request_and_data_are_served() {
     // And a second stream on the same circuit works the normal way.
     let (tcp, reply) = socks_request(net.socks, &connect_request_domain("localhost", http.port()));
     assert_eq!(reply.as_slice(), reply_bytes(0x00).as_slice());
-    common::http_get_verify(tcp, "localhost", 1024);
+    support::http_get_verify(tcp, "localhost", 1024);
 }

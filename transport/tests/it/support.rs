@@ -1,6 +1,4 @@
-//! Helpers shared by the transport test binaries: swarms on loopback and an echo protocol.
-
-#![allow(dead_code)] // each test binary uses its own subset
+//! Helpers shared by the transport tests: swarms on loopback and an echo protocol.
 
 use std::{future::Future, time::Duration};
 
@@ -16,10 +14,6 @@ use tokio::{
 pub const ECHO: StreamProtocol = StreamProtocol::new("/braid-test/echo/1");
 /// Upper bound on any single test step.
 pub const STEP: Duration = Duration::from_secs(30);
-
-pub fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
 
 pub fn quic(ip: &str) -> Multiaddr {
     format!("/ip4/{ip}/udp/0/quic-v1").parse().unwrap()

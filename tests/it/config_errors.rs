@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proc, braid_bin, write_file};
+use crate::support::{Proc, braid_bin, write_file};
 
 /// Runs `braid <role> --config <path>` and returns its stderr, asserting it failed quickly.
 fn run_failing(dir: &Path, role: &str, path: &Path) -> String {

@@ -4,9 +4,7 @@
 //!
 //! Every child process is owned by a [`Proc`] guard that kills it on drop (also when a test
 //! panics), and every wait is bounded. This module does not check product behaviour itself: the
-//! test files do.
-
-#![allow(dead_code)] // each test binary uses a subset of the helpers
+//! test modules do.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};

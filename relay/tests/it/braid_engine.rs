@@ -1,7 +1,7 @@
 //! The braided-stream engine on its own: a client engine and an exit engine joined by in-memory
 //! strands (each a pair of bounded channels that moves `Data` bodies like a circuit would),
 //! with real TCP sockets on loopback at both ends. The network path (circuits, relays, the link
-//! handshake) is tested in simulations/tests/strands.rs and tests/strands_curl.rs.
+//! handshake) is tested in simulations/tests/it/strands.rs and tests/it/strands_curl.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -9,9 +9,7 @@ use braid_simulations::{Scenario, SimNetwork};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+use crate::support;
 
 /// Waits (bounded) until the proxy has `n` clean circuits or sets ready.
 async fn ready(net: &SimNetwork, n: usize) {
@@ -28,7 +26,7 @@ async fn ready(net: &SimNetwork, n: usize) {
 }
 
 async fn a_new_key_takes_the_clean_one(strands: usize) {
-    init();
+    let _shared = support::shared().await;
     let s = Scenario {
         strands,
         ..Scenario::network("preemptive", 8, 2, 3)
@@ -75,7 +73,7 @@ async fn a_new_key_takes_a_clean_strand_set() {
 /// its first round trip is under way (the builds' handshakes would compete with it). The
 /// target answers 900 ms after the request; 600 ms in, nothing is ready or may be taken.
 async fn the_next_clean_one_waits_for_the_answer(strands: usize) {
-    init();
+    let _shared = support::shared().await;
     let s = Scenario {
         strands,
         ..Scenario::network("refill", 8, 2, 3)
@@ -137,7 +135,7 @@ async fn the_next_clean_set_waits_for_the_answer() {
 /// is built the same way) make a regression show in nearly every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_strand_build_is_retried_on_another_path() {
-    init();
+    let _shared = support::shared().await;
     let s = Scenario {
         strands: 3,
         ..Scenario::network("retry", 10, 1, 3)
@@ -181,7 +179,7 @@ async fn a_failed_strand_build_is_retried_on_another_path() {
 /// first stream) completes while that build is still under way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_opens_on_the_first_circuit_built() {
-    init();
+    let _shared = support::shared().await;
     let s = Scenario {
         strands: 3,
         ..Scenario::network("early", 10, 1, 3)

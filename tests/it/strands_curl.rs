@@ -9,15 +9,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::support::{
     HttpServer, Network, Proc, ProxyOptions, RelaySpec, expected_sha256, sha256_hex, strip_ansi,
 };
 

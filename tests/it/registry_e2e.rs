@@ -10,14 +10,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, write_file};
+use crate::support::{self, HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, write_file};
 
 /// Registries on 127.0.0.(BASE + i), relays after them.
 const BASE: u8 = 120;
@@ -224,7 +222,7 @@ fn data_dir(net: &Net, name: &str) -> PathBuf {
 }
 
 fn stderr_of(p: &Proc) -> String {
-    common::strip_ansi(&p.stderr())
+    support::strip_ansi(&p.stderr())
 }
 
 fn assert_dir_exists(p: &Path) {

@@ -9,13 +9,10 @@ use braid_transport::{Error, compat};
 use futures::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_only_once_per_protocol() {
-    init();
     let node = start(config(vec![])).await;
     let first = node.accept(ECHO).unwrap();
     let err = node.accept(ECHO).unwrap_err();
@@ -34,7 +31,6 @@ async fn accept_only_once_per_protocol() {
 /// the test asks for most, not all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_streams_waits_for_a_busy_consumer() {
-    init();
     let server = start(config(vec![quic("127.0.0.1")])).await;
     let client = start(config(vec![])).await;
     client

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::net::ToSocketAddrs;
 
-use common::{HttpServer, Network, assert_curl_fetch};
+use crate::support::{HttpServer, Network, assert_curl_fetch};
 
 #[test]
 fn curl_bodies_match_by_name_and_by_ipv6_literal() {

@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
 
-use common::{
-    HttpServer, Network, RelaySpec, connect_request_domain, connect_request_ip, reply_bytes,
+use crate::support::{
+    self, HttpServer, Network, RelaySpec, connect_request_domain, connect_request_ip, reply_bytes,
     socks_reply_code, socks_request,
 };
 
@@ -28,7 +26,7 @@ fn assert_connects(net: &Network, request: &[u8], host: &str) {
         "request {request:02x?}\n{}",
         net.logs()
     );
-    common::http_get_verify(tcp, host, 4096);
+    support::http_get_verify(tcp, host, 4096);
 }
 
 #[test]

@@ -11,7 +11,6 @@ use braid_transport::Identity;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_registries_elect_a_leader_and_sign_a_snapshot() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let data = tempfile::tempdir().expect("tempdir");
     let ids: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
     let entries: Vec<RegistryEntry> = ids

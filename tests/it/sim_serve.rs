@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, sigterm};
+use crate::support::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, sigterm};
 
 #[test]
 fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {

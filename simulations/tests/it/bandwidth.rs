@@ -10,9 +10,7 @@ use braid_relay::service::Faults;
 use braid_simulations::http::fetch;
 use braid_simulations::{Scenario, SimNetwork};
 
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+use crate::support;
 
 /// The configured relay rate, bytes of cells per second.
 const RATE: u64 = 2_000_000;
@@ -21,7 +19,7 @@ const BURST: u64 = 256 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_throughput_stays_within_ten_percent_of_the_rate() {
-    init();
+    let _alone = support::alone().await;
     // One plain circuit (strands = 1): this measures the token bucket against the body bytes
     // one circuit carries. Three relays cannot give K = 3 disjoint strands anyway (the proxy
     // would braid the stream over a single strand), and a braided stream spends extra cells
@@ -75,7 +73,7 @@ async fn relayed_throughput_stays_within_ten_percent_of_the_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_accounting_budget_refuses_new_circuits_only() {
-    init();
+    let _shared = support::shared().await;
     let net = SimNetwork::start_configured(&Scenario::network("acct", 3, 1, 3), |_, cfg| {
         cfg.accounting_max = Some(200 * 1024);
         cfg.accounting_period = AccountingPeriod::Day;

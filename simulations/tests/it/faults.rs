@@ -8,12 +8,10 @@ use braid_relay::service::Faults;
 use braid_simulations::http::fetch;
 use braid_simulations::{Scenario, SimNetwork};
 
+use crate::support;
+
 fn three_relays() -> Scenario {
     Scenario::network("faults", 3, 1, 3)
-}
-
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Fetches 1 MiB through the proxy with the isolation key "a", bounded to 30 s.
@@ -54,7 +52,7 @@ async fn faulty_then_clean(faults: Faults) -> SimNetwork {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_bit_tears_the_circuit_down_and_a_new_one_works() {
-    init();
+    let _shared = support::shared().await;
     let faults = Faults {
         flip_bit_at_cell: Some(2),
         replay_at_cell: None,
@@ -71,7 +69,7 @@ async fn a_flipped_bit_tears_the_circuit_down_and_a_new_one_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_cell_is_rejected() {
-    init();
+    let _shared = support::shared().await;
     let faults = Faults {
         flip_bit_at_cell: None,
         replay_at_cell: Some(2),

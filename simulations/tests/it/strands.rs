@@ -10,14 +10,7 @@ use braid_simulations::http::fetch;
 use braid_simulations::scenario::FetchGroup;
 use braid_simulations::{Scenario, SimNetwork, run};
 
-/// The tests of this file run one at a time: they measure throughput-sensitive things (how the
-/// scheduler splits a stream follows each strand's RTT), and two runs sharing a small CI
-/// machine would skew each other.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+use crate::support;
 
 fn scenario_file(name: &str) -> Scenario {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,8 +30,7 @@ async fn ready(s: &Scenario, faults: impl Fn(usize) -> Faults) -> SimNetwork {
 /// The shipped scenario: a middle relay of a strand is killed during a 32 MiB download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_strand_middle_mid_download_loses_no_byte() {
-    init();
-    let _serial = SERIAL.lock().await;
+    let _alone = support::alone().await;
     let s = scenario_file("kill-strand-middle.toml");
     assert_eq!(s.fetch[0].size, 32 << 20);
     let net = ready(&s, |_| Faults::default()).await;
@@ -111,8 +103,7 @@ async fn killing_a_strand_middle_mid_download_loses_no_byte() {
 /// while both relays stay up; the stream finishes exactly on the other strands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_a_strand_link_mid_download_loses_no_byte() {
-    init();
-    let _serial = SERIAL.lock().await;
+    let _alone = support::alone().await;
     let s = scenario_file("cut-strand-link.toml");
     let net = ready(&s, |_| Faults::default()).await;
     let report = tokio::time::timeout(Duration::from_secs(150), run::run_fetches(&s, &net))
@@ -181,8 +172,7 @@ async fn cutting_a_strand_link_mid_download_loses_no_byte() {
 /// and the exit sends it again, so every download completes exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
-    init();
-    let _serial = SERIAL.lock().await;
+    let _alone = support::alone().await;
     let s = Scenario {
         name: "corrupt-strand".into(),
         relays: 8,
@@ -243,8 +233,7 @@ async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
 /// reach about 0.5-0.58 (printed below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_carry_about_one_strand_share_over_a_run() {
-    init();
-    let _serial = SERIAL.lock().await;
+    let _alone = support::alone().await;
     const K: usize = 3;
     const SETS: usize = 4;
     const PER_SET: usize = 5;
@@ -345,8 +334,7 @@ async fn relays_carry_about_one_strand_share_over_a_run() {
 /// while the others are still linking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_split_over_every_strand_from_its_first_byte() {
-    init();
-    let _serial = SERIAL.lock().await;
+    let _alone = support::alone().await;
     const K: usize = 3;
     const STREAMS: usize = 8;
     let s = Scenario {

@@ -11,13 +11,10 @@ use tokio::{
     time::timeout,
 };
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_4_mib_echo() {
-    init();
     let server = start(config(vec![quic("127.0.0.1")])).await;
     let client = start(config(vec![])).await;
     assert!(client.listen_addrs().is_empty());
@@ -49,7 +46,6 @@ async fn quic_4_mib_echo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_only_server_reached_over_tcp() {
-    init();
     let server = start(config(vec![tcp("127.0.0.1")])).await;
     // The client listens on QUIC only: dialing TCP must not need a TCP listener.
     let client = start(config(vec![quic("127.0.0.1")])).await;
@@ -69,7 +65,6 @@ async fn tcp_only_server_reached_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_preferred_over_tcp() {
-    init();
     let server = start(config(vec![tcp("127.0.0.1"), quic("127.0.0.1")])).await;
     let client = start(config(vec![])).await;
     serve_echo(&server);
@@ -86,7 +81,6 @@ async fn quic_preferred_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn falls_back_to_tcp_when_quic_is_silent() {
-    init();
     let server = start(config(vec![tcp("127.0.0.1")])).await;
     let quic_handshake_timeout = Duration::from_millis(500);
     let client = start(TransportConfig {
@@ -113,7 +107,6 @@ async fn falls_back_to_tcp_when_quic_is_silent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_peer_fails_fast_with_no_addresses() {
-    init();
     let client = start(config(vec![])).await;
     let peer = Identity::generate().peer_id();
     let started = std::time::Instant::now();
@@ -128,7 +121,6 @@ async fn unknown_peer_fails_fast_with_no_addresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tcp_address_gives_dial_error() {
-    init();
     let client = start(config(vec![])).await;
     // A port that was just free: nothing listens there, connects are refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -160,7 +152,6 @@ fn black_hole() -> (std::net::UdpSocket, Multiaddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_times_out_within_open_timeout() {
-    init();
     let open_timeout = Duration::from_millis(1500);
     let client = start(TransportConfig {
         open_timeout,
@@ -185,7 +176,6 @@ async fn silent_peer_times_out_within_open_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_dials_are_bounded() {
-    init();
     let client = start(TransportConfig {
         max_pending_dials: 2,
         // Shorter than the QUIC handshake timeout, so the waiters end by timing out.
@@ -219,7 +209,6 @@ async fn pending_dials_are_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_addresses_rejected() {
-    init();
     let client = start(config(vec![])).await;
     let peer = Identity::generate().peer_id();
     let other = Identity::generate().peer_id();
@@ -245,7 +234,6 @@ async fn bad_addresses_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_book_forgets_oldest_peer() {
-    init();
     let server = start(config(vec![quic("127.0.0.1")])).await;
     let client = start(TransportConfig {
         max_known_peers: 1,
@@ -270,7 +258,6 @@ async fn address_book_forgets_oldest_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_failures_reported() {
-    init();
     let unsupported: Multiaddr = "/ip4/127.0.0.1/udp/0".parse().unwrap();
     let err = bounded(Transport::start(
         Identity::generate(),
@@ -300,7 +287,6 @@ async fn listen_failures_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_idempotent_and_closes_connections() {
-    init();
     let server = start(config(vec![quic("127.0.0.1")])).await;
     let client = start(config(vec![])).await;
     serve_echo(&server);
@@ -361,7 +347,6 @@ fn hold_streams(server: &Transport) -> tokio::task::JoinHandle<Vec<Stream>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_streams_bounded_over_quic() {
-    init();
     let limit = 8;
     let server = start(TransportConfig {
         max_concurrent_streams: limit,
@@ -403,7 +388,6 @@ async fn concurrent_streams_bounded_over_quic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_peer_bounded() {
-    init();
     let server = start(TransportConfig {
         max_connections_per_peer: 1,
         ..config(vec![quic("127.0.0.1")])
@@ -449,7 +433,6 @@ async fn connections_per_peer_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_connections_bounded() {
-    init();
     let server = start(TransportConfig {
         max_connections: 1,
         ..config(vec![quic("127.0.0.1")])
@@ -483,7 +466,6 @@ async fn total_connections_bounded() {
 /// Release builds move 256 MiB per run, debug builds 16 MiB; run with `--release -- --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_one_quic_stream() {
-    init();
     let ours = TransportConfig::default();
     let libp2p_default = TransportConfig {
         max_stream_window: 10_000_000,
@@ -559,7 +541,6 @@ async fn measure(base: TransportConfig) -> f64 {
 /// peers are unaffected, and `unblock` restores it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_severs_a_link_until_unblocked() {
-    init();
     let a = start(config(vec![quic("127.0.0.1")])).await;
     let b = start(config(vec![quic("127.0.0.1")])).await;
     let c = start(config(vec![quic("127.0.0.1")])).await;
@@ -609,7 +590,6 @@ async fn block_severs_a_link_until_unblocked() {
 /// alone, and finds it again after it restarted on another port (same identity).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dht_finds_a_peer_by_id_and_after_its_address_changed() {
-    init();
     let registry = start(config(vec![quic("127.0.0.1")])).await;
     let secret = Identity::generate().secret_bytes();
     let start_c = || async {
