@@ -37,9 +37,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::SignedDescriptor;
 use crate::state::{Command, MAX_COMMAND_LEN, MAX_MEMBERSHIP_LEN};
 use crate::store::{Applied, Store};
+use braid_directory::SignedDescriptor;
 use network::{CallError, NetShared, Network};
 use server::{Counters, ServerShared};
 use state_machine::StateMachine;

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::SignedDescriptor;
 use crate::state::{
     Command, Listed, LogId, MAX_MEMBERSHIP_LEN, MAX_STATE_DESCRIPTORS, PublishEffect, Rejection,
     StateImage, publish_effect,
 };
+use braid_directory::SignedDescriptor;
 use error::sqlite;
 use rows::{
     Meta, clamp, count, descriptor_times, read_descriptors, read_membership, read_meta, sql_log_id,
@@ -167,7 +167,7 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// The listed descriptors, sorted by identity (what [`crate::Snapshot::new`] takes).
+    /// The listed descriptors, sorted by identity (what [`braid_directory::Snapshot::new`] takes).
     pub fn descriptors(&self) -> Result<Vec<SignedDescriptor>, StoreError> {
         read_descriptors(&self.conn)
     }

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use super::exchange::exchange;
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
-use crate::SignedDescriptor;
 use crate::protocol::{Request, Response};
+use braid_directory::SignedDescriptor;
 
 /// Publishes `descriptor` to the registries, in random order, until one answers `Published`
 /// (each exchange bounded by `timeout`; a registry dials the relay back first). Returns the
@@ -65,7 +65,7 @@ pub enum PublishStatus {
 
 /// Makes a freshly signed descriptor at `now` (unix seconds) for each publish.
 pub type DescriptorSource =
-    Arc<dyn Fn(u64) -> Result<SignedDescriptor, crate::Error> + Send + Sync + 'static>;
+    Arc<dyn Fn(u64) -> Result<SignedDescriptor, braid_directory::Error> + Send + Sync + 'static>;
 
 /// Keeps a relay listed: publishes now, then every `republish_interval` (every
 /// `retry_interval` after a failure), logging each failure. Dropping it (or `stop`) ends it.

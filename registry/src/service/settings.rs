@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
+use braid_directory::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
 
 use super::ServiceError;
 

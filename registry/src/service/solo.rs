@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::future::BoxFuture;
 
 use super::{Replica, ReplicaError};
-use crate::SignedDescriptor;
 use crate::state::{Command, LogId};
 use crate::store::{Applied, Store, StoreError, StoreLimits};
+use braid_directory::SignedDescriptor;
 
 /// One registry's state in one SQLite file, applied directly.
 pub struct SoloReplica {

@@ -5,9 +5,9 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::error::sqlite;
-use crate::SignedDescriptor;
-use crate::descriptor::UncheckedDescriptor;
 use crate::state::LogId;
+use braid_directory::SignedDescriptor;
+use braid_directory::descriptor::UncheckedDescriptor;
 
 /// The state row's log position and clock.
 pub(super) struct Meta {

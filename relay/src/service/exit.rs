@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use hickory_resolver::TokioResolver;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
