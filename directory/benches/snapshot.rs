@@ -2,8 +2,9 @@
 //! verification, for 1,000 and 10,000 generated relays; and the size in bytes per relay.
 //!
 //! `cargo bench -p braid-directory --bench snapshot -- --warm-up-time 1 --measurement-time 3`
-//! (add `--features batch` for batch descriptor signature checks). Set `BRAID_SNAPSHOT_DUMP` to a
-//! directory to also write the encoded snapshots there (to try compressors on them).
+//! (batch descriptor signature checks, the default; add `--no-default-features` for one
+//! `verify_strict` each). Set `BRAID_SNAPSHOT_DUMP` to a directory to also write the encoded
+//! snapshots there (to try compressors on them). Figures: docs/performance.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench setup: a panic is the report
 #![allow(missing_docs)] // criterion's macros generate undocumented items
