@@ -280,7 +280,7 @@ fn a_snapshot_over_one_mebibyte_round_trips() {
 }
 
 /// Not a check: writes valid snapshots as fuzz seeds into `$BRAID_FUZZ_SEEDS`
-/// (`registry/fuzz/corpus/snapshot`), for the `snapshot` fuzz target's fixed registry set.
+/// (`directory/fuzz/corpus/snapshot`), for the `snapshot` fuzz target's fixed registry set.
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {

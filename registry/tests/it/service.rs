@@ -1,6 +1,6 @@
 //! The registry service end to end: real QUIC on 127.0.0.1, real SQLite stores in temp dirs,
 //! real relay transports answering real dial-back probes, and hand-made hostile bytes on real
-//! streams. `cargo test -p braid-registry --features service --test service`.
+//! streams. `cargo test -p braid-registry --features server --test it service::`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The directory feed and relay caches end to end: real QUIC on 127.0.0.1, real SQLite stores,
 //! a relay cache serving what it fetched, hostile sources whose snapshots must be refused, and a
 //! feed that falls back to relays when the registries are cut off.
-//! `cargo test -p braid-registry --features service --test service_feed`.
+//! `cargo test -p braid-registry --features server --test it service_feed::`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -4,6 +4,7 @@ use braid_directory::{Descriptor, ExitPolicy, SignedDescriptor};
 use ed25519_dalek::SigningKey;
 
 pub const T0: u64 = 1_700_000_000;
+#[cfg_attr(not(feature = "store"), allow(dead_code))] // only the `store` module uses it
 pub const HOUR: u64 = 3600;
 pub const DAY: u64 = 86_400;
 
