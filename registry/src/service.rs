@@ -47,14 +47,16 @@ mod solo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "server")]
+use braid_directory::SignedDescriptor;
 use braid_transport::StreamProtocol;
 #[cfg(feature = "server")]
-use {
-    crate::state::Command,
-    crate::store::{Applied, StoreError},
-    braid_directory::SignedDescriptor,
-    futures::future::BoxFuture,
-};
+use futures::future::BoxFuture;
+
+#[cfg(feature = "server")]
+use crate::state::Command;
+#[cfg(feature = "server")]
+use crate::store::{Applied, StoreError};
 
 pub use error::ServiceError;
 pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
@@ -80,8 +82,8 @@ pub use solo::SoloReplica;
 /// `/braid/registry/1` on the node's swarm.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::protocol::PROTOCOL_NAME);
 
-/// The replicated registry state as the service sees it (feature `server`). The Raft group implements it;
-/// [`SoloReplica`] is the one-registry mode.
+/// The replicated registry state as the service sees it (feature `server`). The Raft group
+/// implements it; [`SoloReplica`] is the one-registry mode.
 #[cfg(feature = "server")]
 pub trait Replica: Send + Sync + 'static {
     /// Proposes a command and waits until it is committed and applied (forwarding to the leader

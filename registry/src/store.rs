@@ -14,13 +14,13 @@ mod rows;
 use std::path::Path;
 use std::time::Duration;
 
+use braid_directory::SignedDescriptor;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::state::{
     Command, Listed, LogId, MAX_MEMBERSHIP_LEN, MAX_STATE_DESCRIPTORS, PublishEffect, Rejection,
     StateImage, publish_effect,
 };
-use braid_directory::SignedDescriptor;
 use error::sqlite;
 use rows::{
     Meta, clamp, count, descriptor_times, read_descriptors, read_membership, read_meta, sql_log_id,

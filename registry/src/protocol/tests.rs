@@ -2,11 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use braid_directory::snapshot::{RegistrySet, RegistrySignature, Snapshot};
+use braid_directory::{Descriptor, Error, ExitPolicy, SnapshotError};
 use ed25519_dalek::SigningKey;
 
 use super::*;
-use braid_directory::snapshot::{RegistrySet, RegistrySignature, Snapshot};
-use braid_directory::{Descriptor, Error, ExitPolicy, SnapshotError};
 
 const T0: u64 = 1_700_000_000;
 

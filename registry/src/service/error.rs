@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use braid_directory::snapshot::SnapshotError;
 use braid_transport::PeerId;
 
 #[cfg(feature = "server")]
 use super::ReplicaError;
 use crate::protocol::{ProtocolError, Refusal};
-use braid_directory::snapshot::SnapshotError;
 
 /// Everything that can go wrong in the registry service.
 #[non_exhaustive]

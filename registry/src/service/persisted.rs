@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use braid_directory::snapshot::{RegistrySet, SignedSnapshot, VerifiedSnapshot};
 use tracing::{info, warn};
 
 use super::ServiceError;
 use super::served::ServedSnapshot;
-use braid_directory::snapshot::{RegistrySet, SignedSnapshot, VerifiedSnapshot};
 
 /// The file name under the data directory.
 pub(crate) const SNAPSHOT_FILE: &str = "directory-snapshot.bin";

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use braid_directory::SignedDescriptor;
 use braid_transport::{PeerId, Transport};
 use rand::seq::SliceRandom as _;
 use tokio::sync::watch;
@@ -16,7 +17,6 @@ use tracing::{info, warn};
 use super::exchange::exchange;
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
-use braid_directory::SignedDescriptor;
 
 /// Publishes `descriptor` to the registries, in random order, until one answers `Published`
 /// (each exchange bounded by `timeout`; a registry dials the relay back first). Returns the

@@ -13,6 +13,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use braid_directory::SignedDescriptor;
+use braid_directory::snapshot::{SignedSnapshot, VerifiedSnapshot};
 use braid_transport::{PeerId, Transport, peer_id_from_public};
 use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
@@ -27,8 +29,6 @@ use super::{Registries, RegistrySettings, Replica, ServiceError, cosign, leader,
 use crate::protocol::{Refusal, RefuseCode, Request, Response, kind};
 use crate::state::Command;
 use crate::store::Applied;
-use braid_directory::SignedDescriptor;
-use braid_directory::snapshot::{SignedSnapshot, VerifiedSnapshot};
 
 /// Everything a registry's request handlers and leader loop share.
 pub(crate) struct RegistryCore {

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use braid_directory::snapshot::VerifiedSnapshot;
+
 use super::server::Reply;
 use crate::protocol::Response;
-use braid_directory::snapshot::VerifiedSnapshot;
 
 /// A verified snapshot and its `Response::Snapshot` frame.
 pub(crate) struct ServedSnapshot {

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use braid_directory::SignedDescriptor;
 use futures::future::BoxFuture;
 
 use super::{Replica, ReplicaError};
 use crate::state::{Command, LogId};
 use crate::store::{Applied, Store, StoreError, StoreLimits};
-use braid_directory::SignedDescriptor;
 
 /// One registry's state in one SQLite file, applied directly.
 pub struct SoloReplica {

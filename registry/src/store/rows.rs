@@ -1,13 +1,13 @@
 //! Reading and converting the store's rows: the state row, descriptors, and the integer
 //! conversions between Rust's u64 and SQLite's i64. No writes happen here.
 
+use braid_directory::SignedDescriptor;
+use braid_directory::descriptor::UncheckedDescriptor;
 use rusqlite::Connection;
 
 use super::StoreError;
 use super::error::sqlite;
 use crate::state::LogId;
-use braid_directory::SignedDescriptor;
-use braid_directory::descriptor::UncheckedDescriptor;
 
 /// The state row's log position and clock.
 pub(super) struct Meta {
