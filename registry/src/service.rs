@@ -66,15 +66,18 @@ pub use registries::{PeerAddresses, Registries, registry_key_of};
 pub use registry_role::RegistryRole;
 pub use relay_cache::RelayCache;
 pub use settings::{
-    FeedSettings, RegistrySettings, RepublishSettings, ServerSettings, default_expire_interval,
-    default_feed_request_timeout, default_handle_timeout, default_max_clock_skew,
-    default_max_concurrent_probes, default_max_requests, default_max_requests_per_peer,
-    default_max_sources_per_round, default_peer_timeout, default_probe_cache_entries,
+    FeedSettings, RepublishSettings, ServerSettings, default_feed_request_timeout,
+    default_handle_timeout, default_max_requests, default_max_requests_per_peer,
+    default_max_sources_per_round, default_read_timeout, default_refresh_interval,
+    default_relay_sources, default_republish_interval, default_republish_request_timeout,
+    default_republish_retry, default_retry_interval, default_write_timeout,
+};
+#[cfg(feature = "server")]
+pub use settings::{
+    RegistrySettings, default_expire_interval, default_max_clock_skew,
+    default_max_concurrent_probes, default_peer_timeout, default_probe_cache_entries,
     default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
-    default_read_timeout, default_refresh_interval, default_relay_sources,
-    default_replication_wait, default_republish_interval, default_republish_request_timeout,
-    default_republish_retry, default_retry_interval, default_snapshot_interval,
-    default_snapshot_validity, default_write_timeout,
+    default_replication_wait, default_snapshot_interval, default_snapshot_validity,
 };
 #[cfg(feature = "server")]
 pub use solo::SoloReplica;
