@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use braid_directory::Directory;
 use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
-use braid_registry::Directory;
 use braid_simulations::{Scenario, SimNetwork, run};
 use clap::{Parser, Subcommand};
 

@@ -39,10 +39,10 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use crate::codec::Writer;
-use crate::descriptor::{MAX_ENCODED_LEN, SIGNATURE_LEN};
-use crate::snapshot::MAX_SNAPSHOT_LEN;
-use crate::{SignedDescriptor, SignedSnapshot};
+use braid_directory::codec::Writer;
+use braid_directory::descriptor::{MAX_ENCODED_LEN, SIGNATURE_LEN};
+use braid_directory::snapshot::MAX_SNAPSHOT_LEN;
+use braid_directory::{SignedDescriptor, SignedSnapshot};
 
 pub use error::ProtocolError;
 pub use response::{Refusal, RefuseCode, Response};
@@ -63,7 +63,7 @@ pub const MAX_REFUSAL_TEXT_LEN: usize = 256;
 pub const MAX_UNKNOWN_BODY_LEN: usize = 4096;
 
 /// The longest body of any frame: a snapshot of
-/// [`MAX_SNAPSHOT_DESCRIPTORS`](crate::snapshot::MAX_SNAPSHOT_DESCRIPTORS) maximal descriptors
+/// [`MAX_SNAPSHOT_DESCRIPTORS`](braid_directory::snapshot::MAX_SNAPSHOT_DESCRIPTORS) maximal descriptors
 /// and every registry signature ([`MAX_SNAPSHOT_LEN`], about 32 MB; 10 000 typical relays take
 /// about 2.5 MB).
 pub const MAX_BODY_LEN: usize = MAX_SNAPSHOT_LEN;

@@ -6,12 +6,12 @@
 //! registry, whatever their wall clocks say. Storage (SQLite) is the `store` module, behind the
 //! `store` feature; Raft itself (log, votes, network) is not here.
 
-use crate::codec::{Reader, Writer};
-use crate::descriptor::UncheckedDescriptor;
-use crate::snapshot::{
+use braid_directory::codec::{Reader, Writer};
+use braid_directory::descriptor::UncheckedDescriptor;
+use braid_directory::snapshot::{
     MAX_SNAPSHOT_DESCRIPTORS, SnapshotError, next_descriptor, verify_descriptor_signatures,
 };
-use crate::{Error, SignedDescriptor};
+use braid_directory::{Error, SignedDescriptor};
 
 /// The state format this crate writes and reads (first byte of commands and images).
 pub const STATE_VERSION: u8 = 1;
@@ -23,7 +23,7 @@ pub const MAX_STATE_DESCRIPTORS: usize = MAX_SNAPSHOT_DESCRIPTORS;
 pub const MAX_MEMBERSHIP_LEN: usize = 64 * 1024;
 
 /// The longest command encoding: version, tag, and a maximal descriptor.
-pub const MAX_COMMAND_LEN: usize = 2 + crate::descriptor::MAX_ENCODED_LEN;
+pub const MAX_COMMAND_LEN: usize = 2 + braid_directory::descriptor::MAX_ENCODED_LEN;
 
 const TAG_PUBLISH: u8 = 1;
 const TAG_EXPIRE: u8 = 2;

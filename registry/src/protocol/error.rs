@@ -1,7 +1,7 @@
 //! Why a `/braid/registry/1` frame could not be read. Texts name the field or rule, never a key
 //! or a client address, so a server can send them back in a refusal and log them.
 
-use crate::snapshot::SnapshotError;
+use braid_directory::snapshot::SnapshotError;
 
 use super::PROTOCOL_VERSION;
 
@@ -40,7 +40,7 @@ pub enum ProtocolError {
     },
     /// A `Publish` body is not a valid signed descriptor (its signature is checked).
     #[error("bad descriptor in the request: {0}")]
-    BadDescriptor(crate::Error),
+    BadDescriptor(braid_directory::Error),
     /// A snapshot body does not decode (structure only; signatures are checked later).
     #[error("bad snapshot in the frame: {0}")]
     BadSnapshot(SnapshotError),

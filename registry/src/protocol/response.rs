@@ -1,13 +1,14 @@
 //! The answers of `/braid/registry/1`: [`Response`] and the [`Refusal`] codes. The frame
 //! layout and the request side are in the parent module.
 
+use braid_directory::codec::{Reader, Writer};
+use braid_directory::descriptor::SIGNATURE_LEN;
+use braid_directory::snapshot::{RegistrySignature, SignedSnapshot};
+
 use super::{
     Header, MAX_REFUSAL_TEXT_LEN, ProtocolError, UnknownMessage, check_body_len, decode_snapshot,
     fixed, frame, kind, split_frame,
 };
-use crate::codec::{Reader, Writer};
-use crate::descriptor::SIGNATURE_LEN;
-use crate::snapshot::{RegistrySignature, SignedSnapshot};
 
 /// Why a server did not do what it was asked; the text is for the operator's log.
 #[non_exhaustive]

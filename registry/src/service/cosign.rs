@@ -16,16 +16,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use braid_directory::SignedDescriptor;
+use braid_directory::codec::Reader;
+use braid_directory::snapshot::{
+    SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor,
+};
 use futures::future::join_all;
 use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
 use super::registry_role::RegistryCore;
 use super::{Replica, ServiceError, unix_now};
-use crate::SignedDescriptor;
-use crate::codec::Reader;
 use crate::protocol::{Refusal, RefuseCode, Request, Response};
-use crate::snapshot::{SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor};
 
 /// Bytes of a snapshot body before its first descriptor: version, issued_at, valid_until, set
 /// digest, count (the README's wire table).

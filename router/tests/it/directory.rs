@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use braid_registry::{Descriptor, Directory, ExitPolicy, SignedDescriptor};
+use braid_directory::{Descriptor, Directory, ExitPolicy, SignedDescriptor};
 use braid_router::{CircuitManager, RouterSettings};
 use braid_transport::{Identity, PeerId, Transport, TransportConfig};
 
