@@ -28,7 +28,6 @@ const STEP: Duration = Duration::from_secs(120);
 const T0: u64 = 1_700_000_000;
 
 fn init() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
