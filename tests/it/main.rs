@@ -1,7 +1,8 @@
 //! The `braid` command's end-to-end tests, one binary (each former test binary is a module):
 //! `braid relay`, `directory`, `registry`, `proxy` and `sim` run as OS processes
 //! (`CARGO_BIN_EXE_braid`), checked with curl, SOCKS5 clients and their logs; `upnp_netns`
-//! runs relays in network namespaces behind a real UPnP router. Shared helpers are in
+//! runs relays in network namespaces behind a real UPnP router; `layers` checks the README's
+//! crate map against the Cargo.toml files. Shared helpers are in
 //! `support`.
 //!
 //! The tests share this process and run in parallel: each network has its own loopback
@@ -14,6 +15,7 @@
 mod config_errors;
 mod e2e_curl;
 mod exit_policy;
+mod layers;
 mod registry_e2e;
 mod sim_serve;
 mod socks_peers;
