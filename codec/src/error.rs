@@ -95,3 +95,12 @@ pub enum WriteError {
         max: usize,
     },
 }
+
+impl WriteError {
+    /// What was being written.
+    pub fn what(&self) -> &'static str {
+        match self {
+            WriteError::TooLong { what, .. } => what,
+        }
+    }
+}

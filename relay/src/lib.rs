@@ -9,7 +9,6 @@ pub mod msg;
 pub mod ratelimit;
 #[cfg(feature = "driver")]
 pub mod service;
-pub mod wire;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};
