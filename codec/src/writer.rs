@@ -23,7 +23,13 @@ impl Writer {
         }
     }
 
-    /// How many bytes have been written.
+    /// A writer that appends to `buf`, keeping what it holds (take it back with
+    /// [`Writer::finish`]).
+    pub fn from_vec(buf: Vec<u8>) -> Self {
+        Writer { buf }
+    }
+
+    /// How many bytes the buffer holds.
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -33,9 +39,14 @@ impl Writer {
         self.buf.is_empty()
     }
 
-    /// The bytes written so far.
+    /// The bytes the buffer holds.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Makes room for at least `n` more bytes.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
     }
 
     /// Raw bytes, no prefix.
