@@ -8,8 +8,8 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::Error;
-use crate::codec::{Reader, Writer};
 use crate::policy::{ExitPolicy, MAX_EXIT_RULES};
+use braid_codec::{Reader, Writer};
 
 mod address;
 
@@ -195,31 +195,32 @@ impl Descriptor {
         for addr in &self.addresses {
             address::encode(&mut w, addr)?;
         }
-        w.u8_prefixed(self.nickname.as_bytes())
-            .ok_or_else(|| too_long("nickname"))?;
+        w.u8_prefixed(self.nickname.as_bytes(), usize::from(u8::MAX), "nickname")
+            .map_err(|_| too_long("nickname"))?;
         w.u64(self.bandwidth);
         self.exit_policy.encode(&mut w)?;
         w.u64(self.published);
         w.u64(self.expires);
-        Ok(w.into_vec())
+        Ok(w.finish())
     }
 
     /// Reads a body written by [`Descriptor::encode_body`]. Only the encoding is checked here;
     /// field rules are [`Descriptor::validate`]'s job.
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, Error> {
-        let identity = r.array()?;
-        let onion_key = r.array()?;
-        let count = r.u8()?;
+        let identity = r.array("descriptor identity")?;
+        let onion_key = r.array("descriptor onion key")?;
+        let count = r.u8("descriptor address count")?;
         let mut addresses = Vec::with_capacity(usize::from(count).min(MAX_ADDRESSES));
         for _ in 0..count {
             addresses.push(address::decode(r)?);
         }
         let nickname =
-            std::str::from_utf8(r.u8_prefixed()?).map_err(|_| invalid("nickname", "not UTF-8"))?;
-        let bandwidth = r.u64()?;
+            std::str::from_utf8(r.u8_prefixed(usize::from(u8::MAX), "descriptor nickname")?)
+                .map_err(|_| invalid("nickname", "not UTF-8"))?;
+        let bandwidth = r.u64("descriptor bandwidth")?;
         let exit_policy = ExitPolicy::decode(r)?;
-        let published = r.u64()?;
-        let expires = r.u64()?;
+        let published = r.u64("descriptor published")?;
+        let expires = r.u64("descriptor expires")?;
         Ok(Self {
             identity,
             onion_key,
@@ -321,14 +322,14 @@ impl UncheckedDescriptor {
     /// [`Error::BadSignature`].
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        let version = r.u8()?;
+        let version = r.u8("descriptor version")?;
         if version != DESCRIPTOR_VERSION {
             return Err(Error::BadVersion(version));
         }
         let body_start = r.position();
         let descriptor = Descriptor::decode_body(&mut r)?;
         let body = r.consumed_since(body_start).to_vec();
-        let signature = r.array()?;
+        let signature = r.array("descriptor signature")?;
         r.finish("trailing bytes after the signature")?;
         let identity = descriptor.checked_identity()?;
         Ok(Self {

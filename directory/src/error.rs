@@ -5,6 +5,18 @@
 
 use crate::descriptor::{CLOCK_SKEW_SECS, DESCRIPTOR_VERSION};
 
+impl From<braid_codec::Error> for Error {
+    /// A codec read error as a descriptor error, keeping what was being read: running out of
+    /// input is [`Error::Incomplete`], anything else [`Error::Malformed`] naming the field.
+    fn from(e: braid_codec::Error) -> Self {
+        if e.is_incomplete() {
+            Error::Incomplete
+        } else {
+            Error::Malformed { what: e.what() }
+        }
+    }
+}
+
 /// Everything that can go wrong while building, signing, parsing or checking directory data.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod codec;
 pub mod descriptor;
 pub mod directory;
 mod error;

@@ -11,7 +11,7 @@ mod text;
 use std::net::IpAddr;
 
 use crate::Error;
-use crate::codec::{Reader, Writer};
+use braid_codec::{Reader, Writer};
 use prefix::{Prefix, PrefixSet};
 
 /// The most rules a policy may hold (the wire form counts them in one byte).
@@ -266,7 +266,7 @@ impl ExitPolicy {
     /// Reads the wire form written by [`ExitPolicy::encode`]. Checks only the encoding (count,
     /// flags); rule values are checked by [`ExitPolicy::validate`].
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
-        let count = usize::from(r.u8()?);
+        let count = usize::from(r.u8("exit rule count")?);
         if count > MAX_EXIT_RULES {
             return Err(Error::Malformed {
                 what: "exit policy has more than 64 rules",
@@ -274,7 +274,7 @@ impl ExitPolicy {
         }
         let mut rules = Vec::with_capacity(count);
         for _ in 0..count {
-            let flags = r.u8()?;
+            let flags = r.u8("exit rule flags")?;
             if flags & FLAG_RESERVED != 0 {
                 return Err(Error::Malformed {
                     what: "reserved exit rule flag bits set",
@@ -284,15 +284,18 @@ impl ExitPolicy {
                 KIND_ANY => AddrPattern::Any,
                 KIND_PRIVATE => AddrPattern::Private,
                 KIND_V4 => {
-                    let ip = IpAddr::from(r.array::<4>()?);
-                    AddrPattern::Net(ip, r.u8()?)
+                    let ip = IpAddr::from(r.array::<4>("exit rule IPv4 network")?);
+                    AddrPattern::Net(ip, r.u8("exit rule prefix length")?)
                 }
                 _ => {
-                    let ip = IpAddr::from(r.array::<16>()?);
-                    AddrPattern::Net(ip, r.u8()?)
+                    let ip = IpAddr::from(r.array::<16>("exit rule IPv6 network")?);
+                    AddrPattern::Net(ip, r.u8("exit rule prefix length")?)
                 }
             };
-            let ports = (r.u16()?, r.u16()?);
+            let ports = (
+                r.u16("exit rule first port")?,
+                r.u16("exit rule last port")?,
+            );
             rules.push(ExitRule {
                 accept: flags & FLAG_ACCEPT != 0,
                 addr,

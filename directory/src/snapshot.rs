@@ -18,9 +18,9 @@ mod verify;
 use ed25519_dalek::{Signature, Signer, SigningKey};
 
 use crate::SignedDescriptor;
-use crate::codec::{Reader, Writer};
 use crate::descriptor::{CLOCK_SKEW_SECS, MAX_ENCODED_LEN, SIGNATURE_LEN};
 use crate::directory::MAX_DIRECTORY_ENTRIES;
+use braid_codec::{Reader, Writer};
 
 pub use error::SnapshotError;
 pub use registry_set::{MAX_REGISTRIES, RegistrySet};
@@ -159,7 +159,7 @@ impl Snapshot {
             w.u16(e.len() as u16);
             w.bytes(e);
         }
-        w.into_vec()
+        w.finish()
     }
 
     /// The snapshot ready for registry signatures (none yet).
@@ -226,15 +226,16 @@ impl SignedSnapshot {
         }
         let codec = SnapshotError::from_codec;
         let mut r = Reader::new(bytes);
-        let version = r.u8().map_err(codec)?;
+        let version = r.u8("snapshot version").map_err(codec)?;
         if version != SNAPSHOT_VERSION {
             return Err(SnapshotError::BadVersion(version));
         }
-        let issued_at = r.u64().map_err(codec)?;
-        let valid_until = r.u64().map_err(codec)?;
+        let issued_at = r.u64("snapshot issued_at").map_err(codec)?;
+        let valid_until = r.u64("snapshot valid_until").map_err(codec)?;
         check_lifetime(issued_at, valid_until)?;
-        let registry_set = r.array().map_err(codec)?;
-        let count = usize::try_from(r.u32().map_err(codec)?).unwrap_or(usize::MAX);
+        let registry_set = r.array("snapshot registry set").map_err(codec)?;
+        let count = r.u32("snapshot descriptor count").map_err(codec)?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
         if count > MAX_SNAPSHOT_DESCRIPTORS {
             return Err(SnapshotError::TooManyDescriptors {
                 count,
@@ -255,7 +256,7 @@ impl SignedSnapshot {
             previous = Some(identity);
         }
         let body = bytes.get(..r.position()).unwrap_or_default().to_vec();
-        let sig_count = usize::from(r.u8().map_err(codec)?);
+        let sig_count = usize::from(r.u8("snapshot signature count").map_err(codec)?);
         if sig_count > MAX_REGISTRIES {
             return Err(SnapshotError::TooManySignatures {
                 count: sig_count,
@@ -264,8 +265,8 @@ impl SignedSnapshot {
         }
         let mut signatures = Vec::with_capacity(sig_count);
         for _ in 0..sig_count {
-            let signer = r.u8().map_err(codec)?;
-            let signature = r.array().map_err(codec)?;
+            let signer = r.u8("snapshot signer").map_err(codec)?;
+            let signature = r.array("snapshot signature").map_err(codec)?;
             signatures.push(RegistrySignature { signer, signature });
         }
         r.finish("trailing bytes after the signatures")
@@ -293,7 +294,7 @@ impl SignedSnapshot {
             w.u8(s.signer);
             w.bytes(&s.signature);
         }
-        w.into_vec()
+        w.finish()
     }
 
     /// BLAKE3 of the body: what the registry signatures cover (after the domain prefix).
@@ -392,7 +393,7 @@ impl SignedSnapshot {
     fn descriptor_encodings(&self) -> DescriptorEncodings<'_> {
         let mut reader = Reader::new(&self.body);
         // decode and Snapshot::encode made the body: the header is there.
-        let _ = reader.take(HEADER_LEN);
+        let _ = reader.take(HEADER_LEN, "snapshot header");
         DescriptorEncodings {
             reader,
             left: self.descriptor_count,
@@ -404,13 +405,17 @@ impl SignedSnapshot {
 /// lists them) and checks the length is possible: `Malformed` outside
 /// [`MIN_DESCRIPTOR_LEN`]..=[`MAX_ENCODED_LEN`], `Incomplete` if the bytes end early.
 pub fn next_descriptor<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], SnapshotError> {
-    let len = usize::from(r.u16().map_err(SnapshotError::from_codec)?);
+    let len = r
+        .u16("snapshot descriptor length")
+        .map_err(SnapshotError::from_codec)?;
+    let len = usize::from(len);
     if !(MIN_DESCRIPTOR_LEN..=MAX_ENCODED_LEN).contains(&len) {
         return Err(SnapshotError::Malformed {
             what: "descriptor length out of range",
         });
     }
-    r.take(len).map_err(SnapshotError::from_codec)
+    r.take(len, "snapshot descriptor")
+        .map_err(SnapshotError::from_codec)
 }
 
 /// Iterator over the descriptor encodings of a body that `decode` has already checked.

@@ -39,7 +39,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use braid_directory::codec::Writer;
+use braid_codec::Writer;
 use braid_directory::descriptor::{MAX_ENCODED_LEN, SIGNATURE_LEN};
 use braid_directory::snapshot::MAX_SNAPSHOT_LEN;
 use braid_directory::{SignedDescriptor, SignedSnapshot};
@@ -180,7 +180,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     // Every body is at most MAX_BODY_LEN (about 32 MB), which fits a u32.
     w.u32(body.len() as u32);
     w.bytes(body);
-    w.into_vec()
+    w.finish()
 }
 
 /// A message kind this build does not know, kept with its body (at most

@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{MAX_ADDRESS_LEN, invalid};
 use crate::Error;
-use crate::codec::{Reader, Writer};
+use braid_codec::{Reader, Writer};
 
 /// Tag of an address carried as text.
 const TAG_TEXT: u8 = 0;
@@ -122,8 +122,8 @@ pub(crate) fn encode(w: &mut Writer, addr: &str) -> Result<(), Error> {
         }
         None => {
             w.u8(TAG_TEXT);
-            w.u8_prefixed(addr.as_bytes())
-                .ok_or_else(|| invalid("addresses", "too long to encode"))?;
+            w.u8_prefixed(addr.as_bytes(), usize::from(u8::MAX), "address text")
+                .map_err(|_| invalid("addresses", "too long to encode"))?;
         }
     }
     Ok(())
@@ -133,23 +133,32 @@ pub(crate) fn encode(w: &mut Writer, addr: &str) -> Result<(), Error> {
 /// text length outside 1..=200, or a text that has a compact form; `InvalidField` for text that
 /// is not UTF-8. The other text rules are left to `Descriptor::validate`.
 pub(crate) fn decode(r: &mut Reader<'_>) -> Result<String, Error> {
-    let tag = r.u8()?;
+    let tag = r.u8("address tag")?;
     let (ip, transport) = match tag {
         TAG_TEXT => return decode_text(r),
-        TAG_IP4_QUIC => (IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)), Transport::Quic),
-        TAG_IP4_TCP => (IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)), Transport::Tcp),
-        TAG_IP6_QUIC => (
-            IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
+        TAG_IP4_QUIC => (
+            IpAddr::V4(Ipv4Addr::from(r.array("IPv4 address")?)),
             Transport::Quic,
         ),
-        TAG_IP6_TCP => (IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)), Transport::Tcp),
+        TAG_IP4_TCP => (
+            IpAddr::V4(Ipv4Addr::from(r.array("IPv4 address")?)),
+            Transport::Tcp,
+        ),
+        TAG_IP6_QUIC => (
+            IpAddr::V6(Ipv6Addr::from(r.array("IPv6 address")?)),
+            Transport::Quic,
+        ),
+        TAG_IP6_TCP => (
+            IpAddr::V6(Ipv6Addr::from(r.array("IPv6 address")?)),
+            Transport::Tcp,
+        ),
         _ => {
             return Err(Error::Malformed {
                 what: "unknown address tag",
             });
         }
     };
-    let port = r.u16()?;
+    let port = r.u16("address port")?;
     Ok(Compact {
         ip,
         transport,
@@ -160,13 +169,13 @@ pub(crate) fn decode(r: &mut Reader<'_>) -> Result<String, Error> {
 
 /// The text form after tag 0: length byte, then the bytes.
 fn decode_text(r: &mut Reader<'_>) -> Result<String, Error> {
-    let len = usize::from(r.u8()?);
+    let len = usize::from(r.u8("address text length")?);
     if !(1..=MAX_ADDRESS_LEN).contains(&len) {
         return Err(Error::Malformed {
             what: "address text length not in 1..=200",
         });
     }
-    let bytes = r.take(len)?;
+    let bytes = r.take(len, "address text")?;
     let text = std::str::from_utf8(bytes).map_err(|_| invalid("addresses", "not UTF-8"))?;
     if Compact::from_text(text).is_some() {
         return Err(Error::Malformed {
@@ -184,7 +193,7 @@ mod tests {
     fn encoded(addr: &str) -> Vec<u8> {
         let mut w = Writer::default();
         encode(&mut w, addr).unwrap();
-        w.into_vec()
+        w.finish()
     }
 
     fn decoded(bytes: &[u8]) -> Result<String, Error> {
@@ -337,7 +346,7 @@ mod tests {
     fn trailing_bytes_are_left_to_the_caller() {
         let mut r = Reader::new(&[TAG_IP4_TCP, 1, 2, 3, 4, 0, 80, 0xaa]);
         assert_eq!(decode(&mut r).as_deref(), Ok("/ip4/1.2.3.4/tcp/80"));
-        assert_eq!(r.u8(), Ok(0xaa));
+        assert_eq!(r.u8("trailing byte"), Ok(0xaa));
     }
 
     #[test]

@@ -177,15 +177,14 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    /// The snapshot codec's view of a low-level reader error.
-    pub fn from_codec(e: Error) -> Self {
-        match e {
-            Error::Incomplete => Self::Incomplete,
-            Error::Malformed { what } => Self::Malformed { what },
-            // The reader makes no other errors.
-            _ => Self::Malformed {
-                what: "unexpected reader error",
-            },
+    /// A codec read error as a snapshot error, keeping what was being read: running out of
+    /// input is [`SnapshotError::Incomplete`], anything else [`SnapshotError::Malformed`]
+    /// naming the field.
+    pub fn from_codec(e: braid_codec::Error) -> Self {
+        if e.is_incomplete() {
+            Self::Incomplete
+        } else {
+            Self::Malformed { what: e.what() }
         }
     }
 }

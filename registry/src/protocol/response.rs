@@ -1,7 +1,7 @@
 //! The answers of `/braid/registry/1`: [`Response`] and the [`Refusal`] codes. The frame
 //! layout and the request side are in the parent module.
 
-use braid_directory::codec::{Reader, Writer};
+use braid_codec::{Problem, Reader, Writer};
 use braid_directory::descriptor::SIGNATURE_LEN;
 use braid_directory::snapshot::{RegistrySignature, SignedSnapshot};
 
@@ -166,10 +166,10 @@ impl Response {
             Response::Refused(r) => {
                 let mut w = Writer::default();
                 w.u8(r.code.code());
-                // Refusal::new caps the text at MAX_REFUSAL_TEXT_LEN (256) bytes.
-                w.u16(r.text.len() as u16);
-                w.bytes(r.text.as_bytes());
-                w.into_vec()
+                // Refusal::new caps the text at MAX_REFUSAL_TEXT_LEN (256) bytes, so the write
+                // cannot be refused.
+                let _ = w.u16_prefixed(r.text.as_bytes(), MAX_REFUSAL_TEXT_LEN, "refusal text");
+                w.finish()
             }
             Response::Snapshot(s) => s.encode(),
             Response::Signature(s) => [&[s.signer][..], &s.signature].concat(),
@@ -221,18 +221,22 @@ fn decode_refusal(body: &[u8]) -> Result<Refusal, ProtocolError> {
     let short = |_| ProtocolError::Malformed {
         what: "Refused body shorter than its fields",
     };
-    let mut r = Reader::new(body);
-    let code = RefuseCode::from_code(r.u8().map_err(short)?);
-    let len = usize::from(r.u16().map_err(short)?);
-    if len > MAX_REFUSAL_TEXT_LEN {
-        return Err(ProtocolError::Malformed {
-            what: "refusal text over 256 bytes",
-        });
-    }
-    let text =
-        std::str::from_utf8(r.take(len).map_err(short)?).map_err(|_| ProtocolError::Malformed {
-            what: "refusal text is not UTF-8",
+    let mut r = Reader::complete(body);
+    let code = RefuseCode::from_code(r.u8("refusal code").map_err(short)?);
+    let text = r
+        .u16_prefixed(MAX_REFUSAL_TEXT_LEN, "refusal text")
+        .map_err(|e| match e {
+            braid_codec::Error::Malformed {
+                problem: Problem::TooLong { .. },
+                ..
+            } => ProtocolError::Malformed {
+                what: "refusal text over 256 bytes",
+            },
+            e => short(e),
         })?;
+    let text = std::str::from_utf8(text).map_err(|_| ProtocolError::Malformed {
+        what: "refusal text is not UTF-8",
+    })?;
     r.finish("trailing bytes in the Refused body")
         .map_err(|_| ProtocolError::Malformed {
             what: "trailing bytes in the Refused body",

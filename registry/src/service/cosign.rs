@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use braid_codec::Reader;
 use braid_directory::SignedDescriptor;
-use braid_directory::codec::Reader;
 use braid_directory::snapshot::{
     SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor,
 };
@@ -227,7 +227,7 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
 fn listed_encodings(candidate: &SignedSnapshot) -> Result<Vec<Vec<u8>>, SnapshotError> {
     let bytes = candidate.encode();
     let mut r = Reader::new(&bytes);
-    r.take(SNAPSHOT_HEADER_LEN)
+    r.take(SNAPSHOT_HEADER_LEN, "snapshot header")
         .map_err(SnapshotError::from_codec)?;
     (0..candidate.descriptor_count())
         .map(|_| next_descriptor(&mut r).map(<[u8]>::to_vec))
