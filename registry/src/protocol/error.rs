@@ -45,3 +45,15 @@ pub enum ProtocolError {
     #[error("bad snapshot in the frame: {0}")]
     BadSnapshot(SnapshotError),
 }
+
+impl ProtocolError {
+    /// A codec read error as a protocol error, keeping what was being read: running out of a
+    /// stream prefix is [`ProtocolError::Incomplete`] with the exact shortfall, anything else
+    /// [`ProtocolError::Malformed`] naming the field.
+    pub(crate) fn from_codec(e: braid_codec::Error) -> Self {
+        match e.needed() {
+            Some(needed) => ProtocolError::Incomplete { needed },
+            None => ProtocolError::Malformed { what: e.what() },
+        }
+    }
+}

@@ -7,7 +7,7 @@ use braid_directory::snapshot::{RegistrySignature, SignedSnapshot};
 
 use super::{
     Header, MAX_REFUSAL_TEXT_LEN, ProtocolError, UnknownMessage, check_body_len, decode_snapshot,
-    fixed, frame, kind, split_frame,
+    frame, kind, split_frame,
 };
 
 /// Why a server did not do what it was asked; the text is for the operator's log.
@@ -201,13 +201,13 @@ impl Response {
             kind::REFUSED => decode_refusal(body).map(Response::Refused),
             kind::SNAPSHOT => decode_snapshot(body).map(Response::Snapshot),
             kind::SIGNATURE => {
-                let bytes: [u8; 1 + SIGNATURE_LEN] = fixed(body, "Signature body is not 65 bytes")?;
-                let mut signature = [0u8; SIGNATURE_LEN];
-                signature.copy_from_slice(&bytes[1..]);
-                Ok(Response::Signature(RegistrySignature {
-                    signer: bytes[0],
-                    signature,
-                }))
+                let what = "Signature body is not 65 bytes";
+                let codec = ProtocolError::from_codec;
+                let mut r = Reader::complete(body);
+                let signer = r.u8(what).map_err(codec)?;
+                let signature: [u8; SIGNATURE_LEN] = r.array(what).map_err(codec)?;
+                r.finish(what).map_err(codec)?;
+                Ok(Response::Signature(RegistrySignature { signer, signature }))
             }
             other => Ok(Response::Unknown(UnknownMessage {
                 kind: other,
