@@ -15,14 +15,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::braid::{BraidSettings, StrandEvent, StrandLink, link_id, notify_down};
 use super::exit_braid::{BeginRefused, BraidStart, BraidTable, run_braid};
-use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
-use super::pump::{StreamCmd, pump};
 use super::{Outcome, RelayStats, next_relay_cell};
+use crate::braid::{BraidSettings, link_id};
 use crate::circuit::{HopBackward, HopForward};
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
+use crate::shared::braid::{StrandEvent, StrandLink, notify_down};
+use crate::shared::io::{CellReader, CellWriter};
+use crate::shared::pump::{StreamCmd, pump};
 use braid_splitter::StrandId;
 
 /// What every exit circuit shares.
