@@ -40,6 +40,9 @@ fn both_directions_arrive_exactly_over_three_strands() {
     assert!(p.run(60_000), "did not finish");
     assert_exact(&p, &up, &down);
     assert_eq!(p.report(CLIENT).rejected() + p.report(EXIT).rejected(), 0);
+    // A clean network needs no resend (every ack of every batch counts).
+    assert_eq!(p.report(CLIENT).sent.fragments_resent, 0);
+    assert_eq!(p.report(EXIT).sent.fragments_resent, 0);
     // Bulk transfers are not erasure-coded.
     assert_eq!(p.report(CLIENT).received.messages_rebuilt, 0);
     for t in &p.report(EXIT).strands {
