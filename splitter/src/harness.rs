@@ -23,6 +23,7 @@ impl Dice {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
     /// The next 64 random bits (splitmix64).
+    #[allow(clippy::should_implement_trait)] // an endless generator, not an iterator
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
