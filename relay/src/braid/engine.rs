@@ -203,6 +203,8 @@ pub struct BraidEngine {
     stranded_since: Option<Instant>,
     /// Data transmits left in this round of polls.
     budget: usize,
+    /// Strands whose queue refused a transmit in this round: no more tries until the next.
+    refused: Vec<StrandId>,
     lost: VecDeque<(StrandId, usize)>,
     answer: Answer,
     app_eof: bool,
@@ -237,6 +239,7 @@ impl BraidEngine {
             rto_wake: None,
             stranded_since: None,
             budget: BURST + 1,
+            refused: Vec::new(),
             lost: VecDeque::new(),
             answer: Answer::No,
             app_eof: false,
@@ -356,10 +359,14 @@ impl BraidEngine {
         [data.filter(live), self.ack_wait.filter(live)]
     }
 
-    /// A [`Transmit`] its strand's queue could not take: the engine keeps it (a data fragment
-    /// becomes the pending one, and its strand's stall clock runs).
+    /// A [`Transmit`] its strand's queue could not take (full: a closed queue is a lost strand,
+    /// [`StrandEnd::Lost`]): the engine keeps it (a data fragment becomes the pending one, and
+    /// its strand's stall clock runs) and tries that strand no more in this round.
     pub fn transmit_blocked(&mut self, now: Instant, transmit: Transmit) {
         let Transmit { strand, data, acks } = transmit;
+        if !self.refused.contains(&strand) {
+            self.refused.push(strand);
+        }
         if let Some(s) = self.strands.get_mut(&strand) {
             s.tally.bytes_sent = s.tally.bytes_sent.saturating_sub(data.len() as u64);
         }
@@ -457,13 +464,13 @@ impl BraidEngine {
             let flush = self.receiver.is_finished();
             let strand = self
                 .acks
-                .ready(now, flush, |s| self.is_live(s) && queues.has_room(s))?;
+                .ready(now, flush, |s| self.is_live(s) && self.has_room(queues, s))?;
             if !self.is_live(strand) {
                 // Its strand is gone: those acks cannot be sent (the peer resends what they ack).
                 self.acks.drop_strand(strand);
                 continue;
             }
-            if !queues.has_room(strand) {
+            if !self.has_room(queues, strand) {
                 self.ack_wait = Some(strand);
                 return None;
             }
@@ -491,7 +498,8 @@ impl BraidEngine {
             // Tell the scheduler which strands' queues are full now, so it picks others.
             for (id, s) in &self.strands {
                 if s.live {
-                    self.sender.set_blocked(*id, !queues.has_room(*id));
+                    let blocked = self.refused.contains(id) || !queues.has_room(*id);
+                    self.sender.set_blocked(*id, blocked);
                 }
             }
             match self
@@ -514,7 +522,7 @@ impl BraidEngine {
         let Some((strand, _)) = &self.pending else {
             return Ok(None);
         };
-        if self.budget == 0 || !self.is_live(*strand) || !queues.has_room(*strand) {
+        if self.budget == 0 || !self.is_live(*strand) || !self.has_room(queues, *strand) {
             return Ok(None);
         }
         let Some((strand, data)) = self.pending.take() else {
@@ -560,6 +568,7 @@ impl BraidEngine {
             Some(_) => None,
         };
         self.budget = BURST + 1;
+        self.refused.clear();
         None
     }
 
@@ -612,6 +621,11 @@ impl BraidEngine {
     /// `now` on the splitter's millisecond clock.
     fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.clock).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `strand`'s queue takes a message now, as far as this round knows.
+    fn has_room(&self, queues: &impl StrandQueues, strand: StrandId) -> bool {
+        !self.refused.contains(&strand) && queues.has_room(strand)
     }
 
     fn is_live(&self, strand: StrandId) -> bool {

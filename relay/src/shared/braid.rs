@@ -14,6 +14,7 @@ use braid_splitter::StrandId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{self, OwnedPermit};
 use tracing::debug;
 
@@ -226,18 +227,27 @@ fn transmit(
     let Some(link) = links.get(&t.strand) else {
         return engine.transmit_blocked(now, t);
     };
+    let data = |t: Transmit| RelayMsg::Data {
+        stream: link.stream,
+        data: t.data,
+    };
     if let Some((_, permit)) = held.take_if(|(s, _)| *s == t.strand) {
-        permit.send(RelayMsg::Data {
-            stream: link.stream,
-            data: t.data,
-        });
-    } else if let Ok(permit) = link.tx.try_reserve() {
-        permit.send(RelayMsg::Data {
-            stream: link.stream,
-            data: t.data,
-        });
+        permit.send(data(t));
     } else {
-        engine.transmit_blocked(now, t);
+        match link.tx.try_reserve() {
+            Ok(permit) => permit.send(data(t)),
+            Err(TrySendError::Full(())) => engine.transmit_blocked(now, t),
+            // The circuit is gone; the sender requeues what it had sent on it.
+            Err(TrySendError::Closed(())) => {
+                let _ = engine.handle_event(
+                    now,
+                    StrandInput::Down {
+                        strand: t.strand,
+                        end: StrandEnd::Lost,
+                    },
+                );
+            }
+        }
     }
 }
 

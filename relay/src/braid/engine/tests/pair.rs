@@ -97,9 +97,9 @@ impl StrandQueues for View<'_> {
 }
 
 fn has_room(queues: &BTreeMap<StrandId, Queue>, strand: StrandId, now: u64) -> bool {
-    queues.get(&strand).is_some_and(|q| {
-        !q.closed && q.msgs.len() < CAP && q.stalled_from.is_none_or(|t| now < t)
-    })
+    queues
+        .get(&strand)
+        .is_some_and(|q| !q.closed && q.msgs.len() < CAP && q.stalled_from.is_none_or(|t| now < t))
 }
 
 /// The two ends and the strands between them.
