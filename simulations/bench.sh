@@ -12,14 +12,19 @@
 # last lines compare every other K with the first, by the median over the rounds.
 # RELAY_RATE / EXIT_RATE (bytes/s, unset: unlimited) cap every non-exit relay / every exit, as
 # home relays are capped by their uplink; with capped middles a stream's K strands add up.
-# Usage: [KS="1 3"] [ROUNDS=N] [RELAY_RATE=N] [EXIT_RATE=N] simulations/bench.sh
-#        (builds in release first; needs curl)
+# BRAID / HTTP (paths to a `braid` binary and the bench's `http_server` example) bench those
+# builds instead of building this tree: how two commits are compared on the same machine.
+# Usage: [KS="1 3"] [ROUNDS=N] [RELAY_RATE=N] [EXIT_RATE=N] [BRAID=... HTTP=...] simulations/bench.sh
+#        (builds in release first unless BRAID is set; needs curl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin braid
-cargo build --release --quiet -p braid-simulations --example http_server
-BRAID=target/release/braid
-HTTP=target/release/examples/http_server
+if [ -z "${BRAID:-}" ]; then
+  cargo build --release --quiet --bin braid
+  cargo build --release --quiet -p braid-simulations --example http_server
+  BRAID=target/release/braid
+  HTTP=target/release/examples/http_server
+fi
+HTTP=${HTTP:?set HTTP beside BRAID}
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }

@@ -25,7 +25,7 @@ pub enum NodeError {
     /// A config value is out of range.
     #[error("config file {path}: key `{key}`: {reason}")]
     ConfigValue {
-        /// The file (or "<built-in>" for programmatic configs).
+        /// The file (or `"<built-in>"` for programmatic configs).
         path: PathBuf,
         /// The key.
         key: &'static str,

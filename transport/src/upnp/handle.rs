@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use super::policy::RenewSchedule;
 use super::{PortMapping, TimedOut, add_error_text, bounded};
 
-/// The mappings [`PortMapper::map`] made: a task renews them at half the lease until
+/// The mappings [`PortMapper::map`](super::PortMapper::map) made: a task renews them at half the lease until
 /// [`MappingHandle::remove`] deletes them. Dropping the handle stops the renewals (the gateway
 /// then drops the mappings when the lease runs out).
 #[derive(Debug)]
