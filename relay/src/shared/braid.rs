@@ -5,7 +5,7 @@
 //!
 //! The driver holds at most one queue permit (reserved on a strand the engine waits on) and
 //! drops it at the end of each round of polls; it reads the socket only as far as the engine
-//! allows ([`BraidEngine::read_size`]) and tops reads up to whole fragments ([`top_up`]).
+//! allows ([`BraidEngine::read_size`]) and tops reads up to whole fragments (`top_up`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
