@@ -22,10 +22,17 @@
 //!    [`BraidEngine::abort`].
 //! 3. Goes back to 1.
 //!
-//! One round of polls sends at most `1 + BURST` data fragments, so a driver that queues
+//! One round of polls sends at most `1 + `[`BURST`] data fragments, so a driver that queues
 //! fragments as fast as the strands take them still serves the app and the events between
 //! bursts; the next burst starts once the driver waited (step 2) on the room of
-//! [`BraidEngine::blocked_on`], which is ready at once when the strand has room.
+//! [`BraidEngine::blocked_on`], which is ready at once when the strand has room. A strand
+//! whose queue refused a transmit is not tried again in the same round.
+//!
+//! Bounds (as before the engine was sans-IO): one pending data fragment, [`ACKS_PER_STRAND`]
+//! acks per strand, `out_buffer` bytes for the app (no strand events are wanted beyond), the
+//! splitter's window, `1 + BURST` fragments per round; the driver adds its event batch.
+//!
+//! [`ACKS_PER_STRAND`]: super::ACKS_PER_STRAND
 //!
 //! What the engine does not do: read or write sockets, hold queue permits, build circuits (the
 //! driver's strand supply gets [`Action::Lost`]), or log.
