@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod braid;
 pub mod cell;
 pub mod circuit;
 pub mod error;
@@ -9,6 +10,8 @@ pub mod msg;
 pub mod ratelimit;
 #[cfg(feature = "driver")]
 pub mod service;
+#[cfg(feature = "driver")]
+pub mod shared;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};

@@ -7,16 +7,13 @@
 //! simulations.
 //!
 //! Buffered bytes per circuit are bounded: a middle hop holds two streams, each with a 64 KiB
-//! read and a 64 KiB write buffer ([`io::IO_BUFFER`]); an exit holds one such stream, its
+//! read and a 64 KiB write buffer ([`IO_BUFFER`](crate::shared::io::IO_BUFFER)); an exit holds one such stream, its
 //! `circuit_queue` messages towards the client and `stream_queue` messages per exit stream.
 
-pub mod braid;
 mod exit;
 mod exit_braid;
 mod hop;
-pub mod io;
 mod limit;
-pub mod pump;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use braid_directory::ExitPolicy;
-use braid_transport::{PeerId, StreamProtocol, Transport};
+use braid_transport::{PeerId, Transport};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -33,9 +30,7 @@ use tracing::{debug, warn};
 use crate::cell::DestroyReason;
 use crate::error::RelayError;
 use crate::ratelimit::{AccountingLimit, BandwidthLimit};
-
-/// The libp2p protocol carrying one circuit hop per stream.
-pub const CIRCUIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/braid/circuit/1");
+use crate::shared::{CIRCUIT_PROTOCOL, io};
 
 /// Limits a relay enforces. Every field is a real bound; none means "unlimited".
 #[derive(Debug, Clone)]
@@ -213,12 +208,12 @@ impl RelayService {
             stream_queue: limits.stream_queue,
             circuit_queue: limits.circuit_queue,
             braids: exit_braid::BraidTable::new(limits.max_braids),
-            braid: braid::BraidSettings {
+            braid: crate::braid::BraidSettings {
                 corrupt: config
                     .faults
                     .corrupt_strand
                     .map(|(s, n)| (braid_splitter::StrandId(s), n)),
-                ..braid::BraidSettings::default()
+                ..crate::braid::BraidSettings::default()
             },
         });
         let shared = Arc::new(Shared {

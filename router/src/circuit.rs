@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use braid_relay::handshake::{CircuitRequest, HopSpec};
-use braid_relay::service::CIRCUIT_PROTOCOL;
-use braid_relay::service::braid::{StrandEvent, StrandLink, notify_down};
-use braid_relay::service::io::{CellReader, CellWriter};
-use braid_relay::service::pump::StreamCmd;
+use braid_relay::shared::CIRCUIT_PROTOCOL;
+use braid_relay::shared::braid::{StrandEvent, StrandLink, notify_down};
+use braid_relay::shared::io::{CellReader, CellWriter};
+use braid_relay::shared::pump::StreamCmd;
 use braid_relay::{
     Cell, CellKind, ClientCircuit, DestroyReason, EndReason, RelayMsg, StreamId, Target,
 };

@@ -16,7 +16,7 @@ use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
 use tracing::{debug, info};
 
-use braid_relay::service::braid::{BraidReport, BraidSettings};
+use braid_relay::braid::{BraidReport, BraidSettings};
 use braid_splitter::StrandId;
 
 use crate::circuit::{Circuit, CircuitSettings, OpenStream};

@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_relay::service::braid;
-use braid_relay::service::pump::pump_answered;
+use braid_relay::shared::braid;
+use braid_relay::shared::pump::pump_answered;
 use braid_relay::{EndReason, Target};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;

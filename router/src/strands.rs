@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use braid_relay::Target;
-use braid_relay::service::braid::{self, StrandEvent, StrandSupply};
+use braid_relay::shared::braid::{self, StrandEvent, StrandSupply};
 use braid_splitter::StrandId;
 use rand::RngExt;
 use tokio::sync::mpsc;

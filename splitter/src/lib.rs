@@ -3,6 +3,8 @@
 pub mod config;
 pub mod erasure;
 pub mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod key;
 pub mod receiver;
 mod rng;

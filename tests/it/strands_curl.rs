@@ -21,7 +21,7 @@ use crate::support::{
 
 /// The proxy's log filter: strand paths, strand loss and replacement, the stream's summary.
 const PROXY_LOG: &str = "info,braid_router::manager=debug,braid_router::strands=debug,\
-                         braid_router::proxy=debug,braid_relay::service::braid=debug";
+                         braid_router::proxy=debug,braid_relay::shared::braid=debug";
 /// The download: large enough to last a few seconds at `CURL_RATE`.
 const BODY: u64 = 32 << 20;
 /// curl's `--limit-rate`, so the download is still running when the relay dies on a fast

@@ -13,13 +13,13 @@ use braid_directory::ExitPolicy;
 use hickory_resolver::TokioResolver;
 use tokio::sync::mpsc;
 
-use super::braid::BraidSettings;
 use super::exit_braid::BraidTable;
-use super::io::{CellReader, CellWriter};
 use super::limit::Limiter;
 use super::{Outcome, RelayStats, next_relay_cell};
+use crate::braid::BraidSettings;
 use crate::circuit::{HopBackward, HopForward};
 use crate::msg::RelayMsg;
+use crate::shared::io::{CellReader, CellWriter};
 use circuit::{ExitCircuit, Step};
 
 mod circuit;

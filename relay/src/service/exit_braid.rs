@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::RelayStats;
-use super::braid::{self, Braid, NoSupply, Role, StrandEvent, StrandLink};
 use super::exit::{ExitContext, connect};
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
+use crate::shared::braid::{self, Braid, NoSupply, Role, StrandEvent, StrandLink};
 
 #[cfg(test)]
 mod tests;

@@ -12,11 +12,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio_util::compat::Compat;
 use tracing::debug;
 
-use super::io::{CellReader, CellWriter};
-use super::{CIRCUIT_PROTOCOL, Faults, Outcome, Shared, next_relay_cell};
+use super::{Faults, Outcome, Shared, next_relay_cell};
 use crate::cell::{Cell, CellKind, DestroyReason};
 use crate::circuit::{HopBackward, HopForward};
 use crate::handshake::{AcceptedHop, NextHop, accept_create, trim_created};
+use crate::shared::CIRCUIT_PROTOCOL;
+use crate::shared::io::{CellReader, CellWriter};
 
 /// Handles one stream opened to us by a previous hop.
 pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWrite;
 use tracing::info;
 
-use super::io::CellWriter;
 use crate::cell::CELL_LEN;
 use crate::error::RelayError;
 use crate::ratelimit::{Accounting, AccountingLimit, BandwidthLimit, TokenBucket};
+use crate::shared::io::CellWriter;
 
 /// Bytes one relayed cell costs.
 const CELL_COST: u64 = CELL_LEN as u64;

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use braid_relay::RelayMsg;
-use braid_relay::service::braid::{
-    self, Braid, BraidReport, BraidSettings, NoSupply, Role, StrandEvent, StrandLink,
-};
+use braid_relay::braid::{Braid, BraidReport, BraidSettings, Role};
+use braid_relay::shared::braid::{self, NoSupply, StrandEvent, StrandLink};
 use braid_splitter::StrandId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -29,11 +29,12 @@ use tracing::debug;
 
 use super::ExitContext;
 use super::connect::run_stream;
+use crate::braid::link_id;
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
 use crate::service::Outcome;
-use crate::service::braid::{StrandEvent, StrandLink, link_id, notify_down};
 use crate::service::exit_braid::{BeginRefused, BraidStart, run_braid};
-use crate::service::pump::StreamCmd;
+use crate::shared::braid::{StrandEvent, StrandLink, notify_down};
+use crate::shared::pump::StreamCmd;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::ExitContext;
 use crate::msg::{EndReason, RelayMsg, StreamId, Target};
-use crate::service::pump::{StreamCmd, pump};
+use crate::shared::pump::{StreamCmd, pump};
 
 #[cfg(test)]
 mod tests;

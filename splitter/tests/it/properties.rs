@@ -1,18 +1,13 @@
 //! Property tests: any loss, reordering and duplication pattern within the bounds either
 //! reassembles the exact bytes or fails with a clear error; junk never changes the output.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-#[path = "harness/net.rs"]
-mod net;
-
 use std::num::NonZeroU32;
 
 use braid_splitter::config::PayloadLimit;
+use braid_splitter::harness::{Dice, Link, Net, STREAM, data, keys};
 use braid_splitter::{
     Config, ErasureParams, Error, Received, Receiver, SendAction, Sender, StrandId,
 };
-use net::{Dice, Link, Net, STREAM, data, keys};
 use proptest::prelude::*;
 
 /// Small bounds so that windows, reordering and resends are exercised with little data.

@@ -1,20 +1,29 @@
-//! A simulated braid for tests: one Sender and one Receiver joined by K strands with per-strand
-//! delay, loss, duplication, reordering and death, on a virtual millisecond clock.
+//! Test harness (feature `harness`, never in a release build): a virtual-clock network of K
+//! strands with per-strand delay, jitter (reordering), loss, duplication and death
+//! ([`Wire`]), and [`Net`], one [`Sender`] and one [`Receiver`] joined by such a wire. Other
+//! crates' engines (the relay's braid engine) put their own ends on a [`Wire`].
+//!
+//! Everything is deterministic for a seed; a panic is the failure report.
 
-#![allow(dead_code, clippy::unwrap_used)] // shared by several test crates; a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test harness: a panic is the report
 
-use braid_splitter::receiver::AckToSend;
-use braid_splitter::{
-    Config, Error, FragmentKey, Received, Receiver, SendAction, Sender, StrandId, StreamId,
+use crate::receiver::AckToSend;
+use crate::{
+    Config, DirectionKeys, Error, FragmentKey, Received, Receiver, SendAction, Sender, StrandId,
+    StreamId,
 };
 
 /// Tiny deterministic generator for the network's decisions.
+#[derive(Debug, Clone)]
 pub struct Dice(u64);
 
 impl Dice {
+    /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
+    /// The next 64 random bits (splitmix64).
+    #[allow(clippy::should_implement_trait)] // an endless generator, not an iterator
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -26,6 +35,7 @@ impl Dice {
     pub fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
     }
+    /// A number below `n` (0 for `n` = 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
@@ -47,6 +57,7 @@ pub struct Link {
 }
 
 impl Link {
+    /// A strand with `delay` ms one way and nothing else.
     pub fn clean(delay: u64) -> Self {
         Self {
             delay,
@@ -58,24 +69,102 @@ impl Link {
     }
 }
 
-struct Packet {
-    at: u64,
+/// A packet on a [`Wire`].
+#[derive(Debug)]
+pub struct Packet<T> {
+    /// When it arrives (virtual ms).
+    pub at: u64,
     order: u64,
-    strand: StrandId,
-    bytes: Vec<u8>,
-    to_receiver: bool,
+    /// The strand it travels on.
+    pub strand: StrandId,
+    /// What it carries.
+    pub payload: T,
+}
+
+/// Strands on a virtual millisecond clock: carries payloads of type `T` with each strand's
+/// [`Link`] behaviour, and hands them out in arrival order.
+#[derive(Debug)]
+pub struct Wire<T> {
+    /// Per strand (indexed by `StrandId`), how it behaves.
+    pub links: Vec<Link>,
+    /// The network's randomness.
+    pub dice: Dice,
+    packets: Vec<Packet<T>>,
+    order: u64,
+}
+
+impl<T: Clone> Wire<T> {
+    /// A wire of `links` whose randomness comes from `seed`.
+    pub fn new(links: Vec<Link>, seed: u64) -> Self {
+        Wire {
+            links,
+            dice: Dice::new(seed),
+            packets: Vec::new(),
+            order: 0,
+        }
+    }
+
+    /// Sends `payload` on `strand` at `now`: lost, delivered once or twice, after the strand's
+    /// delay and jitter; nothing once the strand is dead.
+    pub fn carry(&mut self, now: u64, strand: StrandId, payload: T) {
+        let link = self.links[strand.0 as usize];
+        if link.dies_at.is_some_and(|t| now >= t) || self.dice.chance(link.loss) {
+            return;
+        }
+        let copies = if self.dice.chance(link.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = now + link.delay + self.dice.below(link.jitter + 1);
+            self.order += 1;
+            self.packets.push(Packet {
+                at,
+                order: self.order,
+                strand,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    /// When the next packet arrives.
+    pub fn next_at(&self) -> Option<u64> {
+        self.packets.iter().map(|p| p.at).min()
+    }
+
+    /// Takes every packet due at `now`, in arrival order.
+    pub fn due(&mut self, now: u64) -> Vec<Packet<T>> {
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.packets.len() {
+            if self.packets[i].at <= now {
+                due.push(self.packets.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|p| (p.at, p.order));
+        due
+    }
+
+    /// Drops every packet still on its way on `strand`.
+    pub fn cut(&mut self, strand: StrandId) {
+        self.packets.retain(|p| p.strand != strand);
+    }
 }
 
 /// Alters a fragment on its way to the receiver.
 pub type Tamper = Box<dyn FnMut(&mut Dice, &mut Vec<u8>)>;
 
+/// One sender and one receiver joined by a [`Wire`]; fragments go one way, acks the other.
 pub struct Net {
+    /// The sending end.
     pub sender: Sender,
+    /// The receiving end.
     pub receiver: Receiver,
+    /// What the receiver delivered.
     pub out: Vec<u8>,
+    /// Virtual time (ms).
     pub now: u64,
-    pub links: Vec<Link>,
-    pub dice: Dice,
+    /// The strands (`true` payloads go to the receiver, `false` ones are acks).
+    pub wire: Wire<(Vec<u8>, bool)>,
     /// Transmissions per strand.
     pub sent_on: Vec<u64>,
     /// Largest reorder-buffer fill seen.
@@ -84,18 +173,19 @@ pub struct Net {
     pub tamper: Option<Tamper>,
     /// Whether `run` finishes the stream once all data is written.
     pub finish: bool,
-    packets: Vec<Packet>,
-    order: u64,
     failed_reported: Vec<bool>,
 }
 
+/// The stream id [`Net`] uses.
 pub const STREAM: StreamId = StreamId(77);
 
+/// The key [`Net`] uses.
 pub fn keys() -> FragmentKey {
-    braid_splitter::DirectionKeys::derive(b"test material").initiator_to_responder
+    DirectionKeys::derive(b"test material").initiator_to_responder
 }
 
 impl Net {
+    /// A sender and a receiver with `config`, joined by `links`, randomized by `seed`.
     pub fn new(config: &Config, links: Vec<Link>, seed: u64) -> Self {
         let mut sender = Sender::new(config, STREAM, keys(), seed).unwrap();
         for i in 0..links.len() {
@@ -109,32 +199,10 @@ impl Net {
             now: 0,
             sent_on: vec![0; links.len()],
             failed_reported: vec![false; links.len()],
-            links,
-            dice: Dice::new(seed),
+            wire: Wire::new(links, seed),
             max_buffered: 0,
             tamper: None,
             finish: true,
-            packets: Vec::new(),
-            order: 0,
-        }
-    }
-
-    fn carry(&mut self, strand: StrandId, bytes: Vec<u8>, to_receiver: bool) {
-        let link = self.links[strand.0 as usize];
-        if link.dies_at.is_some_and(|t| self.now >= t) || self.dice.chance(link.loss) {
-            return;
-        }
-        let copies = if self.dice.chance(link.dup) { 2 } else { 1 };
-        for _ in 0..copies {
-            let at = self.now + link.delay + self.dice.below(link.jitter + 1);
-            self.order += 1;
-            self.packets.push(Packet {
-                at,
-                order: self.order,
-                strand,
-                bytes: bytes.clone(),
-                to_receiver,
-            });
         }
     }
 
@@ -147,8 +215,7 @@ impl Net {
                 } => {
                     let bytes = fragment.to_vec();
                     self.sent_on[strand.0 as usize] += 1;
-
-                    self.carry(strand, bytes, true);
+                    self.wire.carry(self.now, strand, (bytes, true));
                 }
                 SendAction::Idle { wake_at } => return Ok(wake_at),
                 SendAction::NoStrand | SendAction::Finished => return Ok(None),
@@ -176,8 +243,8 @@ impl Net {
             }
             // Report dead strands to the sender once they have been dead for a while, as a
             // router would after a circuit-level failure.
-            for i in 0..self.links.len() {
-                if let Some(t) = self.links[i].dies_at
+            for i in 0..self.wire.links.len() {
+                if let Some(t) = self.wire.links[i].dies_at
                     && self.now >= t + 50
                     && !self.failed_reported[i]
                 {
@@ -189,10 +256,9 @@ impl Net {
             if self.sender.is_finished() && self.receiver.is_finished() {
                 return Ok(true);
             }
-            let next_packet = self.packets.iter().map(|p| (p.at, p.order)).min();
-            let next = match (next_packet, wake) {
-                (Some((at, _)), Some(w)) => at.min(w),
-                (Some((at, _)), None) => at,
+            let next = match (self.wire.next_at(), wake) {
+                (Some(at), Some(w)) => at.min(w),
+                (Some(at), None) => at,
                 (None, Some(w)) => w,
                 (None, None) => return Ok(false),
             };
@@ -200,26 +266,13 @@ impl Net {
                 return Ok(false);
             }
             self.now = self.now.max(next);
-            // Deliver every packet due now, in arrival order.
-            let mut due: Vec<Packet> = Vec::new();
-            let mut i = 0;
-            while i < self.packets.len() {
-                if self.packets[i].at <= self.now {
-                    due.push(self.packets.swap_remove(i));
-                } else {
-                    i += 1;
-                }
-            }
-            due.sort_by_key(|p| (p.at, p.order));
-            for mut p in due {
-                if p.to_receiver {
+            for p in self.wire.due(self.now) {
+                let (mut bytes, to_receiver) = p.payload;
+                if to_receiver {
                     if let Some(tamper) = self.tamper.as_mut() {
-                        tamper(&mut self.dice, &mut p.bytes);
+                        tamper(&mut self.wire.dice, &mut bytes);
                     }
-                    match self
-                        .receiver
-                        .on_fragment(p.strand, &p.bytes, &mut self.out)?
-                    {
+                    match self.receiver.on_fragment(p.strand, &bytes, &mut self.out)? {
                         Received::Accepted { ack, .. } | Received::Duplicate { ack } => {
                             self.send_ack(ack)
                         }
@@ -227,14 +280,15 @@ impl Net {
                     }
                     self.max_buffered = self.max_buffered.max(self.receiver.buffered_bytes());
                 } else {
-                    let _ = self.sender.on_ack(p.strand, &p.bytes, self.now)?;
+                    let _ = self.sender.on_ack(p.strand, &bytes, self.now)?;
                 }
             }
         }
     }
 
     fn send_ack(&mut self, ack: AckToSend) {
-        self.carry(ack.strand, ack.fragment.to_vec(), false);
+        self.wire
+            .carry(self.now, ack.strand, (ack.fragment.to_vec(), false));
     }
 }
 

@@ -31,12 +31,12 @@ struct Batch {
 
 /// The acks of every strand.
 #[derive(Debug, Default)]
-pub(super) struct AckQueue {
+pub(crate) struct AckQueue {
     batches: BTreeMap<StrandId, Batch>,
 }
 
 impl AckQueue {
-    pub(super) fn push(&mut self, strand: StrandId, ack: [u8; ACK_FRAGMENT_LEN], now: Instant) {
+    pub(crate) fn push(&mut self, strand: StrandId, ack: [u8; ACK_FRAGMENT_LEN], now: Instant) {
         let batch = self.batches.entry(strand).or_insert_with(|| Batch {
             acks: Vec::with_capacity(ACK_EVERY),
             since: now,
@@ -47,13 +47,13 @@ impl AckQueue {
         batch.acks.push(ack);
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.batches.is_empty()
     }
 
     /// A strand whose acks should go now (`flush`: regardless of count and age), preferring
     /// one for which `has_room` holds, so a stuck strand does not hold up the others' acks.
-    pub(super) fn ready(
+    pub(crate) fn ready(
         &self,
         now: Instant,
         flush: bool,
@@ -78,12 +78,12 @@ impl AckQueue {
     }
 
     /// When the oldest waiting batch becomes due.
-    pub(super) fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.batches.values().map(|b| b.since + ACK_DELAY).min()
     }
 
     /// Takes up to `max_bytes` of `strand`'s acks as one message body.
-    pub(super) fn take(&mut self, strand: StrandId, max_bytes: usize) -> Vec<u8> {
+    pub(crate) fn take(&mut self, strand: StrandId, max_bytes: usize) -> Vec<u8> {
         let Some(batch) = self.batches.get_mut(&strand) else {
             return Vec::new();
         };
@@ -98,72 +98,30 @@ impl AckQueue {
         body
     }
 
+    /// Puts back a batch [`AckQueue::take`] returned that its strand's queue could not take
+    /// after all, ahead of the acks gathered since and due at once (still at most
+    /// [`ACKS_PER_STRAND`] for the strand, the oldest dropped).
+    pub(crate) fn put_back(&mut self, strand: StrandId, body: &[u8], now: Instant) {
+        let due = now.checked_sub(ACK_DELAY).unwrap_or(now);
+        let batch = self.batches.entry(strand).or_insert_with(|| Batch {
+            acks: Vec::with_capacity(ACK_EVERY),
+            since: due,
+        });
+        batch.since = due;
+        let back = body
+            .chunks_exact(ACK_FRAGMENT_LEN)
+            .filter_map(|a| a.try_into().ok());
+        let later = std::mem::take(&mut batch.acks);
+        batch.acks = back.chain(later).collect();
+        let excess = batch.acks.len().saturating_sub(ACKS_PER_STRAND);
+        batch.acks.drain(..excess);
+    }
+
     /// Forgets a strand's acks (it went down).
-    pub(super) fn drop_strand(&mut self, strand: StrandId) {
+    pub(crate) fn drop_strand(&mut self, strand: StrandId) {
         self.batches.remove(&strand);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_by_count_and_age_and_bounds_each_strand() {
-        let t0 = Instant::now();
-        let mut q = AckQueue::default();
-        let a = StrandId(1);
-        q.push(a, [1; ACK_FRAGMENT_LEN], t0);
-        let room = |_| true;
-        assert_eq!(q.ready(t0, false, room), None, "one young ack waits");
-        assert_eq!(
-            q.ready(t0 + ACK_DELAY, false, room),
-            Some(a),
-            "an old ack goes"
-        );
-        assert_eq!(q.ready(t0, true, room), Some(a), "a flush sends it");
-        let b = StrandId(2);
-        q.push(b, [9; ACK_FRAGMENT_LEN], t0);
-        assert_eq!(
-            q.ready(t0, true, |s| s == b),
-            Some(b),
-            "a strand with room goes first"
-        );
-        assert_eq!(q.take(b, 10_000).len(), ACK_FRAGMENT_LEN);
-        for i in 0..(ACK_EVERY - 1) {
-            q.push(a, [i as u8; ACK_FRAGMENT_LEN], t0);
-        }
-        assert_eq!(
-            q.ready(t0, false, room),
-            Some(a),
-            "ACK_EVERY acks go at once"
-        );
-        let body = q.take(a, 2 * ACK_FRAGMENT_LEN + 5);
-        assert_eq!(body.len(), 2 * ACK_FRAGMENT_LEN, "no more than fits");
-        assert_eq!(&body[..ACK_FRAGMENT_LEN], &[1; ACK_FRAGMENT_LEN]);
-        assert_eq!(q.take(a, 100_000).len(), (ACK_EVERY - 2) * ACK_FRAGMENT_LEN);
-        assert!(q.is_empty());
-        for i in 0..(ACKS_PER_STRAND + 10) {
-            q.push(a, [i as u8; ACK_FRAGMENT_LEN], t0);
-        }
-        let body = q.take(a, usize::MAX);
-        assert_eq!(body.len(), ACKS_PER_STRAND * ACK_FRAGMENT_LEN, "bounded");
-        assert_eq!(body[0], 10, "the oldest were dropped");
-        assert!(q.is_empty());
-        // Eight strands, each below ACK_EVERY, together reach ACK_TOTAL: the fullest goes.
-        for s in 0..8u32 {
-            let n = if s == 5 { 9 } else { 8 };
-            for _ in 0..n {
-                q.push(StrandId(s), [0; ACK_FRAGMENT_LEN], t0);
-            }
-        }
-        const { assert!(8 < ACK_EVERY && 8 * 8 + 1 >= ACK_TOTAL) };
-        assert_eq!(
-            q.ready(t0, false, room),
-            Some(StrandId(5)),
-            "the fullest batch"
-        );
-        assert_eq!(q.take(StrandId(5), usize::MAX).len(), 9 * ACK_FRAGMENT_LEN);
-        assert_eq!(q.ready(t0, false, room), None, "below ACK_TOTAL again");
-    }
-}
+mod tests;

@@ -1,15 +1,10 @@
 //! End-to-end scenarios over the simulated braid: clean transfer and strand shares, strand
 //! failure mid-stream, loss/duplication/reordering, tampering, erasure-coded messages.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-#[path = "harness/net.rs"]
-mod net;
-
+use braid_splitter::harness::{Link, Net, STREAM, data, keys};
 use braid_splitter::{
     Config, DropReason, ErasureParams, Received, Receiver, SendAction, Sender, StrandId,
 };
-use net::{Link, Net, STREAM, data, keys};
 
 #[test]
 fn clean_transfer_is_exact_and_equal_strands_share_equally() {
