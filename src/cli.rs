@@ -71,7 +71,7 @@ enum Command {
     },
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Sim { .. } => "warn",

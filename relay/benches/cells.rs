@@ -6,6 +6,8 @@
 //! nonce, AAD and buffer layout. Handshake benches report builds (or hop handshakes) per second.
 //! Results are recorded in `relay/PROTOCOL.md` ("Performance").
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench setup: a panic is the report
+
 use std::hint::black_box;
 
 use braid_relay::cell::{BODY_LEN, CELL_VERSION};

@@ -1,6 +1,7 @@
 //! Throughput of the splitter's hot paths for 64 KiB writes: split+hash (Sender::write and the
 //! transmits) and verify+reassemble (Receiver::on_fragment, in order, acks included).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench setup: a panic is the report
 #![allow(missing_docs)]
 
 use std::hint::black_box;

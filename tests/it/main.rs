@@ -10,7 +10,7 @@
 //! ports only inside `upnp_netns`'s namespaces, which are named per test), and nothing sets
 //! environment variables of this process (children get theirs per command).
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod config_errors;
 mod e2e_curl;

@@ -16,18 +16,18 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 /// How long a relay or proxy may take to print its `ready` line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a raw SOCKS exchange may take before the test fails.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `braid` binary Cargo built for these tests.
-pub fn braid_bin() -> &'static str {
+pub(crate) fn braid_bin() -> &'static str {
     env!("CARGO_BIN_EXE_braid")
 }
 
 /// A child process that is killed and reaped when dropped. Its stdout lines arrive on a channel
 /// (read by a thread, so the pipe never fills); its stderr goes to a file for failure reports.
-pub struct Proc {
+pub(crate) struct Proc {
     /// A name for messages.
     pub name: String,
     child: Child,
@@ -37,7 +37,7 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `cmd` with stdout piped and stderr written to `stderr_path`.
-    pub fn spawn(name: &str, mut cmd: Command, stderr_path: &Path) -> Proc {
+    pub(crate) fn spawn(name: &str, mut cmd: Command, stderr_path: &Path) -> Proc {
         let stderr = std::fs::File::create(stderr_path).unwrap();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -64,13 +64,13 @@ impl Proc {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits for a stdout line starting with `prefix` and returns the rest of it. Panics with
     /// the process's stderr if it exits or stays silent past `timeout`.
-    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_line(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
@@ -98,12 +98,12 @@ impl Proc {
     }
 
     /// The stdout lines that arrived so far and are not consumed yet.
-    pub fn drain_lines(&mut self) -> Vec<String> {
+    pub(crate) fn drain_lines(&mut self) -> Vec<String> {
         self.lines.try_iter().collect()
     }
 
     /// Waits up to `timeout` for the process to exit; `None` if it is still running.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -118,19 +118,19 @@ impl Proc {
 
     /// Sends SIGKILL now and reaps the process (bounded); returns how it ended. Panics if it
     /// is still there after 5 s.
-    pub fn sigkill(&mut self) -> ExitStatus {
+    pub(crate) fn sigkill(&mut self) -> ExitStatus {
         let _ = self.child.kill();
         self.wait_exit(Duration::from_secs(5))
             .unwrap_or_else(|| panic!("{} survived SIGKILL for 5 s", self.name))
     }
 
     /// Whether the process has not exited yet.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The last part of the process's stderr, for failure messages.
-    pub fn stderr_tail(&self) -> String {
+    pub(crate) fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let start = text.len().saturating_sub(4000);
         let start = (start..text.len())
@@ -140,7 +140,7 @@ impl Proc {
     }
 
     /// The whole stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 }
@@ -153,7 +153,7 @@ impl Drop for Proc {
 }
 
 /// Sends SIGTERM to `pid` with the `kill` command.
-pub fn sigterm(pid: u32) {
+pub(crate) fn sigterm(pid: u32) {
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -163,21 +163,21 @@ pub fn sigterm(pid: u32) {
 
 /// One relay of a test network.
 #[derive(Clone, Debug)]
-pub struct RelaySpec {
+pub(crate) struct RelaySpec {
     /// Exit policy lines; `["reject *:*"]` for a non-exit.
     pub exit_policy: Vec<String>,
 }
 
 impl RelaySpec {
     /// A relay that is not an exit.
-    pub fn middle() -> Self {
+    pub(crate) fn middle() -> Self {
         RelaySpec {
             exit_policy: vec!["reject *:*".into()],
         }
     }
 
     /// An exit with these policy lines.
-    pub fn exit(policy: &[&str]) -> Self {
+    pub(crate) fn exit(policy: &[&str]) -> Self {
         RelaySpec {
             exit_policy: policy.iter().map(|s| s.to_string()).collect(),
         }
@@ -185,7 +185,7 @@ impl RelaySpec {
 }
 
 /// Writes `text` to `dir/name` and returns the path.
-pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -198,7 +198,7 @@ fn toml_str(s: &str) -> String {
 
 /// How [`Network::start_with`] configures and runs its proxy.
 #[derive(Clone, Debug, Default)]
-pub struct ProxyOptions {
+pub(crate) struct ProxyOptions {
     /// `strands = N` in the proxy config; the built-in default when `None`.
     pub strands: Option<usize>,
     /// The proxy's `RUST_LOG` (its log goes to its stderr file, see [`Proc::stderr`]);
@@ -208,7 +208,7 @@ pub struct ProxyOptions {
 
 /// A network of relay processes and one proxy process. Fields drop in order: the proxy first,
 /// then the relays, then the directory holding their files.
-pub struct Network {
+pub(crate) struct Network {
     /// The proxy process.
     pub proxy: Proc,
     /// The relay processes, in the order of the specs.
@@ -225,7 +225,7 @@ impl Network {
     /// bundles their descriptors and starts a 3-hop proxy on `127.0.0.1:0`.
     /// Three relays, the last the only exit (accepting everything), so every circuit is
     /// guard, middle, exit.
-    pub fn three_hop(base: u8) -> Network {
+    pub(crate) fn three_hop(base: u8) -> Network {
         Network::start(
             base,
             &[
@@ -238,12 +238,12 @@ impl Network {
 
     /// Starts one relay per spec, relay `i` on `127.0.0.(base + i)`, and a 3-hop proxy with
     /// the built-in defaults otherwise.
-    pub fn start(base: u8, specs: &[RelaySpec]) -> Network {
+    pub(crate) fn start(base: u8, specs: &[RelaySpec]) -> Network {
         Network::start_with(base, specs, &ProxyOptions::default())
     }
 
     /// Like [`Network::start`], with the proxy configured and run as `options` say.
-    pub fn start_with(base: u8, specs: &[RelaySpec], options: &ProxyOptions) -> Network {
+    pub(crate) fn start_with(base: u8, specs: &[RelaySpec], options: &ProxyOptions) -> Network {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let mut relays = Vec::new();
@@ -323,7 +323,7 @@ impl Network {
 
     /// Each relay's libp2p peer id (base58, as logs print it), computed from the identity key
     /// in the descriptor file the relay announced; in the order of `relays`.
-    pub fn relay_peer_ids(&self) -> Vec<String> {
+    pub(crate) fn relay_peer_ids(&self) -> Vec<String> {
         self.descriptors
             .iter()
             .map(|path| {
@@ -335,12 +335,12 @@ impl Network {
     }
 
     /// The temporary directory holding configs, keys and logs.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// Every process's stderr tail, for failure messages.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut out = self.proxy.stderr_tail();
         for r in &self.relays {
             out.push('\n');
@@ -352,7 +352,7 @@ impl Network {
 
 /// The libp2p peer id of an Ed25519 public key, base58btc: the identity multihash (code 0,
 /// length 36) of the protobuf `PublicKey { key_type: Ed25519 (1), data: key }`.
-pub fn ed25519_peer_id(public: &[u8; 32]) -> String {
+pub(crate) fn ed25519_peer_id(public: &[u8; 32]) -> String {
     let mut bytes = vec![0x00, 36, 0x08, 0x01, 0x12, 32];
     bytes.extend_from_slice(public);
     base58(&bytes)
@@ -383,7 +383,7 @@ fn base58(bytes: &[u8]) -> String {
 }
 
 /// `text` without ANSI escape sequences (`ESC [ ... letter`), for parsing colored logs.
-pub fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -402,7 +402,7 @@ pub fn strip_ansi(text: &str) -> String {
 
 /// The deterministic HTTP server of `braid_simulations::http`, run on its own runtime so
 /// blocking tests can use it. Stops when dropped.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     /// The addresses it listens on, in the order asked for.
     pub addrs: Vec<SocketAddr>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -410,7 +410,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Serves `GET /bytes/N` on each of `binds` (port 0 picks a free port).
-    pub fn start(binds: &[SocketAddr]) -> HttpServer {
+    pub(crate) fn start(binds: &[SocketAddr]) -> HttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -433,7 +433,7 @@ impl HttpServer {
     }
 
     /// A server on `127.0.0.1:0` and `[::1]:0`.
-    pub fn loopback() -> HttpServer {
+    pub(crate) fn loopback() -> HttpServer {
         Self::start(&[
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
@@ -441,7 +441,7 @@ impl HttpServer {
     }
 
     /// The port of the first address.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.addrs[0].port()
     }
 }
@@ -455,19 +455,19 @@ impl Drop for HttpServer {
 }
 
 /// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Hex SHA-256 of the body `GET /bytes/size` answers.
-pub fn expected_sha256(size: u64) -> String {
+pub(crate) fn expected_sha256(size: u64) -> String {
     sha256_hex(&braid_simulations::http::expected_body(size))
 }
 
 /// Fetches `url` with the curl binary through the SOCKS5 proxy at `socks`, letting the proxy
 /// side resolve names (`--socks5-hostname`), into `out`. Returns the hex SHA-256 of the file.
 /// Panics if curl is not installed.
-pub fn curl_fetch(
+pub(crate) fn curl_fetch(
     socks: SocketAddr,
     url: &str,
     out: &Path,
@@ -507,7 +507,7 @@ pub fn curl_fetch(
 
 /// Fetches `/bytes/size` from `host:port` through `socks` with curl and asserts the body's
 /// digest; `host` is put in the URL as is (bracket IPv6 literals).
-pub fn assert_curl_fetch(net: &Network, host: &str, port: u16, size: u64) {
+pub(crate) fn assert_curl_fetch(net: &Network, host: &str, port: u16, size: u64) {
     let url = format!("http://{host}:{port}/bytes/{size}");
     let out = net
         .dir()
@@ -521,7 +521,7 @@ pub fn assert_curl_fetch(net: &Network, host: &str, port: u16, size: u64) {
 }
 
 /// Connects to the proxy with read/write timeouts set.
-pub fn socks_tcp(socks: SocketAddr) -> TcpStream {
+pub(crate) fn socks_tcp(socks: SocketAddr) -> TcpStream {
     let tcp = TcpStream::connect_timeout(&socks, IO_TIMEOUT).unwrap();
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -530,7 +530,7 @@ pub fn socks_tcp(socks: SocketAddr) -> TcpStream {
 
 /// How a connection ended after the bytes a test sent.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The peer closed cleanly (FIN) after sending these bytes.
     Closed(Vec<u8>),
     /// The peer reset the connection after these bytes arrived.
@@ -539,7 +539,7 @@ pub enum Ending {
 
 impl Ending {
     /// The bytes received before the end, whichever way it ended.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Ending::Closed(b) | Ending::Reset(b) => b,
         }
@@ -548,7 +548,7 @@ impl Ending {
 
 /// Reads until the peer closes or resets, at most `limit` bytes; panics if the connection is
 /// still open after [`IO_TIMEOUT`] or sends more than `limit`.
-pub fn read_to_end(tcp: &mut TcpStream, limit: usize) -> Ending {
+pub(crate) fn read_to_end(tcp: &mut TcpStream, limit: usize) -> Ending {
     let deadline = Instant::now() + IO_TIMEOUT;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -579,7 +579,7 @@ pub fn read_to_end(tcp: &mut TcpStream, limit: usize) -> Ending {
 }
 
 /// Sends the NO AUTH greeting and checks the proxy picks it.
-pub fn greet(tcp: &mut TcpStream) {
+pub(crate) fn greet(tcp: &mut TcpStream) {
     tcp.write_all(&[0x05, 0x01, 0x00]).unwrap();
     let mut choice = [0u8; 2];
     tcp.read_exact(&mut choice).unwrap();
@@ -587,7 +587,7 @@ pub fn greet(tcp: &mut TcpStream) {
 }
 
 /// A CONNECT request to an IP address.
-pub fn connect_request_ip(target: SocketAddr) -> Vec<u8> {
+pub(crate) fn connect_request_ip(target: SocketAddr) -> Vec<u8> {
     let mut req = vec![0x05, 0x01, 0x00];
     match target {
         SocketAddr::V4(a) => {
@@ -604,7 +604,7 @@ pub fn connect_request_ip(target: SocketAddr) -> Vec<u8> {
 }
 
 /// A CONNECT request to a domain name (sent as a name; the exit resolves it).
-pub fn connect_request_domain(name: &str, port: u16) -> Vec<u8> {
+pub(crate) fn connect_request_domain(name: &str, port: u16) -> Vec<u8> {
     let mut req = vec![0x05, 0x01, 0x00, 0x03, u8::try_from(name.len()).unwrap()];
     req.extend_from_slice(name.as_bytes());
     req.extend_from_slice(&port.to_be_bytes());
@@ -612,13 +612,13 @@ pub fn connect_request_domain(name: &str, port: u16) -> Vec<u8> {
 }
 
 /// The reply the proxy sends for a failed or successful request: `05 REP 00 01 0.0.0.0:0`.
-pub fn reply_bytes(code: u8) -> Vec<u8> {
+pub(crate) fn reply_bytes(code: u8) -> Vec<u8> {
     vec![0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]
 }
 
 /// Greets, sends `request`, and returns the 10-byte reply (the proxy always binds `0.0.0.0:0`)
 /// with the stream left open after it.
-pub fn socks_request(socks: SocketAddr, request: &[u8]) -> (TcpStream, [u8; 10]) {
+pub(crate) fn socks_request(socks: SocketAddr, request: &[u8]) -> (TcpStream, [u8; 10]) {
     let mut tcp = socks_tcp(socks);
     greet(&mut tcp);
     tcp.write_all(request).unwrap();
@@ -630,7 +630,7 @@ pub fn socks_request(socks: SocketAddr, request: &[u8]) -> (TcpStream, [u8; 10])
 
 /// Sends `request` and returns the reply code, after checking the reply's shape and, for a
 /// failure, that the proxy then closes the connection.
-pub fn socks_reply_code(socks: SocketAddr, request: &[u8]) -> u8 {
+pub(crate) fn socks_reply_code(socks: SocketAddr, request: &[u8]) -> u8 {
     let (mut tcp, reply) = socks_request(socks, request);
     assert_eq!(reply[0], 0x05, "reply version: {reply:02x?}");
     assert_eq!(reply, reply_bytes(reply[1]).as_slice(), "reply shape");
@@ -646,7 +646,7 @@ pub fn socks_reply_code(socks: SocketAddr, request: &[u8]) -> u8 {
 }
 
 /// Performs `GET /bytes/size` on an open SOCKS stream and checks the body.
-pub fn http_get_verify(mut tcp: TcpStream, host: &str, size: u64) {
+pub(crate) fn http_get_verify(mut tcp: TcpStream, host: &str, size: u64) {
     let req = format!("GET /bytes/{size} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).unwrap();
     let mut response = Vec::new();
@@ -666,6 +666,6 @@ pub fn http_get_verify(mut tcp: TcpStream, host: &str, size: u64) {
 }
 
 /// Shuts the write half down, ignoring a peer that is already gone.
-pub fn close_write(tcp: &TcpStream) {
+pub(crate) fn close_write(tcp: &TcpStream) {
     let _ = tcp.shutdown(Shutdown::Write);
 }

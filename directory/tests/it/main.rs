@@ -1,6 +1,6 @@
 //! The directory model's integration tests: one binary, a module per topic.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod descriptor;
 mod directory;

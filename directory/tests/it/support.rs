@@ -7,17 +7,17 @@ use braid_directory::snapshot::{RegistrySignature, SNAPSHOT_SIGNING_DOMAIN};
 use braid_directory::{Descriptor, ExitPolicy, RegistrySet, SignedDescriptor, SignedSnapshot};
 use ed25519_dalek::{Signer, SigningKey};
 
-pub const T0: u64 = 1_700_000_000;
-pub const HOUR: u64 = 3600;
-pub const DAY: u64 = 86_400;
+pub(crate) const T0: u64 = 1_700_000_000;
+pub(crate) const HOUR: u64 = 3600;
+pub(crate) const DAY: u64 = 86_400;
 
 /// Registry key `i` (seed `0xA0 + i`).
-pub fn registry_key(i: u8) -> SigningKey {
+pub(crate) fn registry_key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[0xA0 + i; 32])
 }
 
 /// The set of registry keys 0..n.
-pub fn registry_set(n: u8) -> RegistrySet {
+pub(crate) fn registry_set(n: u8) -> RegistrySet {
     let keys: Vec<[u8; 32]> = (0..n)
         .map(|i| registry_key(i).verifying_key().to_bytes())
         .collect();
@@ -25,14 +25,14 @@ pub fn registry_set(n: u8) -> RegistrySet {
 }
 
 /// The registry keys 0..n in the set's index order.
-pub fn keys_in_index_order(set: &RegistrySet, n: u8) -> Vec<SigningKey> {
+pub(crate) fn keys_in_index_order(set: &RegistrySet, n: u8) -> Vec<SigningKey> {
     let mut keys: Vec<SigningKey> = (0..n).map(registry_key).collect();
     keys.sort_by_key(|k| set.index_of(&k.verifying_key()).unwrap());
     keys
 }
 
 /// A relay descriptor signed by relay key `seed`, published at T0, expiring `lifetime` later.
-pub fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
+pub(crate) fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
     let key = SigningKey::from_bytes(&[seed; 32]);
     Descriptor {
         identity: key.verifying_key().to_bytes(),
@@ -53,14 +53,14 @@ pub fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
 }
 
 /// Descriptors sorted by identity, as a snapshot lists them.
-pub fn sorted(mut descriptors: Vec<SignedDescriptor>) -> Vec<SignedDescriptor> {
+pub(crate) fn sorted(mut descriptors: Vec<SignedDescriptor>) -> Vec<SignedDescriptor> {
     descriptors.sort_by(|a, b| a.identity().cmp(b.identity()));
     descriptors
 }
 
 /// A body written by hand from the README table: version, issued_at, valid_until, set digest,
 /// u32 count, then each descriptor as u16 length and bytes, in the order given.
-pub fn body_bytes(
+pub(crate) fn body_bytes(
     set_digest: [u8; 32],
     issued_at: u64,
     valid_until: u64,
@@ -79,14 +79,14 @@ pub fn body_bytes(
 }
 
 /// A signature by `key` over `body` as the README says: domain, then BLAKE3 of the body.
-pub fn sign_body(key: &SigningKey, body: &[u8]) -> [u8; 64] {
+pub(crate) fn sign_body(key: &SigningKey, body: &[u8]) -> [u8; 64] {
     let digest = blake3::hash(body);
     key.sign(&[SNAPSHOT_SIGNING_DOMAIN, digest.as_bytes()].concat())
         .to_bytes()
 }
 
 /// `body` followed by the given signatures, as the README says.
-pub fn with_signatures(body: &[u8], signatures: &[RegistrySignature]) -> Vec<u8> {
+pub(crate) fn with_signatures(body: &[u8], signatures: &[RegistrySignature]) -> Vec<u8> {
     let mut out = body.to_vec();
     out.push(signatures.len() as u8);
     for s in signatures {
@@ -98,7 +98,7 @@ pub fn with_signatures(body: &[u8], signatures: &[RegistrySignature]) -> Vec<u8>
 
 /// A hand-encoded snapshot of `descriptors` for `set` signed by the registries at `signers`
 /// (indices into the set), with the given lifetime.
-pub fn hand_signed(
+pub(crate) fn hand_signed(
     set: &RegistrySet,
     n: u8,
     signers: &[u8],
@@ -119,7 +119,7 @@ pub fn hand_signed(
 }
 
 /// Decodes `bytes` and checks it at `now` against `set`.
-pub fn verify_bytes(
+pub(crate) fn verify_bytes(
     bytes: &[u8],
     set: &RegistrySet,
     now: u64,

@@ -8,7 +8,7 @@ use super::frame::{Frame, FrameError, HEADER_LEN, parse_header};
 
 /// Why no frame was read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(super) enum ReadError {
     /// The stream failed or ended before a whole frame arrived.
     #[error("stream error while reading a raft frame: {0}")]
     Io(#[from] std::io::Error),
@@ -18,7 +18,7 @@ pub enum ReadError {
 }
 
 /// Reads exactly one frame with a body of at most `max_body` bytes.
-pub async fn read_frame<S: AsyncRead + Unpin>(
+pub(super) async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     max_body: usize,
 ) -> Result<Frame, ReadError> {
@@ -31,7 +31,7 @@ pub async fn read_frame<S: AsyncRead + Unpin>(
 }
 
 /// Writes one frame and flushes it.
-pub async fn write_frame<S: AsyncWrite + Unpin>(
+pub(super) async fn write_frame<S: AsyncWrite + Unpin>(
     stream: &mut S,
     frame: &Frame,
 ) -> std::io::Result<()> {

@@ -35,7 +35,7 @@ COMMIT;
 
 /// The Raft log in SQLite. Cheap to clone: clones share one connection.
 #[derive(Clone)]
-pub struct LogStore {
+pub(super) struct LogStore {
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -48,7 +48,7 @@ fn io_err(op: &'static str) -> impl Fn(String) -> StorageError<u64> {
 
 impl LogStore {
     /// Opens (creating if needed) `path`.
-    pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
+    pub(super) fn open(path: &Path) -> Result<Self, rusqlite::Error> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;

@@ -33,7 +33,7 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/braid/raft/1");
 
 /// Why an exchange with a member gave no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(super) enum CallError {
     /// No stream could be opened (the member is down or unknown).
     #[error("member {peer} unreachable: {reason}")]
     Unreachable {
@@ -75,7 +75,7 @@ pub enum CallError {
 }
 
 /// What every connection shares: the transport, who the members are, the bounds.
-pub struct NetShared {
+pub(super) struct NetShared {
     /// The node's transport.
     pub transport: Transport,
     /// Member node id to peer id.
@@ -90,7 +90,7 @@ pub struct NetShared {
 
 impl NetShared {
     /// Sends `request` to `peer` and reads the answer, within `timeout`.
-    pub async fn call(
+    pub(super) async fn call(
         &self,
         peer: PeerId,
         request: &RpcRequest,
@@ -143,13 +143,13 @@ impl NetShared {
 
 /// openraft's network factory: one [`Conn`] per target member.
 #[derive(Clone)]
-pub struct Network {
+pub(super) struct Network {
     shared: Arc<NetShared>,
 }
 
 impl Network {
     /// A factory over `shared`.
-    pub fn new(shared: Arc<NetShared>) -> Self {
+    pub(super) fn new(shared: Arc<NetShared>) -> Self {
         Self { shared }
     }
 }
@@ -168,7 +168,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// openraft's client for one target member.
-pub struct Conn {
+pub(super) struct Conn {
     shared: Arc<NetShared>,
     target: u64,
     peer: Option<PeerId>,

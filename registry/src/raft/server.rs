@@ -31,11 +31,11 @@ use super::wire::{self, ForwardResponse, RpcRequest, RpcResponse};
 use crate::state::{Command, MAX_COMMAND_LEN};
 
 /// Refusals (to non-members) being written at once; more non-member streams are just dropped.
-pub const MAX_REFUSALS_IN_FLIGHT: usize = 4;
+pub(super) const MAX_REFUSALS_IN_FLIGHT: usize = 4;
 
 /// What the server has seen, for status and tests.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(super) struct Counters {
     /// Streams from members given a slot (their request is then read and served).
     pub accepted: AtomicU64,
     /// Requests answered.
@@ -49,7 +49,7 @@ pub struct Counters {
 }
 
 /// What the server needs.
-pub struct ServerShared {
+pub(super) struct ServerShared {
     /// The local openraft node.
     pub raft: Raft<TypeConfig>,
     /// Member peer id to node id (this node excluded).
@@ -70,7 +70,7 @@ pub struct ServerShared {
 
 /// Starts serving `incoming` (the node's `/braid/raft/1` streams) in a task; aborting the task
 /// stops the server and every RPC in progress.
-pub fn spawn(shared: Arc<ServerShared>, mut incoming: IncomingStreams) -> JoinHandle<()> {
+pub(super) fn spawn(shared: Arc<ServerShared>, mut incoming: IncomingStreams) -> JoinHandle<()> {
     let slots: HashMap<PeerId, Arc<Semaphore>> = shared
         .members
         .keys()
@@ -206,7 +206,11 @@ async fn serve(shared: &ServerShared, request: RpcRequest) -> Result<RpcResponse
 }
 
 /// Proposes an encoded command if this node leads; says who leads otherwise.
-pub async fn propose(raft: &Raft<TypeConfig>, bytes: Vec<u8>, bound: Duration) -> ForwardResponse {
+pub(super) async fn propose(
+    raft: &Raft<TypeConfig>,
+    bytes: Vec<u8>,
+    bound: Duration,
+) -> ForwardResponse {
     if bytes.len() > MAX_COMMAND_LEN {
         return ForwardResponse::Failed {
             reason: format!("command of {} bytes is over {MAX_COMMAND_LEN}", bytes.len()),

@@ -35,7 +35,7 @@ type Kept = Option<(Meta, Arc<Vec<u8>>)>;
 
 /// The registry state machine as openraft sees it. Cheap to clone.
 #[derive(Clone)]
-pub struct StateMachine {
+pub(super) struct StateMachine {
     store: Arc<Mutex<Store>>,
     /// The last snapshot built or installed: its meta and bytes.
     current: Arc<Mutex<Kept>>,
@@ -72,7 +72,7 @@ fn stored_membership(
 
 impl StateMachine {
     /// Wraps an open store.
-    pub fn new(store: Arc<Mutex<Store>>) -> Self {
+    pub(super) fn new(store: Arc<Mutex<Store>>) -> Self {
         Self {
             store,
             current: Arc::new(Mutex::new(None)),
@@ -82,7 +82,7 @@ impl StateMachine {
     }
 
     /// How many snapshots this process installed from a leader.
-    pub fn snapshots_installed(&self) -> u64 {
+    pub(super) fn snapshots_installed(&self) -> u64 {
         self.installed.load(Ordering::Relaxed)
     }
 

@@ -28,9 +28,9 @@ openraft::declare_raft_types!(
 );
 
 /// openraft's log id for this group.
-pub type RaftLogId = openraft::LogId<u64>;
+pub(super) type RaftLogId = openraft::LogId<u64>;
 /// openraft's membership for this group.
-pub type RaftMembership = Membership<u64, BasicNode>;
+pub(super) type RaftMembership = Membership<u64, BasicNode>;
 
 /// A normal log entry's payload: a [`Command`](crate::state::Command) in its encoded form. It is
 /// applied with [`Store::apply_encoded`](crate::store::Store::apply_encoded), so bytes that do
@@ -127,7 +127,7 @@ impl From<AppliedWire> for Applied {
 }
 
 /// openraft's log id to the store's.
-pub fn to_state_log_id(id: &RaftLogId) -> state::LogId {
+pub(super) fn to_state_log_id(id: &RaftLogId) -> state::LogId {
     state::LogId {
         term: id.leader_id.term,
         index: id.index,
@@ -135,7 +135,7 @@ pub fn to_state_log_id(id: &RaftLogId) -> state::LogId {
 }
 
 /// The store's log id to openraft's.
-pub fn to_raft_log_id(id: state::LogId) -> RaftLogId {
+pub(super) fn to_raft_log_id(id: state::LogId) -> RaftLogId {
     openraft::LogId::new(CommittedLeaderId::new(id.term, 0), id.index)
 }
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the test modules.
 
-pub mod relays;
+pub(crate) mod relays;
 #[cfg(feature = "server")]
-pub mod service;
+pub(crate) mod service;

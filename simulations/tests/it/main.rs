@@ -3,6 +3,8 @@
 //! bounds, preemptive circuits, braided strands) and the scenario files. Tests that measure
 //! run alone (see `support`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod bandwidth;
 mod faults;
 mod limits;

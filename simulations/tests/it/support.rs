@@ -13,12 +13,12 @@ static MACHINE: RwLock<()> = RwLock::const_new(());
 
 /// For a test that starts a network: waits while a measuring test runs, and keeps measuring
 /// tests waiting until the guard is dropped.
-pub async fn shared() -> RwLockReadGuard<'static, ()> {
+pub(crate) async fn shared() -> RwLockReadGuard<'static, ()> {
     MACHINE.read().await
 }
 
 /// For a test that measures throughput or strand shares: waits until no other network test
 /// runs, and keeps them all waiting until the guard is dropped.
-pub async fn alone() -> RwLockWriteGuard<'static, ()> {
+pub(crate) async fn alone() -> RwLockWriteGuard<'static, ()> {
     MACHINE.write().await
 }

@@ -5,7 +5,7 @@
 //! Nothing in this binary installs a rustls crypto provider: `Transport::start` does (see
 //! `provider`). The whole binary needs the `driver` feature (`required-features` in Cargo.toml).
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod accept;
 mod dialback;

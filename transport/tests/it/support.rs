@@ -11,37 +11,37 @@ use tokio::{
     time::timeout,
 };
 
-pub const ECHO: StreamProtocol = StreamProtocol::new("/braid-test/echo/1");
+pub(crate) const ECHO: StreamProtocol = StreamProtocol::new("/braid-test/echo/1");
 /// Upper bound on any single test step.
-pub const STEP: Duration = Duration::from_secs(30);
+pub(crate) const STEP: Duration = Duration::from_secs(30);
 
-pub fn quic(ip: &str) -> Multiaddr {
+pub(crate) fn quic(ip: &str) -> Multiaddr {
     format!("/ip4/{ip}/udp/0/quic-v1").parse().unwrap()
 }
 
-pub fn tcp(ip: &str) -> Multiaddr {
+pub(crate) fn tcp(ip: &str) -> Multiaddr {
     format!("/ip4/{ip}/tcp/0").parse().unwrap()
 }
 
-pub fn config(listen: Vec<Multiaddr>) -> TransportConfig {
+pub(crate) fn config(listen: Vec<Multiaddr>) -> TransportConfig {
     TransportConfig {
         listen,
         ..TransportConfig::default()
     }
 }
 
-pub async fn start(config: TransportConfig) -> Transport {
+pub(crate) async fn start(config: TransportConfig) -> Transport {
     bounded(Transport::start(Identity::generate(), config))
         .await
         .unwrap()
 }
 
-pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(future: impl Future<Output = T>) -> T {
     timeout(STEP, future).await.expect("test step timed out")
 }
 
 /// Deterministic bytes that differ at every offset of interest.
-pub fn payload(len: usize) -> Vec<u8> {
+pub(crate) fn payload(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
     (0..len)
         .map(|_| {
@@ -54,7 +54,7 @@ pub fn payload(len: usize) -> Vec<u8> {
 }
 
 /// Serves ECHO on `server`: reads a whole stream, writes it back, closes.
-pub fn serve_echo(server: &Transport) {
+pub(crate) fn serve_echo(server: &Transport) {
     let mut incoming = server.accept(ECHO).unwrap();
     tokio::spawn(async move {
         while let Some((_, stream)) = incoming.next().await {
@@ -70,7 +70,7 @@ pub fn serve_echo(server: &Transport) {
 }
 
 /// Sends `data` on a new ECHO stream and returns what comes back.
-pub async fn echo(client: &Transport, server: PeerId, data: &[u8]) -> Vec<u8> {
+pub(crate) async fn echo(client: &Transport, server: PeerId, data: &[u8]) -> Vec<u8> {
     let stream = client.open_stream(server, ECHO).await.unwrap();
     let mut stream = compat(stream);
     stream.write_all(data).await.unwrap();

@@ -3,13 +3,13 @@
 use braid_directory::{Descriptor, ExitPolicy, SignedDescriptor};
 use ed25519_dalek::SigningKey;
 
-pub const T0: u64 = 1_700_000_000;
+pub(crate) const T0: u64 = 1_700_000_000;
 #[cfg_attr(not(feature = "store"), allow(dead_code))] // only the `store` module uses it
-pub const HOUR: u64 = 3600;
-pub const DAY: u64 = 86_400;
+pub(crate) const HOUR: u64 = 3600;
+pub(crate) const DAY: u64 = 86_400;
 
 /// A relay descriptor signed by relay key `seed`, published at T0, expiring `lifetime` later.
-pub fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
+pub(crate) fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
     let key = SigningKey::from_bytes(&[seed; 32]);
     Descriptor {
         identity: key.verifying_key().to_bytes(),
@@ -30,7 +30,7 @@ pub fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
 }
 
 /// Descriptors sorted by identity, as a snapshot lists them.
-pub fn sorted(mut descriptors: Vec<SignedDescriptor>) -> Vec<SignedDescriptor> {
+pub(crate) fn sorted(mut descriptors: Vec<SignedDescriptor>) -> Vec<SignedDescriptor> {
     descriptors.sort_by(|a, b| a.identity().cmp(b.identity()));
     descriptors
 }

@@ -21,13 +21,13 @@ use tempfile::TempDir;
 use tokio::time::{sleep, timeout};
 
 /// Upper bound on any single test step.
-pub const STEP: Duration = Duration::from_secs(60);
+pub(crate) const STEP: Duration = Duration::from_secs(60);
 
-pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(future: impl Future<Output = T>) -> T {
     timeout(STEP, future).await.expect("test step timed out")
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -35,7 +35,7 @@ pub fn now() -> u64 {
 }
 
 /// Polls `check` every 100 ms until it holds (bounded by `STEP`).
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + STEP;
     while !check() {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
@@ -44,7 +44,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// A transport listening on QUIC at 127.0.0.1 (or not listening), and its signing key.
-pub async fn node(listen: bool) -> (Transport, SigningKey) {
+pub(crate) async fn node(listen: bool) -> (Transport, SigningKey) {
     let identity = Identity::generate();
     let key = SigningKey::from_bytes(&identity.secret_bytes());
     let listen = if listen {
@@ -62,14 +62,14 @@ pub async fn node(listen: bool) -> (Transport, SigningKey) {
     )
 }
 
-pub fn peer_of(t: &Transport) -> PeerAddresses {
+pub(crate) fn peer_of(t: &Transport) -> PeerAddresses {
     PeerAddresses {
         peer_id: t.peer_id(),
         addresses: t.listen_addrs(),
     }
 }
 
-pub fn registry_settings(snapshot_interval: Duration) -> RegistrySettings {
+pub(crate) fn registry_settings(snapshot_interval: Duration) -> RegistrySettings {
     RegistrySettings {
         probe_timeout: Duration::from_secs(2),
         expire_interval: Duration::from_secs(1),
@@ -81,7 +81,7 @@ pub fn registry_settings(snapshot_interval: Duration) -> RegistrySettings {
     }
 }
 
-pub fn feed_settings() -> FeedSettings {
+pub(crate) fn feed_settings() -> FeedSettings {
     FeedSettings {
         refresh_interval: Duration::from_secs(3600),
         retry_interval: Duration::from_secs(1),
@@ -92,7 +92,7 @@ pub fn feed_settings() -> FeedSettings {
 }
 
 /// One registry node: transport, key, store, role.
-pub struct Reg {
+pub(crate) struct Reg {
     pub transport: Transport,
     pub key: SigningKey,
     pub replica: Arc<SoloReplica>,
@@ -101,7 +101,7 @@ pub struct Reg {
 }
 
 /// `n` registries (one group); only `leader` is flagged as the leader.
-pub async fn registries(
+pub(crate) async fn registries(
     n: usize,
     leader: usize,
     settings: RegistrySettings,
@@ -142,7 +142,7 @@ pub async fn registries(
     (regs, list)
 }
 
-pub fn descriptor(
+pub(crate) fn descriptor(
     key: &SigningKey,
     addresses: Vec<String>,
     published: u64,
@@ -160,11 +160,11 @@ pub fn descriptor(
     }
 }
 
-pub fn addresses_of(t: &Transport) -> Vec<String> {
+pub(crate) fn addresses_of(t: &Transport) -> Vec<String> {
     t.listen_addrs().iter().map(Multiaddr::to_string).collect()
 }
 
-pub fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
+pub(crate) fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
     replica
         .descriptors()
         .unwrap()
@@ -174,7 +174,7 @@ pub fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
 }
 
 /// Sends raw bytes on a new `/braid/registry/1` stream and decodes the one answer.
-pub async fn raw(transport: &Transport, peer: PeerId, bytes: &[u8]) -> Response {
+pub(crate) async fn raw(transport: &Transport, peer: PeerId, bytes: &[u8]) -> Response {
     bounded(async {
         let mut stream = transport.open_stream(peer, PROTOCOL).await.unwrap();
         // The server may answer from the header alone and stop our sending side.
@@ -187,7 +187,7 @@ pub async fn raw(transport: &Transport, peer: PeerId, bytes: &[u8]) -> Response 
     .await
 }
 
-pub fn refusal(response: &Response) -> (RefuseCode, String) {
+pub(crate) fn refusal(response: &Response) -> (RefuseCode, String) {
     match response {
         Response::Refused(r) => (r.code(), r.text().to_owned()),
         other => panic!("expected a refusal, got {other:?}"),

@@ -15,24 +15,24 @@ use crate::braid::engine::{Action, BraidEngine, StrandEnd, StrandInput, StrandQu
 use crate::braid::{Braid, BraidReport, BraidSettings, Role};
 use crate::msg::EndReason;
 
-pub const CLIENT: usize = 0;
-pub const EXIT: usize = 1;
+pub(super) const CLIENT: usize = 0;
+pub(super) const EXIT: usize = 1;
 /// Messages a strand's outgoing queue holds (like the circuit queue).
-pub const CAP: usize = 64;
+pub(super) const CAP: usize = 64;
 /// The largest `Data` body.
-pub const MAX_DATA: usize = 4000;
+pub(super) const MAX_DATA: usize = 4000;
 /// How long after a strand dies both ends hear of it.
 const DETECT_MS: u64 = 5;
 
 /// What a strand queue carries.
 #[derive(Debug, Clone)]
-pub enum Msg {
+pub(super) enum Msg {
     Data(Bytes),
     End(EndReason),
 }
 
 #[derive(Debug, Default)]
-pub struct Queue {
+pub(super) struct Queue {
     msgs: VecDeque<Msg>,
     closed: bool,
     /// From this time on (ms) the circuit takes nothing from the queue, and it refuses
@@ -48,7 +48,7 @@ enum Inbound {
 }
 
 /// One end: the engine, its queues, its app and its supply's view.
-pub struct Side {
+pub(super) struct Side {
     pub engine: BraidEngine,
     pub queues: BTreeMap<StrandId, Queue>,
     inbox: VecDeque<(u64, Inbound)>,
@@ -82,7 +82,7 @@ struct View<'a> {
 
 impl Queue {
     /// Messages waiting in it.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.msgs.len()
     }
 }
@@ -103,7 +103,7 @@ fn has_room(queues: &BTreeMap<StrandId, Queue>, strand: StrandId, now: u64) -> b
 }
 
 /// The two ends and the strands between them.
-pub struct Pair {
+pub(super) struct Pair {
     pub now: u64,
     t0: Instant,
     pub sides: [Side; 2],
@@ -125,7 +125,7 @@ pub struct Pair {
 
 impl Pair {
     /// K strands of `link`, the client uploading `up` and the exit's target sending `down`.
-    pub fn new(
+    pub(super) fn new(
         k: u32,
         link: Link,
         seed: u64,
@@ -189,7 +189,7 @@ impl Pair {
     }
 
     /// A new strand on both ends (its `Up` waits in their inboxes).
-    pub fn add_strand(&mut self) -> StrandId {
+    pub(super) fn add_strand(&mut self) -> StrandId {
         let id = StrandId(self.wire.links.len() as u32);
         self.wire.links.push(self.template);
         for side in &mut self.sides {
@@ -200,7 +200,7 @@ impl Pair {
     }
 
     /// Runs until both ends finished or `deadline` (ms); whether both finished.
-    pub fn run(&mut self, deadline: u64) -> bool {
+    pub(super) fn run(&mut self, deadline: u64) -> bool {
         while self.now <= deadline {
             self.step();
             if self.sides.iter().all(|s| s.report.is_some()) {
@@ -341,7 +341,7 @@ impl Pair {
     }
 
     /// The app writes four times, then one round of polls runs (and no more).
-    pub fn one_round(&mut self, side: usize) {
+    pub(super) fn one_round(&mut self, side: usize) {
         for _ in 0..4 {
             self.app(side);
         }
@@ -460,7 +460,7 @@ impl Pair {
         }
     }
 
-    pub fn report(&self, side: usize) -> &BraidReport {
+    pub(super) fn report(&self, side: usize) -> &BraidReport {
         self.sides[side].report.as_ref().unwrap()
     }
 }
