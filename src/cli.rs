@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use braid_directory::Directory;
 use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
-use braid_registry::Directory;
 use braid_simulations::{Scenario, SimNetwork, run};
 use clap::{Parser, Subcommand};
 
@@ -83,8 +83,6 @@ pub fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    // libp2p compiles both rustls providers in; pick one for the process (see dependencies.md).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

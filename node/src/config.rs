@@ -9,7 +9,7 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -651,7 +651,7 @@ mod tests {
                 .is_exit()
         );
         // The commented "# key = value" lines, uncommented, are the defaults (the same rule
-        // node/tests/configs.rs applies to every file).
+        // node/tests/it/configs.rs applies to every file).
         let text = std::fs::read_to_string(&path).expect("read");
         let commented: String = text
             .lines()

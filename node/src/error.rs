@@ -51,7 +51,7 @@ pub enum NodeError {
     Router(#[from] braid_router::RouterError),
     /// A descriptor or directory failed.
     #[error("registry: {0}")]
-    Registry(#[from] braid_registry::Error),
+    Registry(#[from] braid_directory::Error),
     /// A registry service (Raft, publication, directory feed) failed.
     #[error("{0}")]
     Service(String),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_registry::Directory;
+use braid_directory::Directory;
 use braid_registry::service::{DirectoryFeed, FeedSettings};
 use braid_router::CircuitManager;
 use braid_transport::{Identity, Transport, TransportConfig};

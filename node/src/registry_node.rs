@@ -9,7 +9,7 @@ mod replica;
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_registry::VerifiedSnapshot;
+use braid_directory::VerifiedSnapshot;
 use braid_registry::raft::{RaftConfig, RaftMember, RaftStatus, RegistryRaft};
 use braid_registry::service::{PeerAddresses, Registries, RegistryRole, RegistrySettings};
 use braid_registry::store::StoreLimits;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_registry::{Descriptor, ExitPolicy, SignedDescriptor};
+use braid_directory::{Descriptor, ExitPolicy, SignedDescriptor};
 use braid_relay::service::{Faults, RelayService, RelayServiceConfig, RelayStats};
 use braid_transport::dialback::{DialbackServer, DialbackServerConfig};
 use braid_transport::upnp::{self, MapOutcome, MappingHandle, PortMapper};

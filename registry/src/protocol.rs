@@ -39,10 +39,10 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use crate::codec::Writer;
-use crate::descriptor::{MAX_ENCODED_LEN, SIGNATURE_LEN};
-use crate::snapshot::MAX_SNAPSHOT_LEN;
-use crate::{SignedDescriptor, SignedSnapshot};
+use braid_codec::{Reader, Writer};
+use braid_directory::descriptor::{MAX_ENCODED_LEN, SIGNATURE_LEN};
+use braid_directory::snapshot::MAX_SNAPSHOT_LEN;
+use braid_directory::{SignedDescriptor, SignedSnapshot};
 
 pub use error::ProtocolError;
 pub use response::{Refusal, RefuseCode, Response};
@@ -63,7 +63,7 @@ pub const MAX_REFUSAL_TEXT_LEN: usize = 256;
 pub const MAX_UNKNOWN_BODY_LEN: usize = 4096;
 
 /// The longest body of any frame: a snapshot of
-/// [`MAX_SNAPSHOT_DESCRIPTORS`](crate::snapshot::MAX_SNAPSHOT_DESCRIPTORS) maximal descriptors
+/// [`MAX_SNAPSHOT_DESCRIPTORS`](braid_directory::snapshot::MAX_SNAPSHOT_DESCRIPTORS) maximal descriptors
 /// and every registry signature ([`MAX_SNAPSHOT_LEN`], about 32 MB; 10 000 typical relays take
 /// about 2.5 MB).
 pub const MAX_BODY_LEN: usize = MAX_SNAPSHOT_LEN;
@@ -134,12 +134,14 @@ impl Header {
 /// [`ProtocolError::BadVersion`], [`ProtocolError::Oversized`] for a body longer than its
 /// kind allows.
 pub fn decode_header(bytes: &[u8]) -> Result<Header, ProtocolError> {
-    let Some(&[version, kind, a, b, c, d]) = bytes.first_chunk::<HEADER_LEN>() else {
-        return Err(ProtocolError::Incomplete {
-            needed: HEADER_LEN - bytes.len(),
-        });
-    };
-    let len = u32::from_be_bytes([a, b, c, d]);
+    let codec = ProtocolError::from_codec;
+    let header = Reader::new(bytes)
+        .array::<HEADER_LEN>("registry frame header")
+        .map_err(codec)?;
+    let mut h = Reader::complete(&header);
+    let version = h.u8("registry frame version").map_err(codec)?;
+    let kind = h.u8("registry frame kind").map_err(codec)?;
+    let len = h.u32("registry frame body length").map_err(codec)?;
     if version != PROTOCOL_VERSION {
         return Err(ProtocolError::BadVersion(version));
     }
@@ -159,16 +161,14 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, ProtocolError> {
 /// for a strict prefix, [`ProtocolError::Malformed`] for trailing bytes.
 fn split_frame(frame: &[u8]) -> Result<(Header, &[u8]), ProtocolError> {
     let header = decode_header(frame)?;
-    let rest = frame.get(HEADER_LEN..).unwrap_or_default();
-    match rest.len().cmp(&header.body_len) {
-        std::cmp::Ordering::Less => Err(ProtocolError::Incomplete {
-            needed: header.body_len - rest.len(),
-        }),
-        std::cmp::Ordering::Greater => Err(ProtocolError::Malformed {
-            what: "trailing bytes after the frame",
-        }),
-        std::cmp::Ordering::Equal => Ok((header, rest)),
-    }
+    let codec = ProtocolError::from_codec;
+    let mut r = Reader::new(frame);
+    r.take(HEADER_LEN, "registry frame header").map_err(codec)?;
+    let body = r
+        .take(header.body_len, "registry frame body")
+        .map_err(codec)?;
+    r.finish("trailing bytes after the frame").map_err(codec)?;
+    Ok((header, body))
 }
 
 /// Writes a frame. `body` must be within [`max_body_len`] of `kind` (every message this module
@@ -180,7 +180,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     // Every body is at most MAX_BODY_LEN (about 32 MB), which fits a u32.
     w.u32(body.len() as u32);
     w.bytes(body);
-    w.into_vec()
+    w.finish()
 }
 
 /// A message kind this build does not know, kept with its body (at most
@@ -308,9 +308,12 @@ fn check_body_len(header: Header, body: &[u8]) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A fixed-size body.
+/// A fixed-size body: `Malformed` naming `what` unless it is exactly `N` bytes.
 fn fixed<const N: usize>(body: &[u8], what: &'static str) -> Result<[u8; N], ProtocolError> {
-    <[u8; N]>::try_from(body).map_err(|_| ProtocolError::Malformed { what })
+    let mut r = Reader::complete(body);
+    let bytes = r.array(what).map_err(ProtocolError::from_codec)?;
+    r.finish(what).map_err(ProtocolError::from_codec)?;
+    Ok(bytes)
 }
 
 fn decode_snapshot(body: &[u8]) -> Result<SignedSnapshot, ProtocolError> {

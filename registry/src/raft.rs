@@ -29,6 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use braid_directory::SignedDescriptor;
 use braid_transport::Transport;
 use openraft::error::{InitializeError, RaftError as OpenraftError};
 use openraft::metrics::WaitError;
@@ -37,7 +38,6 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::SignedDescriptor;
 use crate::state::{Command, MAX_COMMAND_LEN, MAX_MEMBERSHIP_LEN};
 use crate::store::{Applied, Store};
 use network::{CallError, NetShared, Network};

@@ -1,72 +1,93 @@
-//! The `/braid/registry/1` service over a node's transport (feature `service`): the drivers
-//! around the sans-IO [`protocol`](crate::protocol) codec and the snapshot types.
+//! The `/braid/registry/1` service over a node's transport: the drivers around the sans-IO
+//! [`protocol`](crate::protocol) codec and the `braid_directory` snapshot types.
 //!
-//! - [`RegistryRole`] (registry nodes): takes relay descriptors ([`Request::Publish`]) after
-//!   checking them and dialing back every claimed address, proposes them to the replicated
-//!   state ([`Replica`]); on the Raft leader, expires old descriptors, builds a directory
-//!   snapshot every `snapshot_interval`, has the other registries co-sign it and offers the
-//!   majority-signed result to them; every registry serves the newest one it holds.
-//! - [`RelayCache`] (relays): serves the last snapshot the relay fetched and verified.
-//! - [`DirectoryFeed`] (proxies and relays): fetches the snapshot from any registry or relay,
+//! Feature `client` (proxies and relays; no SQLite, no Raft):
+//!
+//! - `DirectoryFeed` (proxies and relays): fetches the snapshot from any registry or relay,
 //!   verifies it against the configured registry keys, refreshes it, keeps the last good one.
-//! - [`publish`] and [`Republisher`] (relays): get the relay's descriptor listed and keep it so.
-//! - [`SoloReplica`]: the one-registry mode (one SQLite store, no Raft) behind [`Replica`].
+//! - `RelayCache` (relays): serves the last snapshot the relay fetched and verified.
+//! - `publish` and `Republisher` (relays): get the relay's descriptor listed and keep it so.
+//!
+//! Feature `server` (registry nodes) adds:
+//!
+//! - `RegistryRole`: takes relay descriptors (`Request::Publish`) after checking them and
+//!   dialing back every claimed address, proposes them to the replicated state (`Replica`); on
+//!   the Raft leader, expires old descriptors, builds a directory snapshot every
+//!   `snapshot_interval`, has the other registries co-sign it and offers the majority-signed
+//!   result to them; every registry serves the newest one it holds.
+//! - `SoloReplica`: the one-registry mode (one SQLite store, no Raft) behind `Replica`.
 //!
 //! Every request has a deadline, every queue and cache a bound. Logs name peers (peer ids are
 //! public, they are in the directory) but never keys, descriptor addresses or payloads above
-//! `debug`. It does not do Raft: [`Replica`] is implemented by the Raft group elsewhere.
-//!
-//! [`Request::Publish`]: crate::protocol::Request::Publish
+//! `debug`. It does not do Raft: `Replica` is implemented by the Raft group (`crate::raft`).
 
-mod cosign;
 mod error;
 mod exchange;
 mod feed;
 mod io;
-mod leader;
 mod publish;
-mod reachability;
 mod registries;
-mod registry_role;
 mod relay_cache;
 mod served;
 mod server;
 mod settings;
+
+#[cfg(feature = "server")]
+mod cosign;
+#[cfg(feature = "server")]
+mod leader;
+#[cfg(feature = "server")]
+mod persisted;
+#[cfg(feature = "server")]
+mod reachability;
+#[cfg(feature = "server")]
+mod registry_role;
+#[cfg(feature = "server")]
 mod solo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "server")]
+use braid_directory::SignedDescriptor;
 use braid_transport::StreamProtocol;
+#[cfg(feature = "server")]
 use futures::future::BoxFuture;
 
-use crate::SignedDescriptor;
+#[cfg(feature = "server")]
 use crate::state::Command;
+#[cfg(feature = "server")]
 use crate::store::{Applied, StoreError};
 
 pub use error::ServiceError;
 pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
 pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
 pub use registries::{PeerAddresses, Registries, registry_key_of};
+#[cfg(feature = "server")]
 pub use registry_role::RegistryRole;
 pub use relay_cache::RelayCache;
 pub use settings::{
-    FeedSettings, RegistrySettings, RepublishSettings, ServerSettings, default_expire_interval,
-    default_feed_request_timeout, default_handle_timeout, default_max_clock_skew,
-    default_max_concurrent_probes, default_max_requests, default_max_requests_per_peer,
-    default_max_sources_per_round, default_peer_timeout, default_probe_cache_entries,
-    default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
-    default_read_timeout, default_refresh_interval, default_relay_sources,
-    default_replication_wait, default_republish_interval, default_republish_request_timeout,
-    default_republish_retry, default_retry_interval, default_snapshot_interval,
-    default_snapshot_validity, default_write_timeout,
+    FeedSettings, RepublishSettings, ServerSettings, default_feed_request_timeout,
+    default_handle_timeout, default_max_requests, default_max_requests_per_peer,
+    default_max_sources_per_round, default_read_timeout, default_refresh_interval,
+    default_relay_sources, default_republish_interval, default_republish_request_timeout,
+    default_republish_retry, default_retry_interval, default_write_timeout,
 };
+#[cfg(feature = "server")]
+pub use settings::{
+    RegistrySettings, default_expire_interval, default_max_clock_skew,
+    default_max_concurrent_probes, default_peer_timeout, default_probe_cache_entries,
+    default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
+    default_replication_wait, default_snapshot_interval, default_snapshot_validity,
+};
+#[cfg(feature = "server")]
 pub use solo::SoloReplica;
 
 /// `/braid/registry/1` on the node's swarm.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::protocol::PROTOCOL_NAME);
 
-/// The replicated registry state as the service sees it. The Raft group implements it;
-/// [`SoloReplica`] is the one-registry mode.
+/// The replicated registry state as the service sees it (feature `server`). The Raft group
+/// implements it; [`SoloReplica`] is the one-registry mode.
+#[cfg(feature = "server")]
 pub trait Replica: Send + Sync + 'static {
     /// Proposes a command and waits until it is committed and applied (forwarding to the leader
     /// is the replica's job).
@@ -79,7 +100,8 @@ pub trait Replica: Send + Sync + 'static {
     fn is_leader(&self) -> bool;
 }
 
-/// Why the replicated state could not do what the service asked.
+/// Why the replicated state could not do what the service asked (feature `server`).
+#[cfg(feature = "server")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {

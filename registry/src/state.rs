@@ -6,12 +6,12 @@
 //! registry, whatever their wall clocks say. Storage (SQLite) is the `store` module, behind the
 //! `store` feature; Raft itself (log, votes, network) is not here.
 
-use crate::codec::{Reader, Writer};
-use crate::descriptor::UncheckedDescriptor;
-use crate::snapshot::{
+use braid_codec::{Reader, Writer};
+use braid_directory::descriptor::UncheckedDescriptor;
+use braid_directory::snapshot::{
     MAX_SNAPSHOT_DESCRIPTORS, SnapshotError, next_descriptor, verify_descriptor_signatures,
 };
-use crate::{Error, SignedDescriptor};
+use braid_directory::{Error, SignedDescriptor};
 
 /// The state format this crate writes and reads (first byte of commands and images).
 pub const STATE_VERSION: u8 = 1;
@@ -23,7 +23,7 @@ pub const MAX_STATE_DESCRIPTORS: usize = MAX_SNAPSHOT_DESCRIPTORS;
 pub const MAX_MEMBERSHIP_LEN: usize = 64 * 1024;
 
 /// The longest command encoding: version, tag, and a maximal descriptor.
-pub const MAX_COMMAND_LEN: usize = 2 + crate::descriptor::MAX_ENCODED_LEN;
+pub const MAX_COMMAND_LEN: usize = 2 + braid_directory::descriptor::MAX_ENCODED_LEN;
 
 const TAG_PUBLISH: u8 = 1;
 const TAG_EXPIRE: u8 = 2;
@@ -71,7 +71,7 @@ impl Command {
                 w.u64(*now);
             }
         }
-        w.into_vec()
+        w.finish()
     }
 
     /// Parses [`Command::encode`]'s output, checking the descriptor inside completely
@@ -85,17 +85,17 @@ impl Command {
             });
         }
         let mut r = Reader::new(bytes);
-        let version = r.u8()?;
+        let version = r.u8("command version")?;
         if version != STATE_VERSION {
             return Err(Error::BadVersion(version));
         }
-        match r.u8()? {
+        match r.u8("command tag")? {
             TAG_PUBLISH => {
                 let rest = bytes.get(2..).unwrap_or_default();
                 Ok(Command::Publish(SignedDescriptor::decode(rest)?))
             }
             TAG_EXPIRE => {
-                let now = r.u64()?;
+                let now = r.u64("expire command time")?;
                 r.finish("trailing bytes after the command")?;
                 Ok(Command::Expire { now })
             }
@@ -237,7 +237,7 @@ impl StateImage {
             w.u16(e.len() as u16);
             w.bytes(&e);
         }
-        w.into_vec()
+        w.finish()
     }
 
     /// Parses and checks an image: the errors of the snapshot codec ([`SnapshotError::Incomplete`]
@@ -248,25 +248,24 @@ impl StateImage {
     pub fn decode(bytes: &[u8], max_descriptors: usize) -> Result<Self, SnapshotError> {
         let codec = SnapshotError::from_codec;
         let mut r = Reader::new(bytes);
-        let version = r.u8().map_err(codec)?;
+        let version = r.u8("state image version").map_err(codec)?;
         if version != STATE_VERSION {
             return Err(SnapshotError::BadVersion(version));
         }
         let last_applied = read_log_id(&mut r)?;
-        let clock = r.u64().map_err(codec)?;
+        let clock = r.u64("state image clock").map_err(codec)?;
         let membership = match read_log_id(&mut r)? {
             None => None,
             Some(id) => {
-                let len = usize::try_from(r.u32().map_err(codec)?).unwrap_or(usize::MAX);
-                if len > MAX_MEMBERSHIP_LEN {
-                    return Err(SnapshotError::Malformed {
-                        what: "membership record over the limit",
-                    });
-                }
-                Some((id, r.take(len).map_err(codec)?.to_vec()))
+                // Over the limit is Malformed with this name, as soon as the length is read.
+                let record = r
+                    .u32_prefixed(MAX_MEMBERSHIP_LEN, "membership record over the limit")
+                    .map_err(codec)?;
+                Some((id, record.to_vec()))
             }
         };
-        let count = usize::try_from(r.u32().map_err(codec)?).unwrap_or(usize::MAX);
+        let count = r.u32("state image descriptor count").map_err(codec)?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
         let max = max_descriptors.min(MAX_STATE_DESCRIPTORS);
         if count > max {
             return Err(SnapshotError::TooManyDescriptors { count, max });
@@ -335,11 +334,11 @@ fn write_log_id(w: &mut Writer, id: Option<LogId>) {
 
 fn read_log_id(r: &mut Reader<'_>) -> Result<Option<LogId>, SnapshotError> {
     let codec = SnapshotError::from_codec;
-    match r.u8().map_err(codec)? {
+    match r.u8("log id flag").map_err(codec)? {
         0 => Ok(None),
         1 => Ok(Some(LogId {
-            term: r.u64().map_err(codec)?,
-            index: r.u64().map_err(codec)?,
+            term: r.u64("log id term").map_err(codec)?,
+            index: r.u64("log id index").map_err(codec)?,
         })),
         _ => Err(SnapshotError::Malformed {
             what: "log id flag is neither 0 nor 1",

@@ -14,9 +14,9 @@ mod rows;
 use std::path::Path;
 use std::time::Duration;
 
+use braid_directory::SignedDescriptor;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::SignedDescriptor;
 use crate::state::{
     Command, Listed, LogId, MAX_MEMBERSHIP_LEN, MAX_STATE_DESCRIPTORS, PublishEffect, Rejection,
     StateImage, publish_effect,
@@ -167,7 +167,7 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// The listed descriptors, sorted by identity (what [`crate::Snapshot::new`] takes).
+    /// The listed descriptors, sorted by identity (what [`braid_directory::Snapshot::new`] takes).
     pub fn descriptors(&self) -> Result<Vec<SignedDescriptor>, StoreError> {
         read_descriptors(&self.conn)
     }

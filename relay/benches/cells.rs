@@ -123,7 +123,7 @@ fn path() -> Vec<Hop> {
     vec![hop(1), hop(2), hop(3)]
 }
 
-/// The relays' part of a build, as in `tests/onion.rs`: accept, extend, reply innermost first.
+/// The relays' part of a build, as in `tests/it/onion.rs`: accept, extend, reply innermost first.
 fn relay_chain(hops: &[Hop], create: &[u8]) -> (Vec<HopCircuit>, Vec<u8>) {
     let accepted = accept_create(&hops[0].secret, create).expect("accept");
     match accepted.next().cloned() {

@@ -4,6 +4,8 @@
 //! of [`BODY_LEN`] bytes (padding included). This module only frames cells; it does not know
 //! about onion layers (see [`crate::layer`]) or relay messages (see [`crate::msg`]).
 
+use braid_codec::Reader;
+
 use crate::error::CellError;
 
 /// Version byte of the cell format; the first byte of every cell.
@@ -125,26 +127,22 @@ impl Cell {
     /// [`CellError::Incomplete`]; a wrong version byte is [`CellError::BadVersion`]. Unknown kinds
     /// parse (as [`CellKind::Unknown`]) so the caller can name them.
     pub fn decode(input: &[u8]) -> Result<(Self, usize), CellError> {
-        if input.is_empty() {
-            return Err(CellError::Incomplete { needed: CELL_LEN });
+        // The version is judged as soon as it is there, so garbage fails fast; the rest of a
+        // cell is read whole or not at all.
+        if let Some(&version) = input.first()
+            && version != CELL_VERSION
+        {
+            return Err(CellError::BadVersion(version));
         }
-        if input[0] != CELL_VERSION {
-            return Err(CellError::BadVersion(input[0]));
-        }
-        if input.len() < CELL_LEN {
-            return Err(CellError::Incomplete {
-                needed: CELL_LEN - input.len(),
-            });
-        }
+        let mut r = Reader::new(input);
+        let cell = r.take(CELL_LEN, "cell").map_err(CellError::read)?;
+        let mut c = Reader::complete(cell);
+        let _version = c.u8("cell version").map_err(CellError::read)?;
+        let kind = CellKind::from_byte(c.u8("cell kind").map_err(CellError::read)?);
         let mut body = Box::new([0u8; BODY_LEN]);
-        body.copy_from_slice(&input[2..CELL_LEN]);
-        Ok((
-            Cell {
-                kind: CellKind::from_byte(input[1]),
-                body,
-            },
-            CELL_LEN,
-        ))
+        body.copy_from_slice(c.take(BODY_LEN, "cell body").map_err(CellError::read)?);
+        c.finish("cell").map_err(CellError::read)?;
+        Ok((Cell { kind, body }, r.position()))
     }
 
     /// The reason carried by a `Destroy` cell.

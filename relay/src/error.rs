@@ -55,6 +55,29 @@ pub enum CellError {
     Unexpected(&'static str),
 }
 
+impl CellError {
+    /// A codec read error as a cell error, keeping what was being read: running out of a
+    /// stream prefix is [`CellError::Incomplete`] (with the exact shortfall), anything else is
+    /// [`CellError::Malformed`] naming the field.
+    pub(crate) fn read(e: braid_codec::Error) -> Self {
+        match e.needed() {
+            Some(needed) => CellError::Incomplete { needed },
+            None => CellError::Malformed { what: e.what() },
+        }
+    }
+
+    /// A codec write error as a cell error: a field too long for its length prefix is
+    /// [`CellError::ContentTooLong`] with the limit it broke.
+    pub(crate) fn write(e: braid_codec::WriteError) -> Self {
+        match e {
+            braid_codec::WriteError::TooLong { len, max, .. } => {
+                CellError::ContentTooLong { len, max }
+            }
+            _ => CellError::Malformed { what: e.what() },
+        }
+    }
+}
+
 /// Errors of the relay driver (I/O around the core).
 #[cfg(feature = "driver")]
 #[non_exhaustive]

@@ -10,13 +10,13 @@
 //! Relay side: [`accept_create`] → [`AcceptedHop`] (awaiting the rest of the path) → [`HopCircuit`].
 //! Typestates: each transition consumes the previous state.
 
+use braid_codec::{Reader, Writer};
 use snow::{Builder, HandshakeState};
 
 use crate::MAX_HOPS;
 use crate::circuit::{ClientCircuit, HopCircuit};
 use crate::error::CellError;
 use crate::layer::{HopKeys, TAG_LEN};
-use crate::wire::{Reader, Writer};
 
 /// The Noise protocol name used for every hop.
 pub const NOISE_PARAMS: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
@@ -31,6 +31,8 @@ pub const MAX_PEER_ID_LEN: usize = 64;
 /// Largest address string accepted.
 pub const MAX_ADDR_LEN: usize = 200;
 const NOISE_MAX: usize = 65535;
+/// A one-byte length prefix's own limit (the client leaves finer limits to the relay).
+const U8_MAX: usize = u8::MAX as usize;
 
 /// What the client knows about one hop of the path it builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +121,9 @@ impl CircuitRequest {
             if i + 1 < n {
                 let next = &path[i + 1];
                 payload.u8(1);
-                payload.bytes_u8(&next.peer_id)?;
+                payload
+                    .u8_prefixed(&next.peer_id, U8_MAX, "next hop peer id")
+                    .map_err(CellError::write)?;
                 if next.addresses.is_empty() || next.addresses.len() > MAX_NEXT_ADDRS {
                     return Err(CellError::Malformed {
                         what: "next hop address count",
@@ -127,9 +131,13 @@ impl CircuitRequest {
                 }
                 payload.u8(next.addresses.len() as u8);
                 for a in &next.addresses {
-                    payload.bytes_u8(a.as_bytes())?;
+                    payload
+                        .u8_prefixed(a.as_bytes(), U8_MAX, "next hop address")
+                        .map_err(CellError::write)?;
                 }
-                payload.bytes_u16(&inner)?;
+                payload
+                    .u16_prefixed(&inner, NOISE_MAX, "next hop create")
+                    .map_err(CellError::write)?;
             } else {
                 payload.u8(0);
             }
@@ -143,7 +151,9 @@ impl CircuitRequest {
             handshakes[i] = Some(hs);
         }
         let mut create = Writer::new();
-        create.bytes_u16(&inner)?;
+        create
+            .u16_prefixed(&inner, NOISE_MAX, "create noise message")
+            .map_err(CellError::write)?;
         Ok((
             CircuitRequest {
                 handshakes: handshakes.into_iter().flatten().collect(),
@@ -158,10 +168,15 @@ impl CircuitRequest {
         let mut hops = Vec::with_capacity(n);
         let mut reply = created.to_vec();
         for (i, mut hs) in self.handshakes.into_iter().enumerate() {
-            let mut r = Reader::new(&reply);
-            let msg2 = r.bytes_u16()?;
-            let inner = r.bytes_u16()?.to_vec();
-            r.expect_zero_padding("created padding")?;
+            let mut r = Reader::complete(&reply);
+            let msg2 = r
+                .u16_prefixed(NOISE_MAX, "created noise message")
+                .map_err(CellError::read)?;
+            let inner = r
+                .u16_prefixed(NOISE_MAX, "created inner reply")
+                .map_err(CellError::read)?
+                .to_vec();
+            r.zero_padding("created padding").map_err(CellError::read)?;
             let mut payload = vec![0u8; NOISE_MAX];
             let plen = hs
                 .read_message(msg2, &mut payload)
@@ -216,9 +231,11 @@ impl std::fmt::Debug for AcceptedHop {
 
 /// Reads a `Create` cell's content with this relay's onion secret key.
 pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedHop, CellError> {
-    let mut r = Reader::new(create);
-    let msg1 = r.bytes_u16()?;
-    r.expect_zero_padding("create padding")?;
+    let mut r = Reader::complete(create);
+    let msg1 = r
+        .u16_prefixed(NOISE_MAX, "create noise message")
+        .map_err(CellError::read)?;
+    r.zero_padding("create padding").map_err(CellError::read)?;
     let mut hs = Builder::new(params())
         .prologue(PROLOGUE)
         .map_err(noise_err("prologue"))?
@@ -230,18 +247,18 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
     let plen = hs
         .read_message(msg1, &mut payload)
         .map_err(noise_err("read message 1"))?;
-    let mut p = Reader::new(&payload[..plen]);
-    let version = p.u8()?;
+    let mut p = Reader::complete(payload.get(..plen).unwrap_or_default());
+    let version = p.u8("hop payload version").map_err(CellError::read)?;
     if version != HOP_PAYLOAD_VERSION {
         return Err(CellError::BadVersion(version));
     }
-    let position = p.u8()? as usize;
+    let position = usize::from(p.u8("hop position").map_err(CellError::read)?);
     if position == 0 || position > MAX_HOPS {
         return Err(CellError::Malformed {
             what: "hop position",
         });
     }
-    let next = match p.u8()? {
+    let next = match p.u8("next flag").map_err(CellError::read)? {
         0 => None,
         1 => {
             if position >= MAX_HOPS {
@@ -249,11 +266,14 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
                     what: "hop position",
                 });
             }
-            let peer_id = p.bytes_u8()?.to_vec();
-            if peer_id.is_empty() || peer_id.len() > MAX_PEER_ID_LEN {
+            let peer_id = p
+                .u8_prefixed(MAX_PEER_ID_LEN, "peer id")
+                .map_err(CellError::read)?
+                .to_vec();
+            if peer_id.is_empty() {
                 return Err(CellError::Malformed { what: "peer id" });
             }
-            let count = p.u8()? as usize;
+            let count = usize::from(p.u8("next hop address count").map_err(CellError::read)?);
             if count == 0 || count > MAX_NEXT_ADDRS {
                 return Err(CellError::Malformed {
                     what: "next hop address count",
@@ -261,16 +281,21 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
             }
             let mut addresses = Vec::with_capacity(count);
             for _ in 0..count {
-                let a = p.bytes_u8()?;
-                if a.is_empty() || a.len() > MAX_ADDR_LEN || !a.iter().all(|c| c.is_ascii_graphic())
-                {
+                let a = p
+                    .u8_prefixed(MAX_ADDR_LEN, "address")
+                    .map_err(CellError::read)?;
+                if a.is_empty() || !a.iter().all(|c| c.is_ascii_graphic()) {
                     return Err(CellError::Malformed { what: "address" });
                 }
                 addresses.push(String::from_utf8_lossy(a).into_owned());
             }
-            let inner = p.bytes_u16()?;
+            let inner = p
+                .u16_prefixed(NOISE_MAX, "next hop create")
+                .map_err(CellError::read)?;
             let mut create = Writer::new();
-            create.bytes_u16(inner)?;
+            create
+                .u16_prefixed(inner, NOISE_MAX, "create noise message")
+                .map_err(CellError::write)?;
             Some(NextHop {
                 peer_id,
                 addresses,
@@ -279,7 +304,7 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
         }
         _ => return Err(CellError::Malformed { what: "next flag" }),
     };
-    p.expect_end("hop payload")?;
+    p.finish("hop payload").map_err(CellError::read)?;
     Ok(AcceptedHop { hs, position, next })
 }
 
@@ -309,7 +334,8 @@ impl AcceptedHop {
         let (k1, k2) = self.hs.dangerously_get_raw_split();
         let mut keys = HopKeys::from_split(&k1, &k2);
         let mut out = Writer::new();
-        out.bytes_u16(&msg2)?;
+        out.u16_prefixed(&msg2, NOISE_MAX, "created noise message")
+            .map_err(CellError::write)?;
         match (self.next.is_some(), inner_created) {
             (true, Some(inner)) => {
                 let mut buf = Vec::with_capacity(inner.len() + TAG_LEN);
@@ -317,9 +343,12 @@ impl AcceptedHop {
                 buf.extend_from_slice(&[0u8; TAG_LEN]);
                 let len = buf.len();
                 keys.backward.seal(&mut buf, len)?;
-                out.bytes_u16(&buf)?;
+                out.u16_prefixed(&buf, NOISE_MAX, "created inner reply")
+                    .map_err(CellError::write)?;
             }
-            (false, None) => out.bytes_u16(&[])?,
+            (false, None) => out
+                .u16_prefixed(&[], NOISE_MAX, "created inner reply")
+                .map_err(CellError::write)?,
             _ => return Err(CellError::Unexpected("inner reply mismatch")),
         }
         let last = self.next.is_none();
@@ -330,9 +359,12 @@ impl AcceptedHop {
 /// The meaningful prefix of a `Created` cell body (the two length-prefixed fields), with the
 /// zero padding checked and cut off, ready to be nested in the previous hop's reply.
 pub fn trim_created(body: &[u8]) -> Result<&[u8], CellError> {
-    let mut r = Reader::new(body);
-    let a = r.bytes_u16()?.len();
-    let b = r.bytes_u16()?.len();
-    r.expect_zero_padding("created padding")?;
-    Ok(&body[..4 + a + b])
+    let mut r = Reader::complete(body);
+    r.u16_prefixed(NOISE_MAX, "created noise message")
+        .map_err(CellError::read)?;
+    r.u16_prefixed(NOISE_MAX, "created inner reply")
+        .map_err(CellError::read)?;
+    let end = r.position();
+    r.zero_padding("created padding").map_err(CellError::read)?;
+    Ok(body.get(..end).unwrap_or_default())
 }

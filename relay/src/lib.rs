@@ -12,7 +12,6 @@ pub mod ratelimit;
 pub mod service;
 #[cfg(feature = "driver")]
 pub mod shared;
-pub mod wire;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};

@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use braid_codec::{Reader, Writer};
 use bytes::Bytes;
 
 use crate::error::CellError;
@@ -284,41 +285,36 @@ impl RelayMsg {
 
     /// Parses a message from a cell's message area. Padding after the data must be zero.
     pub fn decode(input: &[u8]) -> Result<Self, CellError> {
-        if input.len() < MSG_HEADER_LEN {
-            return Err(CellError::Incomplete {
-                needed: MSG_HEADER_LEN - input.len(),
-            });
+        let mut r = Reader::new(input);
+        let header = r
+            .take(MSG_HEADER_LEN, "message header")
+            .map_err(CellError::read)?;
+        let mut h = Reader::complete(header);
+        let version = h.u8("message version").map_err(CellError::read)?;
+        if version != MSG_VERSION {
+            return Err(CellError::BadVersion(version));
         }
-        if input[0] != MSG_VERSION {
-            return Err(CellError::BadVersion(input[0]));
-        }
-        let cmd = input[1];
-        let stream = StreamId(u16::from_be_bytes([input[2], input[3]]));
-        let len = u16::from_be_bytes([input[4], input[5]]) as usize;
-        let rest = &input[MSG_HEADER_LEN..];
-        if len > rest.len() {
-            return Err(CellError::Malformed {
-                what: "message length",
-            });
-        }
-        if rest[len..].iter().any(|&b| b != 0) {
-            return Err(CellError::Malformed {
-                what: "message padding",
-            });
-        }
-        let data = &rest[..len];
+        let cmd = h.u8("message command").map_err(CellError::read)?;
+        let stream = StreamId(h.u16("stream id").map_err(CellError::read)?);
+        let len = usize::from(h.u16("message length").map_err(CellError::read)?);
+        // The message area is whole: a length running past it is malformed, not incomplete.
+        let mut area = Reader::complete(r.rest());
+        let data = area.take(len, "message length").map_err(CellError::read)?;
+        area.zero_padding("message padding")
+            .map_err(CellError::read)?;
         if stream.0 == 0 {
             return Err(CellError::Malformed {
                 what: "stream id 0",
             });
         }
+        let mut d = Reader::complete(data);
         let msg = match cmd {
             CMD_BEGIN => RelayMsg::Begin {
                 stream,
                 target: decode_target(data)?,
             },
             CMD_CONNECTED => {
-                expect_len(data, 0, "connected")?;
+                d.finish("connected").map_err(CellError::read)?;
                 RelayMsg::Connected { stream }
             }
             CMD_DATA => {
@@ -331,27 +327,25 @@ impl RelayMsg {
                 }
             }
             CMD_EOF => {
-                expect_len(data, 0, "eof")?;
+                d.finish("eof").map_err(CellError::read)?;
                 RelayMsg::Eof { stream }
             }
             CMD_END => {
-                expect_len(data, 1, "end")?;
-                RelayMsg::End {
-                    stream,
-                    reason: EndReason::from_byte(data[0]),
-                }
+                let reason = EndReason::from_byte(d.u8("end").map_err(CellError::read)?);
+                d.finish("end").map_err(CellError::read)?;
+                RelayMsg::End { stream, reason }
             }
             CMD_BEGIN_BRAID => {
-                let (secret, target) = split_key(data, "begin_braid secret")?;
+                let secret = d.array("begin_braid secret").map_err(CellError::read)?;
                 RelayMsg::BeginBraid {
                     stream,
                     secret,
-                    target: decode_target(target)?,
+                    target: decode_target(d.take_rest())?,
                 }
             }
             CMD_LINK => {
-                let (link, flags) = split_key(data, "link id")?;
-                let quiet = match flags {
+                let link = d.array("link id").map_err(CellError::read)?;
+                let quiet = match d.take_rest() {
                     [] => false,
                     [LINK_QUIET] => true,
                     _ => return Err(CellError::Malformed { what: "link flags" }),
@@ -363,7 +357,7 @@ impl RelayMsg {
                 }
             }
             CMD_LINKED => {
-                expect_len(data, 0, "linked")?;
+                d.finish("linked").map_err(CellError::read)?;
                 RelayMsg::Linked { stream }
             }
             command => RelayMsg::Unknown { command, stream },
@@ -383,25 +377,8 @@ fn split_room(body: &mut [u8], n: usize) -> Result<(&mut [u8], &mut [u8]), CellE
     Ok(body.split_at_mut(n))
 }
 
-/// Reads a 32-byte key from the front of `data`.
-fn split_key<'a>(data: &'a [u8], what: &'static str) -> Result<([u8; 32], &'a [u8]), CellError> {
-    let (key, rest) = data
-        .split_at_checked(32)
-        .ok_or(CellError::Malformed { what })?;
-    let key: [u8; 32] = key.try_into().map_err(|_| CellError::Malformed { what })?;
-    Ok((key, rest))
-}
-
 /// The one `Link` flag: answer only a refusal.
 const LINK_QUIET: u8 = 0x01;
-
-fn expect_len(data: &[u8], n: usize, what: &'static str) -> Result<(), CellError> {
-    if data.len() == n {
-        Ok(())
-    } else {
-        Err(CellError::Malformed { what })
-    }
-}
 
 const ATYP_V4: u8 = 1;
 const ATYP_DOMAIN: u8 = 3;
@@ -409,51 +386,58 @@ const ATYP_V6: u8 = 4;
 
 /// Encodes a target as `[atyp][address][port BE]` (SOCKS5 style); returns the length written.
 pub fn encode_target(target: &Target, out: &mut [u8]) -> Result<usize, CellError> {
-    let mut v = Vec::with_capacity(32);
+    let mut w = Writer::with_capacity(32);
     match target {
         Target::Ip(SocketAddr::V4(a)) => {
-            v.push(ATYP_V4);
-            v.extend_from_slice(&a.ip().octets());
+            w.u8(ATYP_V4);
+            w.bytes(&a.ip().octets());
         }
         Target::Ip(SocketAddr::V6(a)) => {
-            v.push(ATYP_V6);
-            v.extend_from_slice(&a.ip().octets());
+            w.u8(ATYP_V6);
+            w.bytes(&a.ip().octets());
         }
         Target::Domain(host, _) => {
             validate_domain(host.as_bytes())?;
-            v.push(ATYP_DOMAIN);
-            v.push(host.len() as u8);
-            v.extend_from_slice(host.as_bytes());
+            w.u8(ATYP_DOMAIN);
+            w.u8_prefixed(host.as_bytes(), MAX_DOMAIN_LEN, "domain")
+                .map_err(CellError::write)?;
         }
     }
-    v.extend_from_slice(&target.port().to_be_bytes());
-    if v.len() > out.len() {
-        return Err(CellError::ContentTooLong {
-            len: v.len(),
-            max: out.len(),
-        });
-    }
-    out[..v.len()].copy_from_slice(&v);
+    w.u16(target.port());
+    let v = w.finish();
+    let max = out.len();
+    let slot = out
+        .get_mut(..v.len())
+        .ok_or(CellError::ContentTooLong { len: v.len(), max })?;
+    slot.copy_from_slice(&v);
     Ok(v.len())
 }
 
 /// Decodes a target written by [`encode_target`]; the whole input must be used.
 pub fn decode_target(data: &[u8]) -> Result<Target, CellError> {
-    let (&atyp, rest) = data.split_first().ok_or(CellError::Malformed {
-        what: "empty target",
-    })?;
-    let (addr_len, host) = match atyp {
-        ATYP_V4 => (4, None),
-        ATYP_V6 => (16, None),
+    let mut r = Reader::complete(data);
+    let atyp = r.u8("empty target").map_err(CellError::read)?;
+    // Every length mismatch of an address or port is "target length", as the whole target's
+    // length is what is wrong.
+    let target = match atyp {
+        ATYP_V4 => {
+            let ip = Ipv4Addr::from(r.array("target length").map_err(CellError::read)?);
+            let port = r.u16("target length").map_err(CellError::read)?;
+            Target::Ip(SocketAddr::new(IpAddr::V4(ip), port))
+        }
+        ATYP_V6 => {
+            let ip = Ipv6Addr::from(r.array("target length").map_err(CellError::read)?);
+            let port = r.u16("target length").map_err(CellError::read)?;
+            Target::Ip(SocketAddr::new(IpAddr::V6(ip), port))
+        }
         ATYP_DOMAIN => {
-            let (&n, rest2) = rest.split_first().ok_or(CellError::Malformed {
-                what: "domain length",
-            })?;
-            let n = n as usize;
-            if rest2.len() < n {
-                return Err(CellError::Malformed { what: "domain" });
-            }
-            (n + 1, Some(&rest2[..n]))
+            let n = usize::from(r.u8("domain length").map_err(CellError::read)?);
+            let host = r.take(n, "domain").map_err(CellError::read)?;
+            let port = r.u16("target length").map_err(CellError::read)?;
+            r.expect_end("target length").map_err(CellError::read)?;
+            validate_domain(host)?;
+            // validate_domain allows only ASCII, so this is valid UTF-8.
+            Target::Domain(String::from_utf8_lossy(host).into_owned(), port)
         }
         _ => {
             return Err(CellError::Malformed {
@@ -461,33 +445,8 @@ pub fn decode_target(data: &[u8]) -> Result<Target, CellError> {
             });
         }
     };
-    if rest.len() != addr_len + 2 {
-        return Err(CellError::Malformed {
-            what: "target length",
-        });
-    }
-    let port = u16::from_be_bytes([rest[addr_len], rest[addr_len + 1]]);
-    Ok(match (atyp, host) {
-        (ATYP_V4, _) => {
-            let o: [u8; 4] = rest[..4].try_into().map_err(|_| CellError::Malformed {
-                what: "ipv4 address",
-            })?;
-            Target::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(o)), port))
-        }
-        (ATYP_V6, _) => {
-            let o: [u8; 16] = rest[..16].try_into().map_err(|_| CellError::Malformed {
-                what: "ipv6 address",
-            })?;
-            Target::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(o)), port))
-        }
-        (_, Some(h)) => {
-            validate_domain(h)?;
-            // validate_domain allows only ASCII, so this is valid UTF-8.
-            let host = String::from_utf8_lossy(h).into_owned();
-            Target::Domain(host, port)
-        }
-        _ => return Err(CellError::Malformed { what: "target" }),
-    })
+    r.finish("target length").map_err(CellError::read)?;
+    Ok(target)
 }
 
 /// A hostname must be 1..=255 bytes of ASCII letters, digits, '-', '.' and '_'.

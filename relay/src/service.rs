@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use braid_transport::{PeerId, Transport};
 use futures::StreamExt;
 use tokio::sync::Semaphore;

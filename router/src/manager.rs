@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_registry::{Directory, SignedDescriptor};
+use braid_directory::{Directory, SignedDescriptor};
 use braid_relay::Target;
 use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
@@ -86,7 +86,7 @@ struct Relay {
     peer: PeerId,
     addrs: Vec<Multiaddr>,
     spec: HopSpec,
-    desc: braid_registry::Descriptor,
+    desc: braid_directory::Descriptor,
 }
 
 struct Entry {
@@ -571,7 +571,7 @@ fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
     })
 }
 
-fn exit_allows(d: &braid_registry::Descriptor, target: &Target) -> bool {
+fn exit_allows(d: &braid_directory::Descriptor, target: &Target) -> bool {
     match target {
         Target::Ip(sa) => d.exit_policy.allows(sa.ip(), sa.port()),
         Target::Domain(_, port) => d.exit_policy.may_allow_port(*port),

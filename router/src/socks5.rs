@@ -219,6 +219,11 @@ pub enum SocksError {
         /// What is wrong with it (the name itself is not logged).
         reason: &'static str,
     },
+    /// A message field could not be read; the codec error names the field. (With SOCKS5's
+    /// one-byte lengths, read up to their full 255, only running out of input can stop a read,
+    /// and that is `Action::NeedMore`, so this is kept for completeness.)
+    #[error("malformed SOCKS5 message: {0}")]
+    Malformed(braid_codec::Error),
     /// `handle` was called after the handshake had finished or failed.
     #[error("handshake already finished")]
     Finished,
@@ -258,6 +263,7 @@ impl SocksError {
             Self::UnsupportedAddressType(_) => ReplyCode::AddressTypeNotSupported,
             Self::BadReserved(_) | Self::BadDomain { .. } => ReplyCode::GeneralFailure,
             Self::BadVersion(_)
+            | Self::Malformed(_)
             | Self::Finished
             | Self::TooLong { .. }
             | Self::Closed { .. }

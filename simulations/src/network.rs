@@ -13,10 +13,10 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use braid_directory::Directory;
 use braid_node::config::{Registry, RegistryConfig, RegistryEntry, parse_registries};
 use braid_node::registry_node::RegistryTimings;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode};
-use braid_registry::Directory;
 use braid_relay::service::Faults;
 use braid_transport::{Identity, PeerId};
 use tokio::net::TcpListener;

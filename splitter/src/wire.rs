@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use braid_codec::{Reader, Writer};
+
 use crate::error::Error;
 use crate::key::FragmentKey;
 
@@ -89,6 +91,13 @@ pub enum WireError {
     /// The version byte is not [`VERSION`].
     #[error("unsupported fragment version {0}")]
     UnsupportedVersion(u8),
+    /// A field could not be read (`what` names it). The framing checks before each read make
+    /// this unreachable today; it keeps a codec error's context should that change.
+    #[error("malformed fragment {what}")]
+    Malformed {
+        /// The field.
+        what: &'static str,
+    },
     /// Bytes after a complete fragment where exactly one was expected.
     #[error("{extra} trailing bytes after the fragment")]
     TrailingBytes {
@@ -154,30 +163,70 @@ impl WireError {
     }
 }
 
+impl WireError {
+    /// A codec error from reading `input`: running out is `Incomplete` with the total length
+    /// needed (`input` plus the codec's shortfall), anything else `Malformed` naming the field.
+    fn read(input: &[u8]) -> impl Fn(braid_codec::Error) -> WireError {
+        move |e| match e.needed() {
+            Some(more) => WireError::Incomplete {
+                needed: input.len() + more,
+            },
+            None => WireError::Malformed { what: e.what() },
+        }
+    }
+}
+
+/// The fixed header's fields, read once when a frame is framed. Unauthenticated until the frame
+/// is [`Verified`].
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    flags: u8,
+    stream: StreamId,
+    seq: u64,
+    payload_len: usize,
+}
+
 /// A complete frame whose version and length are checked and whose tag is not (yet).
 #[derive(Debug, Clone, Copy)]
 pub struct RawFragment<'a> {
     frame: &'a [u8],
+    header: Header,
 }
 
 impl<'a> RawFragment<'a> {
     /// Reads one fragment from the front of `buf`, returning it and the bytes after it.
     pub fn read(buf: &'a [u8]) -> Result<(Self, &'a [u8]), WireError> {
-        match buf.first() {
-            None => return Err(WireError::Incomplete { needed: HEADER_LEN }),
-            Some(&v) if v != VERSION => return Err(WireError::UnsupportedVersion(v)),
-            Some(_) => {}
+        // The version is judged as soon as it is there, so garbage fails fast.
+        if let Some(&v) = buf.first()
+            && v != VERSION
+        {
+            return Err(WireError::UnsupportedVersion(v));
         }
-        let Some(len_bytes) = buf.get(14..16) else {
-            return Err(WireError::Incomplete { needed: HEADER_LEN });
+        let mut r = Reader::new(buf);
+        let head = r
+            .array::<HEADER_LEN>("fragment header")
+            .map_err(WireError::read(buf))?;
+        let mut h = Reader::complete(&head);
+        let _version = h.u8("fragment version").map_err(WireError::read(&head))?;
+        let flags = h.u8("fragment flags").map_err(WireError::read(&head))?;
+        let stream = StreamId(
+            h.u32("fragment stream id")
+                .map_err(WireError::read(&head))?,
+        );
+        let seq = h.u64("fragment seq").map_err(WireError::read(&head))?;
+        let payload_len = usize::from(h.u16("fragment length").map_err(WireError::read(&head))?);
+        h.finish("fragment header")
+            .map_err(WireError::read(&head))?;
+        r.take(payload_len + TAG_LEN, "fragment payload and tag")
+            .map_err(WireError::read(buf))?;
+        let header = Header {
+            flags,
+            stream,
+            seq,
+            payload_len,
         };
-        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        let total = OVERHEAD + len;
-        if buf.len() < total {
-            return Err(WireError::Incomplete { needed: total });
-        }
-        let (frame, rest) = buf.split_at(total);
-        Ok((Self { frame }, rest))
+        let frame = r.consumed_since(0);
+        Ok((Self { frame, header }, r.rest()))
     }
 
     /// Parses `buf` as exactly one fragment (a carrier message holds one): trailing bytes are
@@ -192,18 +241,18 @@ impl<'a> RawFragment<'a> {
 
     /// The stream id the fragment claims, for routing it to its stream. Unauthenticated.
     pub fn stream_id(&self) -> StreamId {
-        StreamId(u32::from_be_bytes(array(&self.frame[2..6])))
+        self.header.stream
     }
 
     /// The sequence number the fragment claims. Unauthenticated.
     pub fn seq(&self) -> u64 {
-        u64::from_be_bytes(array(&self.frame[6..14]))
+        self.header.seq
     }
 
     /// The flags the fragment claims, for routing ACKs to the sender and the rest to the
     /// receiver. Unauthenticated.
     pub fn flags(&self) -> Flags {
-        Flags(self.frame[1])
+        Flags(self.header.flags)
     }
 
     /// The whole frame.
@@ -213,9 +262,22 @@ impl<'a> RawFragment<'a> {
 
     /// Checks the tag with `key` in constant time.
     pub fn verify(self, key: &FragmentKey) -> Result<Verified<'a>, WireError> {
-        let (authenticated, tag) = self.frame.split_at(self.frame.len() - TAG_LEN);
-        if key.verify(authenticated, &array(tag)) {
-            Ok(Verified { frame: self.frame })
+        let mut r = Reader::complete(self.frame);
+        let authenticated = r
+            .take(
+                HEADER_LEN + self.header.payload_len,
+                "fragment header and payload",
+            )
+            .map_err(WireError::read(self.frame))?;
+        let tag = r
+            .array::<TAG_LEN>("fragment tag")
+            .map_err(WireError::read(self.frame))?;
+        r.finish("fragment").map_err(WireError::read(self.frame))?;
+        if key.verify(authenticated, &tag) {
+            Ok(Verified {
+                frame: self.frame,
+                header: self.header,
+            })
         } else {
             Err(WireError::TagMismatch)
         }
@@ -226,16 +288,24 @@ impl<'a> RawFragment<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Verified<'a> {
     frame: &'a [u8],
+    header: Header,
 }
 
 impl<'a> Verified<'a> {
     /// Interprets flags and payload.
     pub fn decode(self) -> Result<Fragment<'a>, WireError> {
-        let h = self.frame;
-        let flags = h[1];
-        let stream = StreamId(u32::from_be_bytes(array(&h[2..6])));
-        let seq = u64::from_be_bytes(array(&h[6..14]));
-        let payload = &h[HEADER_LEN..h.len() - TAG_LEN];
+        let Header {
+            flags,
+            stream,
+            seq,
+            payload_len,
+        } = self.header;
+        let mut r = Reader::complete(self.frame);
+        r.take(HEADER_LEN, "fragment header")
+            .map_err(WireError::read(self.frame))?;
+        let payload = r
+            .take(payload_len, "fragment payload")
+            .map_err(WireError::read(self.frame))?;
         if flags & !Flags::KNOWN != 0 {
             return Err(WireError::UnknownFlags(flags));
         }
@@ -252,11 +322,14 @@ impl<'a> Verified<'a> {
                 if payload.len() != ACK_BODY_LEN {
                     return Err(WireError::AckLength(payload.len()));
                 }
+                let mut p = Reader::complete(payload);
+                let echo = p.u64("ack echo").map_err(WireError::read(payload))?;
+                let sack = p.u64("ack bitmap").map_err(WireError::read(payload))?;
                 Ok(Fragment::Ack(Ack {
                     stream,
                     cumulative: seq,
-                    echo: u64::from_be_bytes(array(&payload[..8])),
-                    sack: u64::from_be_bytes(array(&payload[8..])),
+                    echo,
+                    sack,
                 }))
             }
             Flags::ERASURE => decode_shard(stream, seq, fin, payload).map(Fragment::Erasure),
@@ -275,15 +348,20 @@ fn decode_shard(
     if payload.len() < ERASURE_HEADER_LEN + 2 {
         return Err(WireError::ErasureTooShort(payload.len()));
     }
-    let (k, n, index) = (payload[0], payload[1], payload[2]);
+    let mut r = Reader::complete(payload);
+    let [k, n, index, reserved] = r
+        .array("erasure header")
+        .map_err(WireError::read(payload))?;
     if k == 0 || k >= n || index >= n {
         return Err(WireError::ErasureParams { k, n, index });
     }
-    if payload[3] != 0 {
-        return Err(WireError::ErasureReserved(payload[3]));
+    if reserved != 0 {
+        return Err(WireError::ErasureReserved(reserved));
     }
-    let message_len = u32::from_be_bytes(array(&payload[4..8]));
-    let shard = &payload[ERASURE_HEADER_LEN..];
+    let message_len = r
+        .u32("erasure message length")
+        .map_err(WireError::read(payload))?;
+    let shard = r.take_rest();
     if !shard.len().is_multiple_of(2) {
         return Err(WireError::OddShard(shard.len()));
     }
@@ -307,15 +385,6 @@ fn decode_shard(
         message_len,
         shard,
     })
-}
-
-/// The first `N` bytes of `bytes` as an array; callers pass slices of exactly `N` bytes cut
-/// from ranges already bounds-checked, so the zero padding is never used.
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0; N];
-    let n = bytes.len().min(N);
-    out[..n].copy_from_slice(&bytes[..n]);
-    out
 }
 
 /// An authenticated, decoded fragment.
@@ -382,32 +451,42 @@ impl Fragment<'_> {
     /// Appends the tagged wire form to `out` and returns its length.
     pub fn encode(&self, key: &FragmentKey, out: &mut Vec<u8>) -> Result<usize, Error> {
         let start = out.len();
+        let mut w = Writer::from_vec(std::mem::take(out));
+        let written = self.write(key, &mut w);
+        *out = w.finish();
+        written?;
+        Ok(out.len() - start)
+    }
+
+    /// Writes the tagged wire form after what `w` holds.
+    fn write(&self, key: &FragmentKey, w: &mut Writer) -> Result<(), Error> {
+        let start = w.len();
         match *self {
             Fragment::Data(d) => {
                 let flags = Flags::DATA | if d.fin { Flags::FIN } else { 0 };
-                put_header(out, flags, d.stream, d.seq, d.payload.len())?;
-                out.extend_from_slice(d.payload);
+                put_header(w, flags, d.stream, d.seq, d.payload.len())?;
+                w.bytes(d.payload);
             }
-            Fragment::Ack(a) => out.extend_from_slice(&a.encode(key)),
+            Fragment::Ack(a) => w.bytes(&a.encode(key)),
             Fragment::Erasure(s) => {
                 let flags = Flags::ERASURE | if s.fin { Flags::FIN } else { 0 };
                 put_header(
-                    out,
+                    w,
                     flags,
                     s.stream,
                     s.seq,
                     ERASURE_HEADER_LEN + s.shard.len(),
                 )?;
-                out.extend_from_slice(&[s.k, s.n, s.index, 0]);
-                out.extend_from_slice(&s.message_len.to_be_bytes());
-                out.extend_from_slice(s.shard);
+                w.bytes(&[s.k, s.n, s.index, 0]);
+                w.u32(s.message_len);
+                w.bytes(s.shard);
             }
         }
         if !matches!(self, Fragment::Ack(_)) {
-            let tag = key.tag(&out[start..]);
-            out.extend_from_slice(&tag);
+            let tag = key.tag(w.as_bytes().get(start..).unwrap_or_default());
+            w.bytes(&tag);
         }
-        Ok(out.len() - start)
+        Ok(())
     }
 }
 
@@ -430,19 +509,19 @@ impl Ack {
 
 /// Appends a header.
 fn put_header(
-    out: &mut Vec<u8>,
+    w: &mut Writer,
     flags: u8,
     stream: StreamId,
     seq: u64,
     len: usize,
 ) -> Result<(), Error> {
     let len = u16::try_from(len).map_err(|_| Error::FragmentTooLong { len })?;
-    out.reserve(HEADER_LEN + usize::from(len) + TAG_LEN);
-    out.push(VERSION);
-    out.push(flags);
-    out.extend_from_slice(&stream.0.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&len.to_be_bytes());
+    w.reserve(HEADER_LEN + usize::from(len) + TAG_LEN);
+    w.u8(VERSION);
+    w.u8(flags);
+    w.u32(stream.0);
+    w.u64(seq);
+    w.u16(len);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Home-router-behind-NAT test topology with a real UPnP IGD (miniupnpd).
 # Copied from /work/shared/reference/upnp-netns (tested there, see its README for the traps);
-# used by tests/upnp_netns.rs, which always sets NS_PREFIX and RUN_DIR so runs never clash.
+# used by tests/it/upnp_netns.rs, which always sets NS_PREFIX and RUN_DIR so runs never clash.
 #
 #   [wan]  br0 198.18.0.1/24  ("the internet"; public peers live here)
 #     |  veth  wan-r0 <-> wan0

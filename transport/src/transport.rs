@@ -44,7 +44,17 @@ impl Transport {
     /// list, connection limits, libp2p-stream, identify, ping, Kademlia), listens on every
     /// `config.listen` address, waits until each has reported its bound address (at most
     /// `config.listen_timeout`), then spawns the swarm task.
+    ///
+    /// Also installs rustls's aws-lc-rs provider as the process default, unless one is
+    /// installed already, so a program embedding braid needs no rustls setup of its own.
     pub async fn start(identity: Identity, config: TransportConfig) -> Result<Self, Error> {
+        // libp2p compiles both rustls providers (ring and aws-lc-rs) into the process, so any
+        // `rustls::ClientConfig::builder()` / `ServerConfig::builder()` without an explicit
+        // provider (a dependency's, or the embedding program's) panics until one is picked.
+        // libp2p's own QUIC configs name aws-lc-rs explicitly; make it the default too. `Err`
+        // only means a provider is installed already (another transport, or the program's own
+        // choice), which is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         config.validate()?;
         let swarm = driver::build_swarm(&identity, &config)?;
         let listen_addrs = Arc::new(Mutex::new(Vec::new()));

@@ -1,6 +1,6 @@
 //! The Raft group seen as the registry service's `Replica`.
 
-use braid_registry::SignedDescriptor;
+use braid_directory::SignedDescriptor;
 use braid_registry::raft::RegistryRaft;
 use braid_registry::service::{Replica, ReplicaError};
 use braid_registry::state::Command;

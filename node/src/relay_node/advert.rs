@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use braid_registry::{Descriptor, SignedDescriptor};
+use braid_directory::{Descriptor, SignedDescriptor};
 
 use crate::error::NodeError;
 

@@ -414,5 +414,4 @@ impl Monitor {
 }
 
 #[cfg(test)]
-#[path = "reachability_tests.rs"]
 mod tests;

@@ -50,7 +50,7 @@ impl RelayRegistry {
         let make: braid_registry::service::DescriptorSource = Arc::new(move |_now| {
             advert
                 .fresh()
-                .map_err(|why| braid_registry::Error::InvalidField {
+                .map_err(|why| braid_directory::Error::InvalidField {
                     field: "addresses",
                     reason: format!("this relay is not advertised: {why}"),
                 })

@@ -1,7 +1,7 @@
 //! Why a `/braid/registry/1` frame could not be read. Texts name the field or rule, never a key
 //! or a client address, so a server can send them back in a refusal and log them.
 
-use crate::snapshot::SnapshotError;
+use braid_directory::snapshot::SnapshotError;
 
 use super::PROTOCOL_VERSION;
 
@@ -40,8 +40,20 @@ pub enum ProtocolError {
     },
     /// A `Publish` body is not a valid signed descriptor (its signature is checked).
     #[error("bad descriptor in the request: {0}")]
-    BadDescriptor(crate::Error),
+    BadDescriptor(braid_directory::Error),
     /// A snapshot body does not decode (structure only; signatures are checked later).
     #[error("bad snapshot in the frame: {0}")]
     BadSnapshot(SnapshotError),
+}
+
+impl ProtocolError {
+    /// A codec read error as a protocol error, keeping what was being read: running out of a
+    /// stream prefix is [`ProtocolError::Incomplete`] with the exact shortfall, anything else
+    /// [`ProtocolError::Malformed`] naming the field.
+    pub(crate) fn from_codec(e: braid_codec::Error) -> Self {
+        match e.needed() {
+            Some(needed) => ProtocolError::Incomplete { needed },
+            None => ProtocolError::Malformed { what: e.what() },
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! The answers of `/braid/registry/1`: [`Response`] and the [`Refusal`] codes. The frame
 //! layout and the request side are in the parent module.
 
+use braid_codec::{Problem, Reader, Writer};
+use braid_directory::descriptor::SIGNATURE_LEN;
+use braid_directory::snapshot::{RegistrySignature, SignedSnapshot};
+
 use super::{
     Header, MAX_REFUSAL_TEXT_LEN, ProtocolError, UnknownMessage, check_body_len, decode_snapshot,
-    fixed, frame, kind, split_frame,
+    frame, kind, split_frame,
 };
-use crate::codec::{Reader, Writer};
-use crate::descriptor::SIGNATURE_LEN;
-use crate::snapshot::{RegistrySignature, SignedSnapshot};
 
 /// Why a server did not do what it was asked; the text is for the operator's log.
 #[non_exhaustive]
@@ -165,10 +166,10 @@ impl Response {
             Response::Refused(r) => {
                 let mut w = Writer::default();
                 w.u8(r.code.code());
-                // Refusal::new caps the text at MAX_REFUSAL_TEXT_LEN (256) bytes.
-                w.u16(r.text.len() as u16);
-                w.bytes(r.text.as_bytes());
-                w.into_vec()
+                // Refusal::new caps the text at MAX_REFUSAL_TEXT_LEN (256) bytes, so the write
+                // cannot be refused.
+                let _ = w.u16_prefixed(r.text.as_bytes(), MAX_REFUSAL_TEXT_LEN, "refusal text");
+                w.finish()
             }
             Response::Snapshot(s) => s.encode(),
             Response::Signature(s) => [&[s.signer][..], &s.signature].concat(),
@@ -200,13 +201,13 @@ impl Response {
             kind::REFUSED => decode_refusal(body).map(Response::Refused),
             kind::SNAPSHOT => decode_snapshot(body).map(Response::Snapshot),
             kind::SIGNATURE => {
-                let bytes: [u8; 1 + SIGNATURE_LEN] = fixed(body, "Signature body is not 65 bytes")?;
-                let mut signature = [0u8; SIGNATURE_LEN];
-                signature.copy_from_slice(&bytes[1..]);
-                Ok(Response::Signature(RegistrySignature {
-                    signer: bytes[0],
-                    signature,
-                }))
+                let what = "Signature body is not 65 bytes";
+                let codec = ProtocolError::from_codec;
+                let mut r = Reader::complete(body);
+                let signer = r.u8(what).map_err(codec)?;
+                let signature: [u8; SIGNATURE_LEN] = r.array(what).map_err(codec)?;
+                r.finish(what).map_err(codec)?;
+                Ok(Response::Signature(RegistrySignature { signer, signature }))
             }
             other => Ok(Response::Unknown(UnknownMessage {
                 kind: other,
@@ -220,18 +221,22 @@ fn decode_refusal(body: &[u8]) -> Result<Refusal, ProtocolError> {
     let short = |_| ProtocolError::Malformed {
         what: "Refused body shorter than its fields",
     };
-    let mut r = Reader::new(body);
-    let code = RefuseCode::from_code(r.u8().map_err(short)?);
-    let len = usize::from(r.u16().map_err(short)?);
-    if len > MAX_REFUSAL_TEXT_LEN {
-        return Err(ProtocolError::Malformed {
-            what: "refusal text over 256 bytes",
-        });
-    }
-    let text =
-        std::str::from_utf8(r.take(len).map_err(short)?).map_err(|_| ProtocolError::Malformed {
-            what: "refusal text is not UTF-8",
+    let mut r = Reader::complete(body);
+    let code = RefuseCode::from_code(r.u8("refusal code").map_err(short)?);
+    let text = r
+        .u16_prefixed(MAX_REFUSAL_TEXT_LEN, "refusal text")
+        .map_err(|e| match e {
+            braid_codec::Error::Malformed {
+                problem: Problem::TooLong { .. },
+                ..
+            } => ProtocolError::Malformed {
+                what: "refusal text over 256 bytes",
+            },
+            e => short(e),
         })?;
+    let text = std::str::from_utf8(text).map_err(|_| ProtocolError::Malformed {
+        what: "refusal text is not UTF-8",
+    })?;
     r.finish("trailing bytes in the Refused body")
         .map_err(|_| ProtocolError::Malformed {
             what: "trailing bytes in the Refused body",

@@ -2,11 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use braid_directory::snapshot::{RegistrySet, RegistrySignature, Snapshot};
+use braid_directory::{Descriptor, Error, ExitPolicy, SnapshotError};
 use ed25519_dalek::SigningKey;
 
 use super::*;
-use crate::snapshot::{RegistrySet, RegistrySignature, Snapshot};
-use crate::{Descriptor, Error, ExitPolicy, SnapshotError};
 
 const T0: u64 = 1_700_000_000;
 
@@ -303,7 +303,11 @@ fn a_forged_descriptor_is_refused_with_its_reason() {
         Request::decode(&frame),
         Err(ProtocolError::BadDescriptor(Error::BadSignature))
     );
-    let cut = [h("01 01 00000001"), vec![crate::DESCRIPTOR_VERSION]].concat();
+    let cut = [
+        h("01 01 00000001"),
+        vec![braid_directory::DESCRIPTOR_VERSION],
+    ]
+    .concat();
     assert_eq!(
         Request::decode(&cut),
         Err(ProtocolError::BadDescriptor(Error::Incomplete))

@@ -10,7 +10,10 @@
 //!
 //! The header is checked before the body is read, so an oversized or foreign frame costs six
 //! bytes of buffer. Every strict prefix of a frame is [`FrameError::Incomplete`]. The body is
-//! not interpreted here (that is `wire`); this module knows nothing about Raft.
+//! not interpreted here (that is `wire`); this module knows nothing about Raft. Bytes are read
+//! and written with `braid_codec`.
+
+use braid_codec::{Reader, Writer};
 
 /// The frame format this build speaks (first byte of every frame).
 pub const FRAME_VERSION: u8 = 1;
@@ -73,6 +76,18 @@ pub enum FrameError {
     },
 }
 
+impl FrameError {
+    /// A codec read error as a frame error: running out of input is
+    /// [`FrameError::Incomplete`], anything else [`FrameError::Malformed`] naming the field.
+    fn from_codec(e: braid_codec::Error) -> Self {
+        if e.is_incomplete() {
+            FrameError::Incomplete
+        } else {
+            FrameError::Malformed { what: e.what() }
+        }
+    }
+}
+
 impl Frame {
     /// Header then body. An `Error` reason is cut to [`MAX_REASON_LEN`] bytes (at a character
     /// boundary).
@@ -83,27 +98,34 @@ impl Frame {
             Frame::Error(reason) => (KIND_ERROR, cut_reason(reason).as_bytes()),
             Frame::Unknown { kind, body } => (*kind, body),
         };
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.push(FRAME_VERSION);
-        out.push(kind);
+        let mut w = Writer::with_capacity(HEADER_LEN + body.len());
+        w.u8(FRAME_VERSION);
+        w.u8(kind);
         // Bodies this crate builds are bounded by the writer's `max_rpc_bytes` (at most
         // HARD_MAX_BODY), far under u32::MAX; saturate rather than wrap if a caller passes more.
-        out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-        out.extend_from_slice(body);
-        out
+        w.u32(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        w.bytes(body);
+        w.finish()
     }
 
     /// Parses one frame at the start of `bytes` with bodies up to `max_body` (capped at
     /// [`HARD_MAX_BODY`]); returns it and how many bytes it used (bytes after it are left).
     pub fn decode(bytes: &[u8], max_body: usize) -> Result<(Frame, usize), FrameError> {
-        let header: &[u8; HEADER_LEN] = bytes
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| header_prefix_error(bytes))?;
-        let (kind, len) = parse_header(header, max_body)?;
-        let end = HEADER_LEN + len;
-        let body = bytes.get(HEADER_LEN..end).ok_or(FrameError::Incomplete)?;
-        Ok((Self::from_parts(kind, body.to_vec())?, end))
+        // A wrong version is known from the first byte, before the header is complete.
+        if let Some(&v) = bytes.first()
+            && v != FRAME_VERSION
+        {
+            return Err(FrameError::BadVersion(v));
+        }
+        let mut r = Reader::new(bytes);
+        let header = r
+            .array::<HEADER_LEN>("raft frame header")
+            .map_err(FrameError::from_codec)?;
+        let (kind, len) = parse_header(&header, max_body)?;
+        let body = r
+            .take(len, "raft frame body")
+            .map_err(FrameError::from_codec)?;
+        Ok((Self::from_parts(kind, body.to_vec())?, r.position()))
     }
 
     /// Builds a frame from a checked header's kind and its whole body.
@@ -129,11 +151,15 @@ impl Frame {
 /// Checks a header: the version, and the body length against `max_body` (capped at
 /// [`HARD_MAX_BODY`]). Returns the kind and the body length.
 pub fn parse_header(header: &[u8; HEADER_LEN], max_body: usize) -> Result<(u8, usize), FrameError> {
-    let [version, kind, l0, l1, l2, l3] = *header;
+    let mut h = Reader::complete(header);
+    let version = h.u8("raft frame version").map_err(FrameError::from_codec)?;
+    let kind = h.u8("raft frame kind").map_err(FrameError::from_codec)?;
+    let len = h
+        .u32("raft frame body length")
+        .map_err(FrameError::from_codec)?;
     if version != FRAME_VERSION {
         return Err(FrameError::BadVersion(version));
     }
-    let len = u32::from_be_bytes([l0, l1, l2, l3]);
     let max = max_body.min(HARD_MAX_BODY);
     match usize::try_from(len) {
         Ok(len) if len <= max => Ok((kind, len)),
@@ -141,14 +167,6 @@ pub fn parse_header(header: &[u8; HEADER_LEN], max_body: usize) -> Result<(u8, u
             len: u64::from(len),
             max,
         }),
-    }
-}
-
-/// The error for input shorter than a header: a wrong version is known from the first byte.
-fn header_prefix_error(bytes: &[u8]) -> FrameError {
-    match bytes.first() {
-        Some(&v) if v != FRAME_VERSION => FrameError::BadVersion(v),
-        _ => FrameError::Incomplete,
     }
 }
 

@@ -106,7 +106,7 @@ impl From<AppliedWire> for Applied {
             AppliedWire::Blank => Applied::Blank,
             AppliedWire::AlreadyApplied => Applied::AlreadyApplied,
             AppliedWire::RejectedBadCommand { .. } => {
-                Applied::Rejected(Rejection::BadCommand(crate::Error::Malformed {
+                Applied::Rejected(Rejection::BadCommand(braid_directory::Error::Malformed {
                     what: "the leader found the command undecodable",
                 }))
             }

@@ -16,16 +16,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use braid_codec::Reader;
+use braid_directory::SignedDescriptor;
+use braid_directory::snapshot::{
+    SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor,
+};
 use futures::future::join_all;
 use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
 use super::registry_role::RegistryCore;
 use super::{Replica, ServiceError, unix_now};
-use crate::SignedDescriptor;
-use crate::codec::Reader;
 use crate::protocol::{Refusal, RefuseCode, Request, Response};
-use crate::snapshot::{SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor};
 
 /// Bytes of a snapshot body before its first descriptor: version, issued_at, valid_until, set
 /// digest, count (the README's wire table).
@@ -225,7 +227,7 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
 fn listed_encodings(candidate: &SignedSnapshot) -> Result<Vec<Vec<u8>>, SnapshotError> {
     let bytes = candidate.encode();
     let mut r = Reader::new(&bytes);
-    r.take(SNAPSHOT_HEADER_LEN)
+    r.take(SNAPSHOT_HEADER_LEN, "snapshot header")
         .map_err(SnapshotError::from_codec)?;
     (0..candidate.descriptor_count())
         .map(|_| next_descriptor(&mut r).map(<[u8]>::to_vec))

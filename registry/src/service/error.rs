@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use braid_directory::snapshot::SnapshotError;
 use braid_transport::PeerId;
 
+#[cfg(feature = "server")]
 use super::ReplicaError;
 use crate::protocol::{ProtocolError, Refusal};
-use crate::snapshot::SnapshotError;
 
 /// Everything that can go wrong in the registry service.
 #[non_exhaustive]
@@ -114,6 +115,7 @@ pub enum ServiceError {
         attempts: Vec<String>,
     },
     /// The replicated state failed.
+    #[cfg(feature = "server")]
     #[error(transparent)]
     Replica(#[from] ReplicaError),
     /// The served snapshot could not be written to or read from disk.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use braid_directory::snapshot::{VerifiedSnapshot, accept_newer};
 use braid_transport::{PeerId, Transport};
 use rand::seq::SliceRandom as _;
 use tokio::sync::watch;
@@ -17,7 +18,6 @@ use super::exchange::exchange;
 use super::registries::add_addresses;
 use super::{FeedSettings, PeerAddresses, Registries, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
-use crate::snapshot::{VerifiedSnapshot, accept_newer};
 
 /// The most extra sources (relays) a feed may be given besides the registries.
 pub const MAX_EXTRA_SOURCES: usize = 64;

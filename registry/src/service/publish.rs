@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use braid_directory::SignedDescriptor;
 use braid_transport::{PeerId, Transport};
 use rand::seq::SliceRandom as _;
 use tokio::sync::watch;
@@ -15,7 +16,6 @@ use tracing::{info, warn};
 
 use super::exchange::exchange;
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
-use crate::SignedDescriptor;
 use crate::protocol::{Request, Response};
 
 /// Publishes `descriptor` to the registries, in random order, until one answers `Published`
@@ -65,7 +65,7 @@ pub enum PublishStatus {
 
 /// Makes a freshly signed descriptor at `now` (unix seconds) for each publish.
 pub type DescriptorSource =
-    Arc<dyn Fn(u64) -> Result<SignedDescriptor, crate::Error> + Send + Sync + 'static>;
+    Arc<dyn Fn(u64) -> Result<SignedDescriptor, braid_directory::Error> + Send + Sync + 'static>;
 
 /// Keeps a relay listed: publishes now, then every `republish_interval` (every
 /// `retry_interval` after a failure), logging each failure. Dropping it (or `stop`) ends it.

@@ -3,11 +3,11 @@
 //! is its transport identity key, so the key is read out of the peer id. This module does not
 //! talk to anyone.
 
+use braid_directory::snapshot::{MAX_REGISTRIES, RegistrySet};
 use braid_transport::{Multiaddr, PeerId, Transport};
 use ed25519_dalek::VerifyingKey;
 
 use super::ServiceError;
-use crate::snapshot::{MAX_REGISTRIES, RegistrySet};
 
 /// The Ed25519 key inside an Ed25519 peer id (what a registry signs snapshots with), or `None`
 /// for a peer id of another key type or one whose key is not a valid, not small-order point.

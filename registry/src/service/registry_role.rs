@@ -13,19 +13,20 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use braid_directory::SignedDescriptor;
+use braid_directory::snapshot::{SignedSnapshot, VerifiedSnapshot};
 use braid_transport::{PeerId, Transport, peer_id_from_public};
 use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use super::persisted::{Adopted, Served};
 use super::reachability::Reachability;
 use super::registries::add_addresses;
-use super::served::{Adopted, Served, snapshot_reply};
+use super::served::snapshot_reply;
 use super::server::{Handler, Reply, ServiceServer};
 use super::{Registries, RegistrySettings, Replica, ServiceError, cosign, leader, unix_now};
-use crate::SignedDescriptor;
 use crate::protocol::{Refusal, RefuseCode, Request, Response, kind};
-use crate::snapshot::{SignedSnapshot, VerifiedSnapshot};
 use crate::state::Command;
 use crate::store::Applied;
 

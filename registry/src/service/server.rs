@@ -19,6 +19,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::debug;
 
 use super::io::{ReadError, read_body, read_header, write_frame};
+#[cfg(feature = "server")]
 use super::registry_role::RegistryCore;
 use super::relay_cache::RelayCore;
 use super::{PROTOCOL, ServerSettings, ServiceError};
@@ -43,6 +44,7 @@ impl From<Response> for Reply {
 #[derive(Clone)]
 pub(crate) enum Handler {
     /// A registry node.
+    #[cfg(feature = "server")]
     Registry(Arc<RegistryCore>),
     /// A relay serving its cached snapshot.
     Relay(Arc<RelayCore>),
@@ -50,15 +52,20 @@ pub(crate) enum Handler {
 
 impl Handler {
     /// Whether this role takes requests of `kind` from `peer`; decided before the body is read.
+    // Only the registry role looks at the peer.
+    #[cfg_attr(not(feature = "server"), allow(unused_variables))]
     fn admit(&self, peer: &PeerId, kind: u8) -> Result<(), Refusal> {
         match self {
+            #[cfg(feature = "server")]
             Handler::Registry(core) => core.admit(peer, kind),
             Handler::Relay(core) => core.admit(kind),
         }
     }
 
+    #[cfg_attr(not(feature = "server"), allow(unused_variables))]
     async fn handle(&self, peer: PeerId, request: Request) -> Reply {
         match self {
+            #[cfg(feature = "server")]
             Handler::Registry(core) => core.handle(peer, request).await,
             Handler::Relay(core) => core.handle(request),
         }

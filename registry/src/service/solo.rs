@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use braid_directory::SignedDescriptor;
 use futures::future::BoxFuture;
 
 use super::{Replica, ReplicaError};
-use crate::SignedDescriptor;
 use crate::state::{Command, LogId};
 use crate::store::{Applied, Store, StoreError, StoreLimits};
 

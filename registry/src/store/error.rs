@@ -1,7 +1,7 @@
 //! Why the SQLite store could not do what it was asked. A failed call changes nothing: every
 //! write is one transaction.
 
-use crate::snapshot::SnapshotError;
+use braid_directory::snapshot::SnapshotError;
 
 /// Everything that can go wrong in [`Store`](crate::store::Store) calls. Deterministic
 /// refusals of a command are not errors but

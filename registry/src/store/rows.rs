@@ -1,12 +1,12 @@
 //! Reading and converting the store's rows: the state row, descriptors, and the integer
 //! conversions between Rust's u64 and SQLite's i64. No writes happen here.
 
+use braid_directory::SignedDescriptor;
+use braid_directory::descriptor::UncheckedDescriptor;
 use rusqlite::Connection;
 
 use super::StoreError;
 use super::error::sqlite;
-use crate::SignedDescriptor;
-use crate::descriptor::UncheckedDescriptor;
 use crate::state::LogId;
 
 /// The state row's log position and clock.

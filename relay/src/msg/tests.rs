@@ -299,3 +299,32 @@ fn redaction_hides_host() {
     let t = Target::Domain("secret.example".into(), 443);
     assert_eq!(t.redacted(), "[redacted]:443");
 }
+
+#[test]
+fn truncated_fields_name_themselves() {
+    let malformed = |what| Err(CellError::Malformed { what });
+    assert_eq!(decode_target(&[]), malformed("empty target"));
+    assert_eq!(decode_target(&[1, 10, 1]), malformed("target length"));
+    assert_eq!(
+        decode_target(&[1, 10, 1, 2, 3, 0, 80, 9]),
+        malformed("target length")
+    );
+    assert_eq!(decode_target(&[3]), malformed("domain length"));
+    assert_eq!(decode_target(&[3, 5, b'a']), malformed("domain"));
+    assert_eq!(decode_target(&[3, 1, b'a', 0]), malformed("target length"));
+    // An End message with no reason byte, and one with two.
+    let end = |len: u8| {
+        let mut buf = vec![MSG_VERSION, 5, 0, 1, 0, len];
+        buf.extend(std::iter::repeat_n(1, usize::from(len)));
+        RelayMsg::decode(&buf)
+    };
+    assert_eq!(end(0), Err(CellError::Malformed { what: "end" }));
+    assert_eq!(end(2), Err(CellError::Malformed { what: "end" }));
+    // A header cut short is incomplete by exactly what the header lacks.
+    assert_eq!(
+        RelayMsg::decode(&[MSG_VERSION, 3]),
+        Err(CellError::Incomplete {
+            needed: MSG_HEADER_LEN - 2
+        })
+    );
+}

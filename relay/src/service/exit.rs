@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use hickory_resolver::TokioResolver;
 use tokio::sync::mpsc;
 

@@ -345,3 +345,26 @@ fn command_byte_round_trip() {
     assert_eq!(Command::from(2), Command::Bind);
     assert_eq!(Command::from(3), Command::UdpAssociate);
 }
+
+#[test]
+fn codec_errors_keep_their_context() {
+    let incomplete = braid_codec::Reader::new(&[0x05])
+        .u16("SOCKS5 request port")
+        .unwrap_err();
+    assert!(matches!(
+        wire::ParseError::from(incomplete),
+        wire::ParseError::Incomplete { at_least: 1 }
+    ));
+    let too_long = braid_codec::Reader::new(&[3])
+        .u8_prefixed(2, "SOCKS5 domain name")
+        .unwrap_err();
+    let wire::ParseError::Malformed(error) = wire::ParseError::from(too_long) else {
+        panic!("a malformed field is not Incomplete");
+    };
+    assert!(matches!(&error, SocksError::Malformed(e) if e.what() == "SOCKS5 domain name"));
+    assert_eq!(
+        error.reply(),
+        None,
+        "the peer gets no reply, as for a bad version"
+    );
+}

@@ -5,9 +5,13 @@
 //! This module only splits bytes into fields. It does not decide what a field means for the
 //! proxy (which method to choose, which commands to serve, which host names to accept): that
 //! policy lives in the handshake state machine in the parent module. Parsers never consume
-//! anything on `Incomplete`: the caller keeps its bytes and calls again with more.
+//! anything on `Incomplete`: the caller keeps its bytes and calls again with more. Bytes are read
+//! with `braid_codec::Reader` over the received prefix, so `Incomplete` carries the exact
+//! shortfall.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use braid_codec::{Reader, Writer};
 
 use super::{ReplyCode, SocksError};
 
@@ -42,47 +46,14 @@ pub(crate) enum ParseError {
     Malformed(SocksError),
 }
 
-/// A cursor over received bytes that reports `Incomplete` with the exact shortfall.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
-        let end = self.pos.saturating_add(n);
-        match self.buf.get(self.pos..end) {
-            Some(bytes) => {
-                self.pos = end;
-                Ok(bytes)
-            }
-            None => Err(ParseError::Incomplete {
-                at_least: end - self.buf.len(),
-            }),
+impl From<braid_codec::Error> for ParseError {
+    /// Running out of input is `Incomplete` with the codec's exact shortfall; anything else
+    /// keeps the codec error (and so the field it names) as [`SocksError::Malformed`].
+    fn from(e: braid_codec::Error) -> Self {
+        match e.needed() {
+            Some(at_least) => ParseError::Incomplete { at_least },
+            None => ParseError::Malformed(SocksError::Malformed(e)),
         }
-    }
-
-    fn u8(&mut self) -> Result<u8, ParseError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u16_be(&mut self) -> Result<u16, ParseError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    /// How many bytes have been read: the length of the message once it parsed.
-    fn consumed(&self) -> usize {
-        self.pos
     }
 }
 
@@ -96,13 +67,12 @@ pub(crate) struct Greeting<'a> {
 /// Parses a greeting; returns it and its length in bytes.
 pub(crate) fn parse_greeting(input: &[u8]) -> Result<(Greeting<'_>, usize), ParseError> {
     let mut r = Reader::new(input);
-    let version = r.u8()?;
+    let version = r.u8("SOCKS5 greeting version")?;
     if version != SOCKS_VERSION {
         return Err(ParseError::Malformed(SocksError::BadVersion(version)));
     }
-    let count = r.u8()?;
-    let methods = r.take(usize::from(count))?;
-    Ok((Greeting { methods }, r.consumed()))
+    let methods = r.u8_prefixed(usize::from(u8::MAX), "SOCKS5 greeting methods")?;
+    Ok((Greeting { methods }, r.position()))
 }
 
 /// The RFC 1929 username/password request: `VER ULEN UNAME PLEN PASSWD`.
@@ -120,15 +90,13 @@ pub(crate) struct Credentials<'a> {
 /// clients send them, and they are only an isolation key here.
 pub(crate) fn parse_credentials(input: &[u8]) -> Result<(Credentials<'_>, usize), ParseError> {
     let mut r = Reader::new(input);
-    let version = r.u8()?;
+    let version = r.u8("SOCKS5 username/password version")?;
     if version != AUTH_VERSION {
         return Err(ParseError::Malformed(SocksError::BadAuthVersion(version)));
     }
-    let username_len = r.u8()?;
-    let username = r.take(usize::from(username_len))?;
-    let password_len = r.u8()?;
-    let password = r.take(usize::from(password_len))?;
-    Ok((Credentials { username, password }, r.consumed()))
+    let username = r.u8_prefixed(usize::from(u8::MAX), "SOCKS5 username")?;
+    let password = r.u8_prefixed(usize::from(u8::MAX), "SOCKS5 password")?;
+    Ok((Credentials { username, password }, r.position()))
 }
 
 /// A destination address as it appears on the wire, before any validation.
@@ -165,26 +133,23 @@ pub(crate) struct RawRequest<'a> {
 /// the kernel send a reset, which can destroy the reply before the client reads it).
 pub(crate) fn parse_request(input: &[u8]) -> Result<(RawRequest<'_>, usize), ParseError> {
     let mut r = Reader::new(input);
-    let version = r.u8()?;
+    let version = r.u8("SOCKS5 request version")?;
     if version != SOCKS_VERSION {
         return Err(ParseError::Malformed(SocksError::BadVersion(version)));
     }
-    let command = r.u8()?;
-    let reserved = r.u8()?;
-    let addr = match r.u8()? {
-        ATYP_IPV4 => RawAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
-        ATYP_IPV6 => RawAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
-        ATYP_DOMAIN => {
-            let len = r.u8()?;
-            RawAddr::Domain(r.take(usize::from(len))?)
-        }
+    let command = r.u8("SOCKS5 request command")?;
+    let reserved = r.u8("SOCKS5 request reserved byte")?;
+    let addr = match r.u8("SOCKS5 request address type")? {
+        ATYP_IPV4 => RawAddr::V4(Ipv4Addr::from(r.array::<4>("SOCKS5 IPv4 address")?)),
+        ATYP_IPV6 => RawAddr::V6(Ipv6Addr::from(r.array::<16>("SOCKS5 IPv6 address")?)),
+        ATYP_DOMAIN => RawAddr::Domain(r.u8_prefixed(usize::from(u8::MAX), "SOCKS5 domain name")?),
         other => {
             return Err(ParseError::Malformed(SocksError::UnsupportedAddressType(
                 other,
             )));
         }
     };
-    let port = r.u16_be()?;
+    let port = r.u16("SOCKS5 request port")?;
     Ok((
         RawRequest {
             command,
@@ -192,24 +157,26 @@ pub(crate) fn parse_request(input: &[u8]) -> Result<(RawRequest<'_>, usize), Par
             addr,
             port,
         },
-        r.consumed(),
+        r.position(),
     ))
 }
 
 /// Encodes the server's reply to a request: `VER REP RSV ATYP BND.ADDR BND.PORT`.
 pub(crate) fn encode_reply(code: ReplyCode, bound: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(22);
-    out.extend_from_slice(&[SOCKS_VERSION, code as u8, 0x00]);
+    let mut w = Writer::with_capacity(22);
+    w.u8(SOCKS_VERSION);
+    w.u8(code as u8);
+    w.u8(0x00);
     match bound.ip() {
         IpAddr::V4(ip) => {
-            out.push(ATYP_IPV4);
-            out.extend_from_slice(&ip.octets());
+            w.u8(ATYP_IPV4);
+            w.bytes(&ip.octets());
         }
         IpAddr::V6(ip) => {
-            out.push(ATYP_IPV6);
-            out.extend_from_slice(&ip.octets());
+            w.u8(ATYP_IPV6);
+            w.bytes(&ip.octets());
         }
     }
-    out.extend_from_slice(&bound.port().to_be_bytes());
-    out
+    w.u16(bound.port());
+    w.finish()
 }

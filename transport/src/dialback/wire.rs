@@ -21,6 +21,7 @@
 
 use std::fmt;
 
+use braid_codec::{Problem, Reader, Writer};
 use multiaddr::Multiaddr;
 
 /// The version byte this implementation speaks.
@@ -279,10 +280,13 @@ pub enum Frame {
 
 /// Checks a header and returns the body length that follows it.
 pub fn body_len(header: &[u8; HEADER_LEN]) -> Result<usize, WireError> {
-    if header[0] != VERSION {
-        return Err(WireError::BadVersion(header[0]));
+    let mut r = Reader::complete(header);
+    let version = r.u8("dial-back version").map_err(wire_error)?;
+    if version != VERSION {
+        return Err(WireError::BadVersion(version));
     }
-    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let _kind = r.u8("dial-back kind").map_err(wire_error)?;
+    let len = usize::from(r.u16("dial-back body length").map_err(wire_error)?);
     if len > MAX_BODY_LEN {
         return Err(WireError::Oversized {
             len,
@@ -296,50 +300,40 @@ impl Frame {
     /// Reads one frame from the front of `buf`; returns it and the bytes it used. Bytes after
     /// the frame are left to the caller.
     pub fn decode(buf: &[u8]) -> Result<(Frame, usize), WireError> {
-        let header: [u8; HEADER_LEN] = match buf.get(..HEADER_LEN) {
-            Some(h) => [h[0], h[1], h[2], h[3]],
-            None => {
-                // Check the version as soon as it is there, so garbage fails fast.
-                if let Some(&v) = buf.first().filter(|&&v| v != VERSION) {
-                    return Err(WireError::BadVersion(v));
-                }
-                return Err(WireError::Incomplete {
-                    needed: HEADER_LEN - buf.len(),
-                });
-            }
-        };
+        // Check the version as soon as it is there, so garbage fails fast.
+        if let Some(&v) = buf.first().filter(|&&v| v != VERSION) {
+            return Err(WireError::BadVersion(v));
+        }
+        let mut r = Reader::new(buf);
+        let header = r
+            .array::<HEADER_LEN>("dial-back frame header")
+            .map_err(wire_error)?;
         let len = body_len(&header)?;
-        let total = HEADER_LEN + len;
-        let Some(body) = buf.get(HEADER_LEN..total) else {
-            return Err(WireError::Incomplete {
-                needed: total - buf.len(),
-            });
-        };
-        let mut r = Reader::new(body);
+        let body = r.take(len, "dial-back frame body").map_err(wire_error)?;
+        let mut b = Reader::complete(body);
         let frame = match header[1] {
-            KIND_REQUEST => Frame::Request(decode_request(&mut r)?),
-            KIND_RESPONSE => Frame::Response(decode_response(&mut r)?),
-            KIND_ERROR => Frame::Error(decode_reason(&mut r, "error reason")?),
-            kind => {
-                r.pos = body.len();
-                Frame::Unknown(UnknownFrame {
-                    kind,
-                    body: body.to_vec(),
-                })
-            }
+            KIND_REQUEST => Frame::Request(decode_request(&mut b)?),
+            KIND_RESPONSE => Frame::Response(decode_response(&mut b)?),
+            KIND_ERROR => Frame::Error(decode_reason(&mut b, "error reason")?),
+            kind => Frame::Unknown(UnknownFrame {
+                kind,
+                body: b.take_rest().to_vec(),
+            }),
         };
-        r.expect_end()?;
-        Ok((frame, total))
+        b.finish("trailing bytes in the body").map_err(wire_error)?;
+        Ok((frame, r.position()))
     }
 
     /// The frame's bytes. Every value a constructor accepts encodes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer::new();
+        // The constructors bound every field (at most `MAX_ADDRESSES` entries of at most 256
+        // bytes), so no length-prefixed write below can be refused.
         let kind = match self {
             Frame::Request(request) => {
                 w.u8(count_byte(request.addresses.len()));
                 for address in &request.addresses {
-                    w.bytes_u16(address.as_ref());
+                    let _ = w.u16_prefixed(address.as_ref(), MAX_ADDRESS_LEN, "request address");
                 }
                 KIND_REQUEST
             }
@@ -347,27 +341,38 @@ impl Frame {
                 w.u8(count_byte(response.verdicts.len()));
                 for verdict in &response.verdicts {
                     w.u8(verdict.code());
-                    w.bytes_u16(verdict.reason().as_bytes());
+                    let _ = w.u16_prefixed(
+                        verdict.reason().as_bytes(),
+                        MAX_REASON_LEN,
+                        "verdict reason",
+                    );
                 }
                 KIND_RESPONSE
             }
             Frame::Error(reason) => {
-                w.bytes_u16(reason.as_str().as_bytes());
+                let _ = w.u16_prefixed(reason.as_str().as_bytes(), MAX_REASON_LEN, "error reason");
                 KIND_ERROR
             }
             Frame::Unknown(unknown) => {
-                w.buf.extend_from_slice(&unknown.body);
+                w.bytes(&unknown.body);
                 unknown.kind
             }
         };
-        let body = w.buf;
+        let body = w.finish();
+        let mut out = Writer::with_capacity(HEADER_LEN + body.len());
+        out.u8(VERSION);
+        out.u8(kind);
         // Every body is bounded by the constructors (at most MAX_BODY_LEN < u16::MAX bytes).
-        let len = u16::try_from(body.len()).unwrap_or(u16::MAX);
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&[VERSION, kind]);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&body);
-        out
+        let _ = out.u16_prefixed(&body, MAX_BODY_LEN, "dial-back frame body");
+        out.finish()
+    }
+}
+
+/// A codec error as this format's error, keeping what was being read.
+fn wire_error(e: braid_codec::Error) -> WireError {
+    match e.needed() {
+        Some(needed) => WireError::Incomplete { needed },
+        None => WireError::Malformed { what: e.what() },
     }
 }
 
@@ -389,15 +394,23 @@ fn count_byte(count: usize) -> u8 {
 }
 
 fn decode_request(r: &mut Reader<'_>) -> Result<Request, WireError> {
-    let count = usize::from(r.u8("request address count")?);
+    let count = usize::from(r.u8("request address count").map_err(wire_error)?);
     check_count("request addresses", count, 1)?;
     let mut addresses = Vec::with_capacity(count);
     for index in 0..count {
-        let bytes = r.bytes_u16("request address")?;
-        if bytes.is_empty() || bytes.len() > MAX_ADDRESS_LEN {
+        let bytes = r
+            .u16_prefixed(MAX_ADDRESS_LEN, "request address")
+            .map_err(|e| match e {
+                braid_codec::Error::Malformed {
+                    problem: Problem::TooLong { len, max },
+                    ..
+                } => WireError::AddressLength { index, len, max },
+                e => wire_error(e),
+            })?;
+        if bytes.is_empty() {
             return Err(WireError::AddressLength {
                 index,
-                len: bytes.len(),
+                len: 0,
                 max: MAX_ADDRESS_LEN,
             });
         }
@@ -411,11 +424,11 @@ fn decode_request(r: &mut Reader<'_>) -> Result<Request, WireError> {
 }
 
 fn decode_response(r: &mut Reader<'_>) -> Result<Response, WireError> {
-    let count = usize::from(r.u8("response verdict count")?);
+    let count = usize::from(r.u8("response verdict count").map_err(wire_error)?);
     check_count("response verdicts", count, 0)?;
     let mut verdicts = Vec::with_capacity(count);
     for _ in 0..count {
-        let code = r.u8("verdict")?;
+        let code = r.u8("verdict").map_err(wire_error)?;
         let reason = decode_reason(r, "verdict reason")?;
         verdicts.push(match code {
             VERDICT_REACHABLE if !reason.0.is_empty() => {
@@ -433,80 +446,20 @@ fn decode_response(r: &mut Reader<'_>) -> Result<Response, WireError> {
 }
 
 fn decode_reason(r: &mut Reader<'_>, what: &'static str) -> Result<Reason, WireError> {
-    let bytes = r.bytes_u16(what)?;
-    if bytes.len() > MAX_REASON_LEN {
-        return Err(WireError::Malformed {
+    let bytes = r.u16_prefixed(MAX_REASON_LEN, what).map_err(|e| match e {
+        braid_codec::Error::Malformed {
+            problem: Problem::TooLong { .. },
+            ..
+        } => WireError::Malformed {
             what: "reason longer than 256 bytes",
-        });
-    }
+        },
+        e => wire_error(e),
+    })?;
     let text = std::str::from_utf8(bytes).map_err(|_| WireError::Malformed {
         what: "reason is not UTF-8",
     })?;
     Ok(Reason(text.to_owned()))
 }
 
-/// Reads fields from a complete body: running out is `Malformed`, not `Incomplete`.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(WireError::Malformed { what })?;
-        let bytes = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn bytes_u16(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
-        let len = self.take(2, what)?;
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        self.take(len, what)
-    }
-
-    fn expect_end(&self) -> Result<(), WireError> {
-        if self.pos == self.buf.len() {
-            Ok(())
-        } else {
-            Err(WireError::Malformed {
-                what: "trailing bytes in the body",
-            })
-        }
-    }
-}
-
-/// Appends fields to a body.
-#[derive(Default)]
-struct Writer {
-    buf: Vec<u8>,
-}
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.buf.push(v);
-    }
-
-    /// Bytes with a u16 length; callers pass at most 256 bytes (checked by the constructors).
-    fn bytes_u16(&mut self, bytes: &[u8]) {
-        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
-        self.buf.extend_from_slice(&len.to_be_bytes());
-        self.buf.extend_from_slice(bytes);
-    }
-}
-
 #[cfg(test)]
-#[path = "wire_tests.rs"]
 mod tests;

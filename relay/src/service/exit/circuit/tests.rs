@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::*;

@@ -5,7 +5,7 @@
 
 use std::io::{Error, ErrorKind};
 
-use braid_registry::ExitPolicy;
+use braid_directory::ExitPolicy;
 use tokio::net::TcpListener;
 
 use super::*;

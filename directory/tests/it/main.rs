@@ -1,0 +1,10 @@
+//! The directory model's integration tests: one binary, a module per topic.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod descriptor;
+mod directory;
+mod policy;
+mod snapshot_codec;
+mod snapshot_verify;
+mod support;

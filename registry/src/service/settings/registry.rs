@@ -1,0 +1,149 @@
+//! Settings of the registry role (feature `server`): probing, expiry, snapshot building and
+//! co-signing, on top of the server's bounds. Plain data like the rest of `settings`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use braid_directory::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
+
+use super::super::ServiceError;
+use super::{ServerSettings, config, nonzero, positive};
+
+/// Everything a registry node's service needs besides its key and peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// The server's bounds.
+    pub server: ServerSettings,
+    /// Bound on one dial-back probe of a claimed relay address.
+    pub probe_timeout: Duration,
+    /// Probes running at once, across all publish requests.
+    pub max_concurrent_probes: usize,
+    /// How long an address may wait for a probe slot before the publish is refused as busy.
+    pub probe_queue_timeout: Duration,
+    /// How long a probe result is reused for the same relay and address (a relay that
+    /// republishes, or publishes to several registries, is not dialed again each time).
+    pub probe_cache_ttl: Duration,
+    /// Probe results kept at most; the oldest is forgotten first.
+    pub probe_cache_entries: usize,
+    /// How often the leader proposes `Expire { now }`, dropping expired descriptors.
+    pub expire_interval: Duration,
+    /// How often the leader builds, co-signs and offers a new directory snapshot.
+    pub snapshot_interval: Duration,
+    /// How long a snapshot stays valid (`valid_until - issued_at`, at most 24 h). Descriptors
+    /// that expire before the end are left out, so relays must publish descriptors that live
+    /// longer than this plus their republish interval.
+    pub snapshot_validity: Duration,
+    /// How far a snapshot's `issued_at` may be from this registry's clock for it to co-sign.
+    pub max_clock_skew: Duration,
+    /// How long a co-signer waits for descriptors it does not hold yet to be replicated.
+    pub replication_wait: Duration,
+    /// Bound on one co-sign or offer exchange with another registry.
+    pub peer_timeout: Duration,
+    /// Where the served snapshot is kept across restarts (`directory-snapshot.bin`); `None`
+    /// keeps it in memory only.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// 10 s per probe.
+pub fn default_probe_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// 8 probes at once (one relay's full address list).
+pub fn default_max_concurrent_probes() -> usize {
+    8
+}
+
+/// 20 s waiting for a probe slot.
+pub fn default_probe_queue_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+/// Probe results reused for 60 s.
+pub fn default_probe_cache_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// 1024 probe results kept.
+pub fn default_probe_cache_entries() -> usize {
+    1024
+}
+
+/// `Expire` every 60 s.
+pub fn default_expire_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// A new snapshot every 10 minutes.
+pub fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Snapshots valid for 3 hours.
+pub fn default_snapshot_validity() -> Duration {
+    Duration::from_secs(3 * 3600)
+}
+
+/// Co-sign only snapshots issued within 60 s of this registry's clock.
+pub fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Wait up to 5 s for replication before refusing to co-sign.
+pub fn default_replication_wait() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// 30 s per co-sign or offer exchange.
+pub fn default_peer_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            probe_timeout: default_probe_timeout(),
+            max_concurrent_probes: default_max_concurrent_probes(),
+            probe_queue_timeout: default_probe_queue_timeout(),
+            probe_cache_ttl: default_probe_cache_ttl(),
+            probe_cache_entries: default_probe_cache_entries(),
+            expire_interval: default_expire_interval(),
+            snapshot_interval: default_snapshot_interval(),
+            snapshot_validity: default_snapshot_validity(),
+            max_clock_skew: default_max_clock_skew(),
+            replication_wait: default_replication_wait(),
+            peer_timeout: default_peer_timeout(),
+            data_dir: None,
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// Refuses zero counts and durations and a snapshot validity over 24 h or under 1 s.
+    pub fn validate(&self) -> Result<(), ServiceError> {
+        self.server.validate()?;
+        nonzero("registry.max_concurrent_probes", self.max_concurrent_probes)?;
+        nonzero("registry.probe_cache_entries", self.probe_cache_entries)?;
+        for (field, value) in [
+            ("registry.probe_timeout", self.probe_timeout),
+            ("registry.probe_queue_timeout", self.probe_queue_timeout),
+            ("registry.probe_cache_ttl", self.probe_cache_ttl),
+            ("registry.expire_interval", self.expire_interval),
+            ("registry.snapshot_interval", self.snapshot_interval),
+            ("registry.max_clock_skew", self.max_clock_skew),
+            ("registry.replication_wait", self.replication_wait),
+            ("registry.peer_timeout", self.peer_timeout),
+        ] {
+            positive(field, value)?;
+        }
+        let validity = self.snapshot_validity.as_secs();
+        if !(1..=MAX_SNAPSHOT_LIFETIME_SECS).contains(&validity) {
+            return Err(config(
+                "registry.snapshot_validity",
+                "must be 1 s to 24 h (whole seconds)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! Helpers shared by the test modules.
+
+pub mod relays;
+#[cfg(feature = "server")]
+pub mod service;

@@ -1,0 +1,195 @@
+//! Shared setup of the registry service tests (`service.rs`, `service_feed.rs`): nodes on
+//! real QUIC, one-registry groups on real SQLite, descriptors, raw frames.
+
+#![allow(dead_code)] // each test module uses a subset
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use braid_directory::{Descriptor, ExitPolicy};
+use braid_registry::protocol::{RefuseCode, Response};
+use braid_registry::service::{
+    FeedSettings, PROTOCOL, PeerAddresses, Registries, RegistryRole, RegistrySettings, Replica,
+    SoloReplica,
+};
+use braid_registry::store::StoreLimits;
+use braid_transport::{Identity, Multiaddr, PeerId, Transport, TransportConfig};
+use ed25519_dalek::SigningKey;
+use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+use tempfile::TempDir;
+use tokio::time::{sleep, timeout};
+
+/// Upper bound on any single test step.
+pub const STEP: Duration = Duration::from_secs(60);
+
+pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    timeout(STEP, future).await.expect("test step timed out")
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Polls `check` every 100 ms until it holds (bounded by `STEP`).
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A transport listening on QUIC at 127.0.0.1 (or not listening), and its signing key.
+pub async fn node(listen: bool) -> (Transport, SigningKey) {
+    let identity = Identity::generate();
+    let key = SigningKey::from_bytes(&identity.secret_bytes());
+    let listen = if listen {
+        vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]
+    } else {
+        Vec::new()
+    };
+    let config = TransportConfig {
+        listen,
+        ..TransportConfig::default()
+    };
+    (
+        bounded(Transport::start(identity, config)).await.unwrap(),
+        key,
+    )
+}
+
+pub fn peer_of(t: &Transport) -> PeerAddresses {
+    PeerAddresses {
+        peer_id: t.peer_id(),
+        addresses: t.listen_addrs(),
+    }
+}
+
+pub fn registry_settings(snapshot_interval: Duration) -> RegistrySettings {
+    RegistrySettings {
+        probe_timeout: Duration::from_secs(2),
+        expire_interval: Duration::from_secs(1),
+        snapshot_interval,
+        snapshot_validity: Duration::from_secs(600),
+        replication_wait: Duration::from_secs(2),
+        peer_timeout: Duration::from_secs(20),
+        ..RegistrySettings::default()
+    }
+}
+
+pub fn feed_settings() -> FeedSettings {
+    FeedSettings {
+        refresh_interval: Duration::from_secs(3600),
+        retry_interval: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(20),
+        max_sources_per_round: 4,
+        relay_sources: 0,
+    }
+}
+
+/// One registry node: transport, key, store, role.
+pub struct Reg {
+    pub transport: Transport,
+    pub key: SigningKey,
+    pub replica: Arc<SoloReplica>,
+    pub role: RegistryRole,
+    pub dir: TempDir,
+}
+
+/// `n` registries (one group); only `leader` is flagged as the leader.
+pub async fn registries(
+    n: usize,
+    leader: usize,
+    settings: RegistrySettings,
+) -> (Vec<Reg>, Registries) {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(node(true).await);
+    }
+    let list = Registries::new(nodes.iter().map(|(t, _)| peer_of(t)).collect()).unwrap();
+    let mut regs = Vec::new();
+    for (i, (transport, key)) in nodes.into_iter().enumerate() {
+        let dir = TempDir::new().unwrap();
+        let replica = Arc::new(
+            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default()).unwrap(),
+        );
+        replica.set_leader(i == leader);
+        let settings = RegistrySettings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..settings.clone()
+        };
+        let role = RegistryRole::start(
+            &transport,
+            Arc::clone(&replica) as Arc<dyn Replica>,
+            list.clone(),
+            key.clone(),
+            settings,
+        )
+        .await
+        .unwrap();
+        regs.push(Reg {
+            transport,
+            key,
+            replica,
+            role,
+            dir,
+        });
+    }
+    (regs, list)
+}
+
+pub fn descriptor(
+    key: &SigningKey,
+    addresses: Vec<String>,
+    published: u64,
+    expires: u64,
+) -> Descriptor {
+    Descriptor {
+        identity: key.verifying_key().to_bytes(),
+        onion_key: [9; 32],
+        addresses,
+        nickname: "testrelay".into(),
+        bandwidth: 1 << 20,
+        exit_policy: ExitPolicy::reject_all(),
+        published,
+        expires,
+    }
+}
+
+pub fn addresses_of(t: &Transport) -> Vec<String> {
+    t.listen_addrs().iter().map(Multiaddr::to_string).collect()
+}
+
+pub fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
+    replica
+        .descriptors()
+        .unwrap()
+        .iter()
+        .map(|d| *d.identity())
+        .collect()
+}
+
+/// Sends raw bytes on a new `/braid/registry/1` stream and decodes the one answer.
+pub async fn raw(transport: &Transport, peer: PeerId, bytes: &[u8]) -> Response {
+    bounded(async {
+        let mut stream = transport.open_stream(peer, PROTOCOL).await.unwrap();
+        // The server may answer from the header alone and stop our sending side.
+        let _ = stream.write_all(bytes).await;
+        let _ = stream.flush().await;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        Response::decode(&answer).unwrap()
+    })
+    .await
+}
+
+pub fn refusal(response: &Response) -> (RefuseCode, String) {
+    match response {
+        Response::Refused(r) => (r.code(), r.text().to_owned()),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -1,0 +1,12 @@
+//! braid-simulations' integration tests, one binary (each former test binary is a module):
+//! whole networks in this process over real QUIC on loopback (bandwidth limits, faults, relay
+//! bounds, preemptive circuits, braided strands) and the scenario files. Tests that measure
+//! run alone (see `support`).
+
+mod bandwidth;
+mod faults;
+mod limits;
+mod preemptive;
+mod scenarios;
+mod strands;
+mod support;
