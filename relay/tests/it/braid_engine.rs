@@ -61,9 +61,10 @@ fn strand(
                             strand,
                             bytes: data.into(),
                         };
-                        if to.send(ev).await.is_err() {
-                            return;
-                        }
+                        // An end that finished takes nothing more; the other direction
+                        // goes on (a circuit carries both), or the other end's last acks
+                        // and `End` queued here would be lost.
+                        let _ = to.send(ev).await;
                     }
                     RelayMsg::End { reason, .. } => {
                         let ev = StrandEvent::Down {
