@@ -112,6 +112,10 @@ pub struct BraidEngine {
     refused: Vec<StrandId>,
     lost: VecDeque<(StrandId, usize)>,
     answer: Answer,
+    /// Whether the other end sent data since this end last took bytes from its app (true
+    /// before either spoke): only then is a short read a request or an answer, which may be
+    /// erasure-coded, rather than the tail of this end's own transfer.
+    peer_spoke: bool,
     app_eof: bool,
     app_closed: bool,
     peer_done: bool,
@@ -147,6 +151,7 @@ impl BraidEngine {
             refused: Vec::new(),
             lost: VecDeque::new(),
             answer: Answer::No,
+            peer_spoke: true,
             app_eof: false,
             app_closed: false,
             peer_done: false,
@@ -209,12 +214,19 @@ impl BraidEngine {
     }
 
     /// Bytes read from the app (at most [`BraidEngine::read_size`]). A short message after a
-    /// pause is erasure-coded over the live strands ([`BraidSettings::short_message`]).
+    /// pause, when the other end has sent data since this end last read from its app (a
+    /// request or an answer, not the tail of a transfer), is erasure-coded over the live
+    /// strands ([`BraidSettings::short_message`]).
     pub fn handle_app_data(&mut self, _now: Instant, data: &[u8]) {
         if self.phase != Phase::Running {
             return;
         }
-        match self.sender.write_short(data, self.settings.short_message) {
+        let short = match self.peer_spoke {
+            true => self.settings.short_message,
+            false => 0,
+        };
+        self.peer_spoke &= data.is_empty();
+        match self.sender.write_short(data, short) {
             Ok(taken) => self.carry.extend_from_slice(&data[taken..]),
             Err(_) => self.fail(EndReason::Misc),
         }
@@ -604,7 +616,12 @@ impl BraidEngine {
             };
         }
         match self.receiver.on_fragment(strand, bytes, &mut self.out) {
-            Ok(Received::Accepted { ack, .. }) | Ok(Received::Duplicate { ack }) => {
+            Ok(Received::Accepted { ack, .. }) => {
+                self.peer_spoke = true;
+                self.acks.push(ack.strand, ack.fragment, now);
+                Ok(())
+            }
+            Ok(Received::Duplicate { ack }) => {
                 self.acks.push(ack.strand, ack.fragment, now);
                 Ok(())
             }
