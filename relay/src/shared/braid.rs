@@ -23,6 +23,9 @@ use crate::braid::{Action, BraidEngine, StrandEnd, StrandInput, StrandQueues, Tr
 pub use crate::braid::{Braid, BraidReport, BraidSettings, Role, link_id};
 use crate::msg::{EndReason, RelayMsg, StreamId};
 
+#[cfg(test)]
+mod tests;
+
 /// Strand events handled per wake-up, at most.
 const EVENT_BATCH: usize = 32;
 /// App bytes read at once, at most.
@@ -251,7 +254,8 @@ fn transmit(
     }
 }
 
-/// Hands `first` and whatever else has arrived (bounded) to the engine.
+/// Hands `first` and whatever else has arrived, [`EVENT_BATCH`] events at most, to the
+/// engine; the rest stay queued.
 fn take_events(
     engine: &mut BraidEngine,
     links: &mut BTreeMap<StrandId, StrandLink>,
@@ -262,7 +266,8 @@ fn take_events(
     let Some(mut event) = first else {
         return engine.abort(EndReason::Misc);
     };
-    for _ in 0..EVENT_BATCH {
+    let mut handled = 0;
+    loop {
         let now = Instant::now();
         let _ = match event {
             StrandEvent::Up { strand, link } => {
@@ -290,7 +295,9 @@ fn take_events(
                 },
             ),
         };
-        if !engine.wants_events() {
+        // Stop before taking one more: an event taken off the queue must be handled.
+        handled += 1;
+        if handled >= EVENT_BATCH || !engine.wants_events() {
             return;
         }
         match events.try_recv() {
