@@ -1,30 +1,11 @@
 //! The directory snapshot file: round trip, format, and every reject path.
 
+use crate::support::{T0, relay as signed};
 use braid_directory::directory::{MAX_DIRECTORY_ENTRIES, MAX_DIRECTORY_TEXT_LEN};
-use braid_directory::{Descriptor, Directory, Error, ExitPolicy, SignedDescriptor};
-use ed25519_dalek::SigningKey;
+use braid_directory::{Directory, Error, SignedDescriptor};
 
-const PUBLISHED: u64 = 1_700_000_000;
-
-fn signed(seed: u8, expires_in: u64) -> SignedDescriptor {
-    let key = SigningKey::from_bytes(&[seed; 32]);
-    Descriptor {
-        identity: key.verifying_key().to_bytes(),
-        onion_key: [seed; 32],
-        addresses: vec![format!("/ip4/127.0.0.{seed}/udp/4001/quic-v1")],
-        nickname: format!("relay{seed}"),
-        bandwidth: 1 << 20,
-        exit_policy: if seed.is_multiple_of(2) {
-            ExitPolicy::accept_all()
-        } else {
-            ExitPolicy::reject_all()
-        },
-        published: PUBLISHED,
-        expires: PUBLISHED + expires_in,
-    }
-    .sign(&key)
-    .unwrap()
-}
+/// When the test descriptors were published (`support::relay` publishes at `T0`).
+const PUBLISHED: u64 = T0;
 
 fn text_of(entries: &[String]) -> String {
     let quoted: Vec<String> = entries.iter().map(|e| format!("{e:?}")).collect();
