@@ -30,6 +30,13 @@ pub const MAX_NEXT_ADDRS: usize = 4;
 pub const MAX_PEER_ID_LEN: usize = 64;
 /// Largest address string accepted.
 pub const MAX_ADDR_LEN: usize = 200;
+/// Next flag: this hop is the last (the exit).
+const NEXT_LAST: u8 = 0;
+/// Next flag: extend to the next hop.
+const NEXT_EXTEND: u8 = 1;
+/// Next flag: this hop is the last of a measurement circuit (PROTOCOL.md §6.2); any relay
+/// accepts it, exit or not.
+const NEXT_MEASURE: u8 = 2;
 const NOISE_MAX: usize = 65535;
 /// A one-byte length prefix's own limit (the client leaves finer limits to the relay).
 const U8_MAX: usize = u8::MAX as usize;
@@ -86,7 +93,13 @@ impl CircuitRequest {
     /// Starts a build along `path` (guard first, exit last). Returns the state and the content of
     /// the `Create` cell for the first hop.
     pub fn new(path: &[HopSpec]) -> Result<(Self, Vec<u8>), CellError> {
-        Self::build(path, None)
+        Self::build(path, None, NEXT_LAST)
+    }
+
+    /// As [`CircuitRequest::new`], for a measurement circuit: the last hop is told it only
+    /// echoes (next flag 2, PROTOCOL.md §6.2), so it need not be an exit.
+    pub fn new_measurement(path: &[HopSpec]) -> Result<(Self, Vec<u8>), CellError> {
+        Self::build(path, None, NEXT_MEASURE)
     }
 
     /// As [`CircuitRequest::new`] with fixed ephemeral keys, for test vectors only.
@@ -95,10 +108,14 @@ impl CircuitRequest {
         path: &[HopSpec],
         ephemerals: &[[u8; 32]],
     ) -> Result<(Self, Vec<u8>), CellError> {
-        Self::build(path, Some(ephemerals))
+        Self::build(path, Some(ephemerals), NEXT_LAST)
     }
 
-    fn build(path: &[HopSpec], eph: Option<&[[u8; 32]]>) -> Result<(Self, Vec<u8>), CellError> {
+    fn build(
+        path: &[HopSpec],
+        eph: Option<&[[u8; 32]]>,
+        last_flag: u8,
+    ) -> Result<(Self, Vec<u8>), CellError> {
         let n = path.len();
         if n == 0 || n > MAX_HOPS {
             return Err(CellError::BadHopCount(n));
@@ -120,7 +137,7 @@ impl CircuitRequest {
             payload.u8((i + 1) as u8);
             if i + 1 < n {
                 let next = &path[i + 1];
-                payload.u8(1);
+                payload.u8(NEXT_EXTEND);
                 payload
                     .u8_prefixed(&next.peer_id, U8_MAX, "next hop peer id")
                     .map_err(CellError::write)?;
@@ -139,7 +156,7 @@ impl CircuitRequest {
                     .u16_prefixed(&inner, NOISE_MAX, "next hop create")
                     .map_err(CellError::write)?;
             } else {
-                payload.u8(0);
+                payload.u8(last_flag);
             }
             let payload = payload.finish();
             let mut msg = vec![0u8; NOISE_MAX];
@@ -218,6 +235,7 @@ pub struct AcceptedHop {
     hs: HandshakeState,
     position: usize,
     next: Option<NextHop>,
+    measure: bool,
 }
 
 impl std::fmt::Debug for AcceptedHop {
@@ -225,6 +243,7 @@ impl std::fmt::Debug for AcceptedHop {
         f.debug_struct("AcceptedHop")
             .field("position", &self.position)
             .field("extends", &self.next.is_some())
+            .field("measure", &self.measure)
             .finish()
     }
 }
@@ -258,9 +277,10 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
             what: "hop position",
         });
     }
-    let next = match p.u8("next flag").map_err(CellError::read)? {
-        0 => None,
-        1 => {
+    let flag = p.u8("next flag").map_err(CellError::read)?;
+    let next = match flag {
+        NEXT_LAST | NEXT_MEASURE => None,
+        NEXT_EXTEND => {
             if position >= MAX_HOPS {
                 return Err(CellError::Malformed {
                     what: "hop position",
@@ -305,7 +325,12 @@ pub fn accept_create(onion_secret: &[u8; 32], create: &[u8]) -> Result<AcceptedH
         _ => return Err(CellError::Malformed { what: "next flag" }),
     };
     p.finish("hop payload").map_err(CellError::read)?;
-    Ok(AcceptedHop { hs, position, next })
+    Ok(AcceptedHop {
+        hs,
+        position,
+        next,
+        measure: flag == NEXT_MEASURE,
+    })
 }
 
 impl AcceptedHop {
@@ -317,6 +342,11 @@ impl AcceptedHop {
     /// This hop's 1-based position in the circuit.
     pub fn position(&self) -> usize {
         self.position
+    }
+
+    /// Whether this hop is the last of a measurement circuit (it only echoes, §6.2).
+    pub fn is_measurement(&self) -> bool {
+        self.measure
     }
 
     /// Answers the client. `inner_created` is the next hop's `Created` content (required iff this

@@ -6,6 +6,7 @@ pub mod circuit;
 pub mod error;
 pub mod handshake;
 pub mod layer;
+pub mod measure;
 pub mod msg;
 pub mod ratelimit;
 #[cfg(feature = "driver")]

@@ -174,6 +174,14 @@ pub enum RelayMsg {
         /// The stream.
         stream: StreamId,
     },
+    /// Registry → last hop of a measurement circuit (and only there): echo every `Data` of
+    /// `stream` back, unchanged, up to [`crate::measure::MEASURE_MAX_BYTES`] per circuit. No
+    /// answer on success; `End{Limit}` for a second one or past the bound. Anywhere else it
+    /// is a protocol violation. See PROTOCOL.md §6.2.
+    BeginMeasure {
+        /// The measurement stream.
+        stream: StreamId,
+    },
     /// A command this version does not know; receivers ignore it.
     Unknown {
         /// The command byte.
@@ -191,6 +199,7 @@ const CMD_END: u8 = 5;
 const CMD_BEGIN_BRAID: u8 = 6;
 const CMD_LINK: u8 = 7;
 const CMD_LINKED: u8 = 8;
+const CMD_BEGIN_MEASURE: u8 = 9;
 
 impl RelayMsg {
     /// The stream this message belongs to.
@@ -204,6 +213,7 @@ impl RelayMsg {
             | RelayMsg::BeginBraid { stream, .. }
             | RelayMsg::Link { stream, .. }
             | RelayMsg::Linked { stream }
+            | RelayMsg::BeginMeasure { stream }
             | RelayMsg::Unknown { stream, .. } => *stream,
         }
     }
@@ -219,6 +229,7 @@ impl RelayMsg {
             RelayMsg::BeginBraid { stream, .. } => (CMD_BEGIN_BRAID, stream),
             RelayMsg::Link { stream, .. } => (CMD_LINK, stream),
             RelayMsg::Linked { stream } => (CMD_LINKED, stream),
+            RelayMsg::BeginMeasure { stream } => (CMD_BEGIN_MEASURE, stream),
             RelayMsg::Unknown { command, stream } => (*command, stream),
         };
         if out.len() < MSG_HEADER_LEN {
@@ -272,6 +283,7 @@ impl RelayMsg {
             RelayMsg::Connected { .. }
             | RelayMsg::Eof { .. }
             | RelayMsg::Linked { .. }
+            | RelayMsg::BeginMeasure { .. }
             | RelayMsg::Unknown { .. } => 0,
         };
         head[0] = MSG_VERSION;
@@ -359,6 +371,10 @@ impl RelayMsg {
             CMD_LINKED => {
                 d.finish("linked").map_err(CellError::read)?;
                 RelayMsg::Linked { stream }
+            }
+            CMD_BEGIN_MEASURE => {
+                d.finish("begin_measure").map_err(CellError::read)?;
+                RelayMsg::BeginMeasure { stream }
             }
             command => RelayMsg::Unknown { command, stream },
         };

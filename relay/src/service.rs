@@ -14,6 +14,9 @@ mod exit;
 mod exit_braid;
 mod hop;
 mod limit;
+mod measure;
+
+pub use measure::MEASURE_CIRCUIT_LIFETIME;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +54,9 @@ pub struct RelayLimits {
     pub circuit_queue: usize,
     /// Braided streams open at once at this exit.
     pub max_braids: usize,
+    /// Measurement circuits (PROTOCOL.md §6.2) open at once through this relay; more are
+    /// refused with `Destroy(ResourceLimit)`.
+    pub max_measure_circuits: usize,
 }
 
 impl Default for RelayLimits {
@@ -64,6 +70,7 @@ impl Default for RelayLimits {
             stream_queue: 16,
             circuit_queue: 64,
             max_braids: 1024,
+            max_measure_circuits: 4,
         }
     }
 }
@@ -177,6 +184,7 @@ pub(crate) struct Shared {
     config: RelayServiceConfig,
     stats: Arc<RelayStats>,
     circuits: Arc<Semaphore>,
+    measures: Arc<Semaphore>,
     per_peer: Mutex<HashMap<PeerId, usize>>,
     exit: Arc<exit::ExitContext>,
     limiter: limit::Limiter,
@@ -219,6 +227,7 @@ impl RelayService {
         let shared = Arc::new(Shared {
             transport,
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),
+            measures: Arc::new(Semaphore::new(limits.max_measure_circuits)),
             per_peer: Mutex::new(HashMap::new()),
             stats: stats.clone(),
             limiter: limit::Limiter::new(config.bandwidth, config.accounting),

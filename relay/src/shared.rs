@@ -5,6 +5,7 @@
 
 pub mod braid;
 pub mod io;
+pub mod measure;
 pub mod pump;
 
 use braid_transport::StreamProtocol;

@@ -517,7 +517,10 @@ async fn deliver(streams: &StreamMap, msg: RelayMsg) -> bool {
         }
         RelayMsg::Data { data, .. } => Some(data),
         RelayMsg::Eof { .. } => None,
-        RelayMsg::Begin { .. } | RelayMsg::BeginBraid { .. } | RelayMsg::Link { .. } => {
+        RelayMsg::Begin { .. }
+        | RelayMsg::BeginBraid { .. }
+        | RelayMsg::Link { .. }
+        | RelayMsg::BeginMeasure { .. } => {
             return false;
         }
         RelayMsg::Unknown { .. } => return true,

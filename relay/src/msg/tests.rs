@@ -328,3 +328,32 @@ fn truncated_fields_name_themselves() {
         })
     );
 }
+
+#[test]
+fn begin_measure_vector_and_rejects() {
+    let m = RelayMsg::BeginMeasure { stream: StreamId(1) };
+    assert_eq!(encoded(&m, 6), "010900010000");
+    assert_eq!(encoded(&m, 8), "0109000100000000");
+    round_trip(m);
+    // Every strict prefix of the header is incomplete.
+    let whole = hex::decode("010900010000").expect("hex");
+    for n in 0..whole.len() {
+        assert!(matches!(
+            RelayMsg::decode(&whole[..n]),
+            Err(CellError::Incomplete { .. })
+        ));
+    }
+    // BeginMeasure carries no data; stream 0 is reserved.
+    let with_data = hex::decode("01090001000100").expect("hex");
+    assert!(matches!(
+        RelayMsg::decode(&with_data),
+        Err(CellError::Malformed { .. })
+    ));
+    let stream_zero = hex::decode("010900000000").expect("hex");
+    assert_eq!(
+        RelayMsg::decode(&stream_zero),
+        Err(CellError::Malformed {
+            what: "stream id 0"
+        })
+    );
+}

@@ -69,6 +69,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
             return;
         }
     };
+    if accepted.is_measurement() {
+        return run_as_measure(&shared, accepted, up_r, up_w).await;
+    }
     match accepted.next().cloned() {
         None => run_as_exit(&shared, accepted, up_r, up_w).await,
         Some(next) => run_as_middle(&shared, accepted, next, up_r, up_w).await,
@@ -112,6 +115,56 @@ async fn run_as_exit<R, W>(
     .await;
     debug!(?outcome, "exit circuit ended");
     if let Some(reason) = reason_for_up(outcome) {
+        let _ = up_w.send(&Cell::destroy(reason)).await;
+    }
+    up_w.close().await;
+}
+
+/// The last hop of a measurement circuit: any relay, exit or not, within
+/// `max_measure_circuits` at once.
+async fn run_as_measure<R, W>(
+    shared: &Arc<Shared>,
+    accepted: AcceptedHop,
+    mut up_r: CellReader<R>,
+    mut up_w: CellWriter<W>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Ok(_measure) = shared.measures.clone().try_acquire_owned() else {
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = up_w
+            .send(&Cell::destroy(DestroyReason::ResourceLimit))
+            .await;
+        return;
+    };
+    let Ok((hop, created)) = accepted.reply(None) else {
+        let _ = up_w.send(&Cell::destroy(DestroyReason::Protocol)).await;
+        return;
+    };
+    let Ok(cell) = Cell::with_content(CellKind::Created, &created) else {
+        return;
+    };
+    if up_w.send(&cell).await.is_err() {
+        return;
+    }
+    let (fwd, back) = hop.split();
+    let outcome = super::measure::run_measure(
+        &mut up_r,
+        &mut up_w,
+        fwd,
+        back,
+        &shared.stats,
+        &shared.limiter,
+        super::MEASURE_CIRCUIT_LIFETIME,
+    )
+    .await;
+    debug!(?outcome, "measurement circuit ended");
+    let reason = match outcome {
+        Some(o) => reason_for_up(o),
+        None => Some(DestroyReason::Timeout),
+    };
+    if let Some(reason) = reason {
         let _ = up_w.send(&Cell::destroy(reason)).await;
     }
     up_w.close().await;

@@ -241,3 +241,36 @@ fn three_hop_build_vector() {
 
 const THREE_HOP_CREATE: &str = "012d7a1a4e709bf085ac494aba0469b9b1eda0ab1f78b16aabb79ffeda90623e85228032446fe20afcf09339116bb4a8b84ec47eee48a1a02a76279efb1b90142c806829bedd2bf8dee1672d9282e411b184d99e4633ab657c4e6140b8f3556e9b44fedc99af6647456c9a8481fb3513dfd3549cf36a3da0e5c550b22c66a0501eb6681b7f1b01453d9c4773847ba16409c4456b329d0350c77328a20492528ccca8e74c35cc673c640f6a75261dbd4f70170b78e132cd97a0de71d76fd84555b51c4692b2944fecb8f3238a583b361f6ce01a052e4368ede94a30cbd4d3b7e323efdd885ca0e0def69f71519d9862296fe56d73f0b06669ce6a66d297436e54f5c5184b8be39f28cd741c86801038d7f70afb168799f3129fb3da97477a389a25038212985cacdac3f7552259c34b";
 const THREE_HOP_CREATED: &str = "0030ad908a8a708aca07588cda7c4ed3e44d4966a80a9abb2f1e4bbac53c67414e3405dff87ef19a927ac820edf0792a0c7e0088c5529971a67f5dc7e3bee7b8afc5486fdedca3472d164feb9177ba6f4127611ec297d8fc9fdb72e9e223e9c4cac34ee0b91cf863b5306164431eb05b46e5a63b2adce727cdc1b91af2e347d7dad224f2854dd4e303fd9033b249c07789f82a21d7fbc43d8aff468a87c2359a62b0d1ccc6da0e9f40ebe312254bd0d1c10b17b475a3012572fd7ded";
+
+#[test]
+fn a_measurement_build_marks_only_the_last_hop() {
+    let hops = [hop(1), hop(2)];
+    let path: Vec<HopSpec> = hops.iter().map(|h| h.spec.clone()).collect();
+    let (req, create) = CircuitRequest::new_measurement(&path).expect("request");
+    let first = accept_create(&hops[0].secret, &create).expect("accept first");
+    assert!(!first.is_measurement());
+    let next = first.next().cloned().expect("extends");
+    let last = accept_create(&hops[1].secret, &next.create).expect("accept last");
+    assert!(last.is_measurement());
+    assert!(last.next().is_none());
+    let (mut exit, inner) = last.reply(None).expect("reply");
+    let inner = braid_relay::handshake::trim_created(&inner)
+        .expect("trim")
+        .to_vec();
+    let (mut guard, created) = first.reply(Some(&inner)).expect("reply first");
+    let mut client = req.finish(&created).expect("finish");
+    // The measurer's messages reach the last hop like any relay message.
+    let begin = RelayMsg::BeginMeasure {
+        stream: StreamId(1),
+    };
+    let mut cell = client.encrypt_forward(&begin).expect("encrypt");
+    guard.peel_forward(&mut cell.body).expect("peel");
+    assert_eq!(exit.open_message(&mut cell).expect("open"), begin);
+    // An ordinary build's last hop is not a measurement.
+    let (_, create) = CircuitRequest::new(&path[1..]).expect("request");
+    assert!(
+        !accept_create(&hops[1].secret, &create)
+            .expect("accept")
+            .is_measurement()
+    );
+}

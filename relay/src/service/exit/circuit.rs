@@ -139,8 +139,10 @@ impl ExitCircuit {
             RelayMsg::Data { stream, data } => self.on_data(stream, data).await,
             RelayMsg::Eof { stream } => self.on_eof(stream).await,
             RelayMsg::End { stream, reason } => self.on_end(stream, reason),
-            // Only the exit sends these.
-            RelayMsg::Connected { .. } | RelayMsg::Linked { .. } => Step::Close(Outcome::Protocol),
+            // Only the exit sends these; measurements run on measurement circuits only.
+            RelayMsg::Connected { .. }
+            | RelayMsg::Linked { .. }
+            | RelayMsg::BeginMeasure { .. } => Step::Close(Outcome::Protocol),
             RelayMsg::Unknown { command, .. } => self.on_unknown(command),
         }
     }
