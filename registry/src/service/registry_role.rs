@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use super::measure::Measurer;
 use super::persisted::{Adopted, Served};
 use super::reachability::Reachability;
 use super::registries::add_addresses;
@@ -158,6 +159,8 @@ pub struct RegistryRole {
     core: Arc<RegistryCore>,
     server: ServiceServer,
     leader: JoinHandle<()>,
+    /// The bandwidth measurer (`settings.measure.enabled`).
+    measurer: Option<Measurer>,
 }
 
 impl RegistryRole {
@@ -214,10 +217,19 @@ impl RegistryRole {
             core.settings.server.clone(),
         )?;
         let leader = tokio::spawn(leader::run(Arc::clone(&core)));
+        let measurer = match core.settings.measure.enabled {
+            true => Some(Measurer::start(
+                transport,
+                Arc::clone(&core.replica),
+                core.settings.measure.clone(),
+            )?),
+            false => None,
+        };
         Ok(Self {
             core,
             server,
             leader,
+            measurer,
         })
     }
 
@@ -233,10 +245,19 @@ impl RegistryRole {
         cosign::build(&self.core).await
     }
 
-    /// Stops the server and the leader loop.
+    /// The relay's latest measured bandwidth in bytes per second (`None`: not measured, its
+    /// latest measurement failed, or measuring is off).
+    pub fn measured(&self, relay: &PeerId) -> Option<u64> {
+        self.measurer.as_ref()?.latest(relay)
+    }
+
+    /// Stops the server, the leader loop and the measurer.
     pub fn stop(&self) {
         self.server.stop();
         self.leader.abort();
+        if let Some(m) = &self.measurer {
+            m.stop();
+        }
     }
 }
 

@@ -78,6 +78,8 @@ fuzz_target!(|data: &[u8]| {
         }
         None => false,
     };
+    // A measurement hop (next flag 2) is always the last.
+    assert!(!(extends && accepted.is_measurement()));
     let inner = extends.then_some(&INNER_CREATED[..]);
     let (hop, created) = accepted.reply(inner).expect("an accepted hop can reply");
     assert_eq!(hop.position(), position);

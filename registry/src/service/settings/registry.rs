@@ -7,6 +7,7 @@ use std::time::Duration;
 use braid_directory::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
 
 use super::super::ServiceError;
+use super::super::measure::MeasureSettings;
 use super::{ServerSettings, config, nonzero, positive};
 
 /// Everything a registry node's service needs besides its key and peers.
@@ -42,6 +43,8 @@ pub struct RegistrySettings {
     /// Where the served snapshot is kept across restarts (`directory-snapshot.bin`); `None`
     /// keeps it in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Bandwidth measurement of the listed relays.
+    pub measure: MeasureSettings,
 }
 
 /// 10 s per probe.
@@ -115,6 +118,7 @@ impl Default for RegistrySettings {
             replication_wait: default_replication_wait(),
             peer_timeout: default_peer_timeout(),
             data_dir: None,
+            measure: MeasureSettings::default(),
         }
     }
 }
@@ -123,6 +127,7 @@ impl RegistrySettings {
     /// Refuses zero counts and durations and a snapshot validity over 24 h or under 1 s.
     pub fn validate(&self) -> Result<(), ServiceError> {
         self.server.validate()?;
+        self.measure.validate()?;
         nonzero("registry.max_concurrent_probes", self.max_concurrent_probes)?;
         nonzero("registry.probe_cache_entries", self.probe_cache_entries)?;
         for (field, value) in [
