@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+#[cfg(feature = "server")]
+mod measure;
 #[cfg(feature = "raft")]
 mod raft;
 #[cfg(feature = "server")]
