@@ -15,8 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
 
+mod measure;
 mod registries;
 
+pub use measure::{
+    MAX_CONCURRENT_MEASUREMENTS, MeasureConfig, default_measure_bytes,
+    default_measure_bytes_per_hour, default_measure_enabled, default_measure_interval_secs,
+    default_measure_max_concurrent,
+};
 pub use registries::{
     MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_max_relays,
     default_snapshot_interval_secs, default_snapshot_validity_secs, parse_registries, raft_id,

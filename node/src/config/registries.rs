@@ -129,6 +129,8 @@ pub struct RegistryConfig {
     pub snapshot_validity_secs: u64,
     /// Relays the directory may list at once.
     pub max_relays: usize,
+    /// Bandwidth measurement of the listed relays (the `[measure]` table).
+    pub measure: super::MeasureConfig,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -153,6 +155,7 @@ impl Default for RegistryConfig {
             snapshot_interval_secs: default_snapshot_interval_secs(),
             snapshot_validity_secs: default_snapshot_validity_secs(),
             max_relays: default_max_relays(),
+            measure: super::MeasureConfig::default(),
         }
     }
 }
@@ -168,6 +171,7 @@ impl Validate for RegistryConfig {
             ));
         }
         positive(path, "snapshot_interval_secs", self.snapshot_interval_secs)?;
+        self.measure.validate(path)?;
         if self.snapshot_validity_secs < 2 * self.snapshot_interval_secs {
             return Err(bad(
                 path,
