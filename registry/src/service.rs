@@ -62,14 +62,14 @@ use crate::store::{Applied, StoreError};
 
 pub use error::ServiceError;
 pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
-pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
-pub use registries::{PeerAddresses, Registries, registry_key_of};
 #[cfg(feature = "server")]
 pub use measure::{
     MeasureSettings, Measurer, default_max_concurrent_measurements, default_measure_bytes,
     default_measure_bytes_per_hour, default_measure_enabled, default_measure_first_delay,
     default_measure_interval, default_measure_refresh_interval, default_measure_timeout,
 };
+pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
+pub use registries::{PeerAddresses, Registries, registry_key_of};
 #[cfg(feature = "server")]
 pub use registry_role::RegistryRole;
 pub use relay_cache::RelayCache;

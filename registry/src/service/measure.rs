@@ -132,7 +132,10 @@ impl MeasureSettings {
             return Err(config("measure.bytes", "must be 1..=4194304"));
         }
         if self.max_concurrent == 0 {
-            return Err(config("measure.max_concurrent", "must be greater than zero"));
+            return Err(config(
+                "measure.max_concurrent",
+                "must be greater than zero",
+            ));
         }
         if self.bytes_per_hour < self.bytes {
             return Err(config(
@@ -203,12 +206,7 @@ impl Measurer {
     ) -> Result<Self, ServiceError> {
         settings.validate()?;
         let book = Arc::new(MeasureBook::default());
-        let task = tokio::spawn(run(
-            transport.clone(),
-            replica,
-            settings,
-            Arc::clone(&book),
-        ));
+        let task = tokio::spawn(run(transport.clone(), replica, settings, Arc::clone(&book)));
         Ok(Measurer { book, task })
     }
 
@@ -302,7 +300,12 @@ async fn run(
             match scheduler.poll(Instant::now().into_std()) {
                 Action::Measure(peer) => {
                     let Some(d) = relays.get(&peer) else {
-                        scheduler.finished(Instant::now().into_std(), &peer, false, &mut rand::rng());
+                        scheduler.finished(
+                            Instant::now().into_std(),
+                            &peer,
+                            false,
+                            &mut rand::rng(),
+                        );
                         continue;
                     };
                     let req = request(peer, d, &settings);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use braid_directory::{Descriptor, ExitPolicy};
-use braid_registry::service::{MeasureSettings, Replica, RegistrySettings};
+use braid_registry::service::{MeasureSettings, RegistrySettings, Replica};
 use braid_registry::state::Command;
 use braid_registry::store::Applied;
 use braid_relay::ratelimit::BandwidthLimit;
@@ -48,7 +48,12 @@ async fn relay(bandwidth: Option<u64>) -> (Transport, SigningKey, RelayService, 
 }
 
 /// Lists the relay in the replica as claiming `CLAIMED` bytes/s.
-async fn list(replica: &Arc<impl Replica>, transport: &Transport, key: &SigningKey, onion: [u8; 32]) {
+async fn list(
+    replica: &Arc<impl Replica>,
+    transport: &Transport,
+    key: &SigningKey,
+    onion: [u8; 32],
+) {
     let t = now();
     let signed = Descriptor {
         identity: key.verifying_key().to_bytes(),
@@ -62,7 +67,9 @@ async fn list(replica: &Arc<impl Replica>, transport: &Transport, key: &SigningK
     }
     .sign(key)
     .unwrap();
-    let applied = bounded(replica.submit(Command::Publish(signed))).await.unwrap();
+    let applied = bounded(replica.submit(Command::Publish(signed)))
+        .await
+        .unwrap();
     assert!(matches!(applied, Applied::Stored { .. }), "{applied:?}");
 }
 

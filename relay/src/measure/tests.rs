@@ -57,7 +57,10 @@ fn bytes_past_the_bound_end_the_stream() {
     let chunk = 4000usize;
     let fits = MEASURE_MAX_BYTES / chunk as u64;
     for _ in 0..fits {
-        assert_eq!(e.on_message(data(S, chunk)), EchoAction::Send(data(S, chunk)));
+        assert_eq!(
+            e.on_message(data(S, chunk)),
+            EchoAction::Send(data(S, chunk))
+        );
     }
     assert_eq!(
         e.on_message(data(S, chunk)),

@@ -331,7 +331,9 @@ fn truncated_fields_name_themselves() {
 
 #[test]
 fn begin_measure_vector_and_rejects() {
-    let m = RelayMsg::BeginMeasure { stream: StreamId(1) };
+    let m = RelayMsg::BeginMeasure {
+        stream: StreamId(1),
+    };
     assert_eq!(encoded(&m, 6), "010900010000");
     assert_eq!(encoded(&m, 8), "0109000100000000");
     round_trip(m);

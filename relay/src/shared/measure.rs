@@ -3,9 +3,9 @@
 //!
 //! [`measure`] builds a one-hop measurement circuit to the relay (the one-round-trip Noise NK
 //! build, next flag 2), sends `BeginMeasure`, the `Data` cells of
-//! [`payload`](crate::measure::payload) under a fresh key and `Eof`, while it reads the echoes
+//! [`payload`] under a fresh key and `Eof`, while it reads the echoes
 //! back, checks each against what it sent, and times them with a
-//! [`Meter`](crate::measure::Meter). Sending and reading run at once, so the transfer is as
+//! [`Meter`]. Sending and reading run at once, so the transfer is as
 //! fast as the relay relays (and the link carries). The circuit is then destroyed.
 //!
 //! Not here: which relay to measure when (the registry's scheduler), the echo rules
@@ -46,7 +46,7 @@ pub struct MeasureRequest {
 /// What one measurement found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Measurement {
-    /// The measured rate ([`Meter::rate`](crate::measure::Meter::rate)), bytes per second.
+    /// The measured rate ([`Meter::rate`]), bytes per second.
     pub bytes_per_sec: u64,
     /// `Data` bytes echoed intact.
     pub echoed: u64,
@@ -57,7 +57,10 @@ pub struct Measurement {
 /// Measures the relay `req` names through `transport`. Fails if the circuit cannot be built,
 /// the relay refuses or ends the measurement, an echo differs from what was sent, or
 /// `req.timeout` passes.
-pub async fn measure(transport: &Transport, req: MeasureRequest) -> Result<Measurement, RelayError> {
+pub async fn measure(
+    transport: &Transport,
+    req: MeasureRequest,
+) -> Result<Measurement, RelayError> {
     if !(1..=MEASURE_MAX_BYTES).contains(&req.bytes) {
         return Err(RelayError::Config(format!(
             "measurement bytes must be 1..={MEASURE_MAX_BYTES}"
@@ -147,7 +150,11 @@ async fn run(transport: &Transport, req: MeasureRequest) -> Result<Measurement, 
                 RelayMsg::End {
                     reason: EndReason::Limit,
                     ..
-                } => return Err(RelayError::Limit("the relay's measurement bound (End Limit)")),
+                } => {
+                    return Err(RelayError::Limit(
+                        "the relay's measurement bound (End Limit)",
+                    ));
+                }
                 RelayMsg::Unknown { .. } => {}
                 _ => return Err(CellError::Unexpected("message during a measurement").into()),
             }

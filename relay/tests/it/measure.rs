@@ -35,7 +35,9 @@ async fn transport(listen: bool) -> Transport {
         listen,
         ..TransportConfig::default()
     };
-    Transport::start(Identity::generate(), config).await.unwrap()
+    Transport::start(Identity::generate(), config)
+        .await
+        .unwrap()
 }
 
 struct Relay {
@@ -151,7 +153,11 @@ async fn a_non_exit_relay_echoes_a_measurement_intact() {
     assert_eq!(m.echoed, bytes);
     assert!(m.bytes_per_sec > 0);
     // Every data cell crossed the relay's circuit machinery (BeginMeasure + data + Eof).
-    let cells = r.service.stats().cells.load(std::sync::atomic::Ordering::Relaxed);
+    let cells = r
+        .service
+        .stats()
+        .cells
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(cells >= bytes.div_ceil(4072) + 2, "{cells}");
     // An ordinary circuit to the same (non-exit) relay is still refused as before.
     assert_eq!(
@@ -172,7 +178,9 @@ async fn bytes_past_the_bound_get_end_limit() {
     let (mut c, mut reader, mut writer) = circuit(&client, &r, true).await.unwrap();
     let max = c.max_data();
     let send = async {
-        let begin = c.encrypt_forward(&RelayMsg::BeginMeasure { stream: S }).unwrap();
+        let begin = c
+            .encrypt_forward(&RelayMsg::BeginMeasure { stream: S })
+            .unwrap();
         writer.write(&begin).await.unwrap();
         let cells = MEASURE_MAX_BYTES / max as u64 + 1;
         let mut cells_out = Vec::new();
@@ -239,7 +247,10 @@ async fn measurement_circuits_are_bounded_and_exit_circuits_refuse_them() {
         stream: S,
         target: braid_relay::Target::Ip(listener.local_addr().unwrap()),
     };
-    writer.send(&c.encrypt_forward(&begin).unwrap()).await.unwrap();
+    writer
+        .send(&c.encrypt_forward(&begin).unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         next(&mut c, &mut reader).await,
         Ok(RelayMsg::Connected { stream: S })
