@@ -94,7 +94,6 @@ async fn a_relay_claiming_2_62_gets_its_measured_rate_only() {
     // A peer that is listed but runs no relay service: it cannot answer a measurement.
     let (silent, silent_key) = node(true).await;
     list(&reg.replica, &limited, &limited_key, onion).await;
-    list(&reg.replica, &fast, &fast_key, fast_onion).await;
     list(&reg.replica, &silent, &silent_key, [7; 32]).await;
 
     let peer: PeerId = limited.peer_id();
@@ -103,12 +102,15 @@ async fn a_relay_claiming_2_62_gets_its_measured_rate_only() {
     })
     .await;
     let measured = reg.role.measured(&peer).unwrap();
-    // The measurement, not the claim: about the relay's limit (a generous band, since the
-    // relay's limiter and the loopback link are real).
+    // The measurement, not the claim: about the relay's limit. The band is generous: the
+    // relay's limiter, the loopback link and the (debug-build, shared) CPU are real, and a
+    // loaded machine can relay less than the limit, never more.
     assert!(
-        (LIMIT / 2..=LIMIT * 2).contains(&measured),
+        (LIMIT / 4..=LIMIT * 2).contains(&measured),
         "measured {measured} bytes/s for a {LIMIT} bytes/s relay claiming {CLAIMED}"
     );
+    // Listed only now, so its measurement does not share the CPU with the limited one's.
+    list(&reg.replica, &fast, &fast_key, fast_onion).await;
     let fast_peer = fast.peer_id();
     eventually("the unlimited relay is measured", || {
         reg.role.measured(&fast_peer).is_some()
