@@ -14,7 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use braid_directory::Directory;
-use braid_node::config::{Registry, RegistryConfig, RegistryEntry, parse_registries};
+use braid_node::config::{
+    MeasureConfig, Registry, RegistryConfig, RegistryEntry, parse_registries,
+};
 use braid_node::registry_node::RegistryTimings;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode};
 use braid_relay::service::Faults;
@@ -405,6 +407,12 @@ async fn start_registries(
             registries: entries.clone(),
             snapshot_interval_secs: 1,
             snapshot_validity_secs: 600,
+            // No bandwidth measurements in the simulator (yet): their traffic would share the
+            // relays' rate limits and accounting budgets with the workloads being measured.
+            measure: MeasureConfig {
+                enabled: false,
+                ..MeasureConfig::default()
+            },
             ..RegistryConfig::default()
         };
         let timings = RegistryTimings::from_config(&cfg);
