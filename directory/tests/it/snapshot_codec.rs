@@ -321,3 +321,118 @@ fn write_fuzz_seeds() {
     let empty = hand_signed(&set, 3, &[2, 0], T0, T0 + HOUR, &[]);
     std::fs::write(dir.join("seed-empty"), empty).unwrap();
 }
+
+/// `entries` in a body for `set`, signed by registries 0 and 1 of 3.
+fn signed_entries(set: &braid_directory::RegistrySet, uw: u64, entries: &[HandEntry]) -> Vec<u8> {
+    let body = body_entries(set.digest(), T0, T0 + HOUR, uw, entries);
+    let keys = keys_in_index_order(set, 3);
+    let sigs: Vec<RegistrySignature> = (0..2u8)
+        .map(|i| RegistrySignature {
+            signer: i,
+            signature: sign_body(&keys[usize::from(i)], &body),
+        })
+        .collect();
+    with_signatures(&body, &sigs)
+}
+
+#[test]
+fn flags_and_measurements_round_trip_and_every_prefix_is_incomplete() {
+    let set = registry_set(3);
+    let (exit, middle) = (relay(2, DAY).encode(), relay(3, DAY).encode());
+    let mut entries = vec![(exit, 0b11, 1_000_000), (middle, 0b01, 0)];
+    entries.sort_by(|a, b| a.0[1..33].cmp(&b.0[1..33]));
+    let bytes = signed_entries(&set, 12_345, &entries);
+    let decoded = SignedSnapshot::decode(&bytes).unwrap();
+    assert_eq!(decoded.encode(), bytes);
+    assert_eq!(decoded.unmeasured_weight(), 12_345);
+    let verified = decoded.verify(&set, T0).unwrap();
+    for (relay, (_, flags, measured)) in verified.relays().iter().zip(&entries) {
+        assert_eq!(relay.flags.bits(), *flags);
+        assert_eq!(relay.measured_bw, (*measured != 0).then_some(*measured));
+        assert_eq!(relay.unmeasured_weight, 12_345);
+    }
+    // Guard on an unmeasured relay is the registries' call; its weight is still capped.
+    let middle = verified
+        .relays()
+        .iter()
+        .find(|r| r.measured_bw.is_none())
+        .unwrap();
+    assert!(middle.flags.is_guard());
+    assert_eq!(middle.weight(), 12_345);
+    for len in 0..bytes.len() {
+        assert_eq!(
+            SignedSnapshot::decode(&bytes[..len]),
+            Err(SnapshotError::Incomplete),
+            "prefix of {len} bytes"
+        );
+    }
+}
+
+#[test]
+fn unknown_flag_bits_are_malformed() {
+    let set = registry_set(3);
+    let d = relay(2, DAY).encode();
+    for flags in [0b100, 0x80, 0xff] {
+        let bytes = signed_entries(&set, UW, &[(d.clone(), flags, 0)]);
+        assert_eq!(
+            SignedSnapshot::decode(&bytes),
+            Err(SnapshotError::Malformed {
+                what: "unknown relay flag bits"
+            }),
+            "flags {flags:#04x}"
+        );
+    }
+}
+
+#[test]
+fn an_unmeasured_weight_of_zero_is_refused() {
+    let set = registry_set(3);
+    let bytes = signed_entries(&set, 0, &[(relay(2, DAY).encode(), 0, 0)]);
+    assert_eq!(
+        SignedSnapshot::decode(&bytes),
+        Err(SnapshotError::BadUnmeasuredWeight)
+    );
+    assert_eq!(
+        Snapshot::new(&set, T0, T0 + HOUR, 0, vec![]),
+        Err(SnapshotError::BadUnmeasuredWeight)
+    );
+}
+
+#[test]
+fn an_exit_flag_on_a_relay_that_allows_no_exit_is_refused() {
+    let set = registry_set(3);
+    // relay(1) rejects everything; a majority signed the entry anyway.
+    let bytes = signed_entries(&set, UW, &[(relay(1, DAY).encode(), 0b10, 0)]);
+    let decoded = SignedSnapshot::decode(&bytes).unwrap();
+    assert!(matches!(
+        decoded.verify(&set, T0),
+        Err(SnapshotError::BadEntry { index: 0, .. })
+    ));
+    let lying = ListedRelay {
+        flags: RelayFlags::new(false, true),
+        ..plain(relay(1, DAY))
+    };
+    assert!(matches!(
+        Snapshot::new(&set, T0, T0 + HOUR, UW, vec![lying]),
+        Err(SnapshotError::BadEntry { index: 0, .. })
+    ));
+}
+
+#[test]
+fn the_builder_refuses_a_zero_measurement_and_a_foreign_unmeasured_weight() {
+    let set = registry_set(3);
+    let zero = ListedRelay {
+        measured_bw: Some(0),
+        ..plain(relay(2, DAY))
+    };
+    let foreign = ListedRelay {
+        unmeasured_weight: UW + 1,
+        ..plain(relay(4, DAY))
+    };
+    for (list, index) in [(vec![zero], 0), (vec![plain(relay(1, DAY)), foreign], 1)] {
+        assert!(matches!(
+            Snapshot::new(&set, T0, T0 + HOUR, UW, list),
+            Err(SnapshotError::BadEntry { index: i, .. }) if i == index
+        ));
+    }
+}
