@@ -327,7 +327,12 @@ fn a_bad_snapshot_is_refused_with_its_reason() {
             Err(ProtocolError::BadSnapshot(SnapshotError::BadVersion(9)))
         );
     }
-    let frame = h("01 83 00000001 01");
+    // A snapshot body of only its version byte.
+    let frame = [
+        h("01 83 00000001"),
+        vec![braid_directory::snapshot::SNAPSHOT_VERSION],
+    ]
+    .concat();
     assert_eq!(
         Response::decode(&frame),
         Err(ProtocolError::BadSnapshot(SnapshotError::Incomplete))
