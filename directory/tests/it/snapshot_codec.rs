@@ -245,6 +245,8 @@ fn oversized_counts_and_lengths_are_refused() {
     }
 
     // Input over the total limit is refused before reading.
+    // The README's figure: header, 10 000 maximal entries, 9 signatures.
+    assert_eq!(MAX_SNAPSHOT_LEN, 32_230_647);
     let huge = vec![1u8; MAX_SNAPSHOT_LEN + 1];
     assert_eq!(
         SignedSnapshot::decode(&huge),
