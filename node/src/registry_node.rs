@@ -135,6 +135,7 @@ impl RegistryNode {
             snapshot_validity: timings.snapshot_validity,
             data_dir: Some(cfg.data_dir.clone()),
             measure: cfg.measure.settings(),
+            listing: cfg.listing_params(),
             ..RegistrySettings::default()
         };
         let role = RegistryRole::start(

@@ -182,6 +182,28 @@ fn bad_configs_name_the_key_and_the_file() {
         .expect_err("republish")
         .to_string();
     assert!(err.contains("republish_interval_secs"), "{err}");
+    // The listing caps and the unmeasured weight must be at least 1.
+    for key in [
+        "max_relays_per_ipv4_24",
+        "max_relays_per_ipv6_48",
+        "unmeasured_weight",
+    ] {
+        let text = format!("{key} = 0\n{}", entry(peer, quic));
+        let err = load_config::<RegistryConfig>(&write(dir.path(), &text))
+            .expect_err(key)
+            .to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    let text = format!(
+        "max_relays_per_ipv4_24 = 50\nguard_min_uptime_secs = 0\n{}",
+        entry(peer, quic)
+    );
+    let cfg = load_config::<RegistryConfig>(&write(dir.path(), &text)).expect("a test network");
+    let params = cfg.listing_params();
+    assert_eq!(
+        (params.max_per_ipv4_24, params.guard_min_uptime_secs),
+        (50, 0)
+    );
     // A registry must list its group.
     let err = load_config::<RegistryConfig>(&write(dir.path(), "max_relays = 5\n"))
         .expect_err("no registries")

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use braid_directory::ListingParams;
 use braid_directory::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
 
 use super::super::ServiceError;
@@ -45,6 +46,9 @@ pub struct RegistrySettings {
     pub data_dir: Option<PathBuf>,
     /// Bandwidth measurement of the listed relays.
     pub measure: MeasureSettings,
+    /// The listing rule (subnet caps, Guard requirements, unmeasured weight); every registry of
+    /// the group must use the same values, or co-signers refuse the leader's snapshots.
+    pub listing: ListingParams,
 }
 
 /// 10 s per probe.
@@ -119,6 +123,7 @@ impl Default for RegistrySettings {
             peer_timeout: default_peer_timeout(),
             data_dir: None,
             measure: MeasureSettings::default(),
+            listing: ListingParams::default(),
         }
     }
 }
@@ -141,6 +146,20 @@ impl RegistrySettings {
             ("registry.peer_timeout", self.peer_timeout),
         ] {
             positive(field, value)?;
+        }
+        nonzero(
+            "registry.listing.max_per_ipv4_24",
+            self.listing.max_per_ipv4_24,
+        )?;
+        nonzero(
+            "registry.listing.max_per_ipv6_48",
+            self.listing.max_per_ipv6_48,
+        )?;
+        if self.listing.unmeasured_weight == 0 {
+            return Err(config(
+                "registry.listing.unmeasured_weight",
+                "must be at least 1",
+            ));
         }
         let validity = self.snapshot_validity.as_secs();
         if !(1..=MAX_SNAPSHOT_LIFETIME_SECS).contains(&validity) {
