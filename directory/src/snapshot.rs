@@ -48,13 +48,14 @@ pub const SNAPSHOT_CLOCK_SKEW_SECS: u64 = CLOCK_SKEW_SECS;
 const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 4;
 
 /// The shortest possible signed descriptor encoding: one 1-byte text address (tag, length,
-/// byte), a 1-character nickname, no exit rule.
-pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 8 + 8 + SIGNATURE_LEN;
+/// byte), a 1-character nickname, no exit rule, no family member.
+pub const MIN_DESCRIPTOR_LEN: usize =
+    1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 1 + 8 + 8 + SIGNATURE_LEN;
 
 /// One registry signature on the wire: signer index and Ed25519 signature.
 const SIGNATURE_ENTRY_LEN: usize = 1 + SIGNATURE_LEN;
 
-/// The longest encoding accepted (about 32 MB): [`MAX_SNAPSHOT_DESCRIPTORS`] maximal
+/// The longest encoding accepted (about 42 MB): [`MAX_SNAPSHOT_DESCRIPTORS`] maximal
 /// descriptors with their length prefixes, and [`MAX_REGISTRIES`] signatures. Longer input is
 /// refused before it is read.
 pub const MAX_SNAPSHOT_LEN: usize = HEADER_LEN
@@ -153,7 +154,7 @@ impl Snapshot {
         w.u64(self.valid_until);
         w.bytes(&self.registry_set);
         // Snapshot::new caps the count at MAX_SNAPSHOT_DESCRIPTORS, and a descriptor encoding at
-        // MAX_ENCODED_LEN (3212) bytes: both casts are lossless.
+        // MAX_ENCODED_LEN (4237) bytes: both casts are lossless.
         w.u32(encoded.len() as u32);
         for e in &encoded {
             w.u16(e.len() as u16);

@@ -70,9 +70,9 @@ fn the_builder_sorts_and_the_hand_encoding_matches() {
 /// The registry set digest of keys with seeds 0xA0, 0xA1, 0xA2.
 const SET_DIGEST_HEX: &str = "47ba9fbc816c24858a68c8fd32f2494a271f0558e3f3a78de70b29ad63157d79";
 /// Registry index 0's signature over the vector's body.
-const SIG0_HEX: &str = "771ad2060ee7a1e14ecbf15ff78202d1989f5f437a1ef519d1fb931e079f4283dd5adcab7f60e21dc77c46026fa9e0e07e0dcd1d8e1f581fadc1feedd8701401";
+const SIG0_HEX: &str = "32ab7ef3c11e1603f01be03ede469148e9cd78ecd32c580dbb14b874cf8c8a3cd04f860cd8099d1d4aaeb1b5bfa29f4c7c84dc05762618a027bcd4a99fb65e03";
 /// Registry index 1's signature over the vector's body.
-const SIG1_HEX: &str = "09848bccb7c7b187e03ee24cac3e3abe6e046e9e679e6af4d771f9ddca280ded474942d9c2cd6cc39138a509d2218488f6d75c891d26d8f0b758a491ce1efd03";
+const SIG1_HEX: &str = "4e7457fc6d68a0e04b6b73f36d07a6780814edd9e01357a3e3c7ba90f00ef5b256d53c83131cbbca56cea7571477ecededbfe1364df8699a0065e1d19c8b3207";
 
 #[test]
 fn hex_vector() {
