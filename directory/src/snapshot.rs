@@ -49,8 +49,7 @@ const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 4;
 
 /// The shortest possible signed descriptor encoding: one 1-byte text address (tag, length,
 /// byte), a 1-character nickname, no exit rule, no family member.
-pub const MIN_DESCRIPTOR_LEN: usize =
-    1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 1 + 8 + 8 + SIGNATURE_LEN;
+pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 1 + 8 + 8 + SIGNATURE_LEN;
 
 /// One registry signature on the wire: signer index and Ed25519 signature.
 const SIGNATURE_ENTRY_LEN: usize = 1 + SIGNATURE_LEN;

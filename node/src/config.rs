@@ -329,8 +329,7 @@ impl Validate for RelayConfig {
         positive(path, "bandwidth", self.bandwidth)?;
         ExitPolicy::parse_rules(&self.exit_policy)
             .map_err(|e| bad(path, "exit_policy", e.to_string()))?;
-        self.family_keys()
-            .map_err(|why| bad(path, "family", why))?;
+        self.family_keys().map_err(|why| bad(path, "family", why))?;
         positive(
             path,
             "descriptor_lifetime_secs",

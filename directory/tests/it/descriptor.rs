@@ -40,7 +40,9 @@ fn fixed() -> Descriptor {
 const MEMBER_HEX: &str = "1398f62c6d1a457c51ba6a4b5f3dbd2f69fca93216218dc8997e416bd17d93ca";
 
 fn member_key() -> [u8; 32] {
-    SigningKey::from_bytes(&[8u8; 32]).verifying_key().to_bytes()
+    SigningKey::from_bytes(&[8u8; 32])
+        .verifying_key()
+        .to_bytes()
 }
 
 /// The identity (public key) of seed [7; 32].
@@ -433,7 +435,8 @@ fn each_field_rule_is_enforced_by_validate_and_sign() {
                 },
                 ..fixed()
             },
-        ),        (
+        ),
+        (
             "family",
             Descriptor {
                 family: members(MAX_FAMILY_MEMBERS + 1),
@@ -739,7 +742,10 @@ const FAMILY_AT: usize = RULE_COUNT_AT + 1 + 5 + 10 + 22 + 5;
 fn family_wire_form_and_rejects() {
     let body = hex::decode(fixed_body_hex()).unwrap();
     assert_eq!(body[FAMILY_AT], 1);
-    assert_eq!(hex::encode(&body[FAMILY_AT + 1..FAMILY_AT + 33]), MEMBER_HEX);
+    assert_eq!(
+        hex::encode(&body[FAMILY_AT + 1..FAMILY_AT + 33]),
+        MEMBER_HEX
+    );
     let with_family = |family: &[[u8; 32]]| {
         let mut b = body[..FAMILY_AT].to_vec();
         b.push(u8::try_from(family.len()).unwrap());

@@ -48,13 +48,22 @@ fn a_family_holds_only_when_declared_both_ways() {
     ])
     .unwrap();
     let families = directory.families();
-    assert_eq!(families, Families::new(directory.descriptors.iter().map(|d| d.descriptor())));
+    assert_eq!(
+        families,
+        Families::new(directory.descriptors.iter().map(|d| d.descriptor()))
+    );
     let related = |a: u8, b: u8| families.related(&id(a), &id(b));
     assert!(related(1, 2) && related(2, 1));
-    assert!(!related(3, 4) && !related(4, 3), "one-sided is not a family");
+    assert!(
+        !related(3, 4) && !related(4, 3),
+        "one-sided is not a family"
+    );
     assert!(related(5, 6) && related(6, 7));
     assert!(!related(5, 7), "the relation is not made transitive");
-    assert!(!related(8, 1) && !related(1, 8), "a stranger cannot claim relay 1");
+    assert!(
+        !related(8, 1) && !related(1, 8),
+        "a stranger cannot claim relay 1"
+    );
     assert!(!related(9, 42));
     for s in 1..=9 {
         assert!(!related(s, s), "never related to itself");
