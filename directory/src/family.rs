@@ -68,6 +68,6 @@ impl Families {
 impl Directory {
     /// The mutual families among this directory's descriptors (see [`Families::new`]).
     pub fn families(&self) -> Families {
-        Families::new(self.descriptors.iter().map(|d| d.descriptor()))
+        Families::new(self.relays().iter().map(|r| r.descriptor.descriptor()))
     }
 }

@@ -4,6 +4,7 @@ pub mod descriptor;
 pub mod directory;
 mod error;
 pub mod family;
+pub mod listing;
 pub mod policy;
 pub mod snapshot;
 
@@ -11,6 +12,7 @@ pub use descriptor::{DESCRIPTOR_VERSION, Descriptor, SignedDescriptor, Unchecked
 pub use directory::Directory;
 pub use error::Error;
 pub use family::Families;
+pub use listing::{ListedRelay, ListingInput, ListingParams, RelayFlags, build_listing};
 pub use policy::{AddrPattern, ExitPolicy, ExitRule};
 pub use snapshot::{
     RegistrySet, SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, accept_newer,

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_directory::{Directory, Families, SignedDescriptor};
+use braid_directory::{Directory, Families, ListedRelay, RelayFlags};
 use braid_relay::Target;
 use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
@@ -87,6 +87,10 @@ struct Relay {
     addrs: Vec<Multiaddr>,
     spec: HopSpec,
     desc: braid_directory::Descriptor,
+    /// Its selection weight in the directory ([`ListedRelay::weight`]).
+    weight: u64,
+    /// Its registry-assigned flags.
+    flags: RelayFlags,
 }
 
 struct Entry {
@@ -254,8 +258,8 @@ impl CircuitManager {
     pub async fn set_directory(&self, directory: &Directory) -> Result<usize, RouterError> {
         let now = now_unix();
         let mut fresh = Vec::new();
-        for sd in directory.fresh(now) {
-            if let Some(r) = relay_from(sd) {
+        for listed in directory.fresh_relays(now) {
+            if let Some(r) = relay_from(listed) {
                 self.transport
                     .add_addresses(r.peer, r.addrs.clone())
                     .await?;
@@ -447,11 +451,13 @@ impl CircuitManager {
         Ok(relays)
     }
 
-    /// The listed relays as path candidates for `target`. Declared families count only when
-    /// both relays list each other ([`Families`]). Until the directory carries relay flags,
-    /// every relay may be a guard and a relay is an exit when its policy exits anywhere.
+    /// The listed relays as path candidates for `target`: weight and flags from the directory;
+    /// declared families count only when both relays list each other ([`Families`]). While no
+    /// listed relay has the Guard flag (a young network, nothing measured yet), every relay may
+    /// be a guard: a network without guards would build no circuit at all.
     fn candidates(relays: &[Relay], target: &Target) -> Result<Vec<Candidate>, RouterError> {
         let listed = || relays.iter().enumerate().filter(|(_, r)| r.listed);
+        let any_guard = listed().any(|(_, r)| r.flags.is_guard());
         let families = Families::new(listed().map(|(_, r)| &r.desc));
         let index_of: HashMap<[u8; 32], usize> = if families.is_empty() {
             HashMap::new()
@@ -462,10 +468,10 @@ impl CircuitManager {
             .map(|(i, r)| Candidate {
                 index: i,
                 ip: first_ip(&r.addrs),
-                bandwidth: r.desc.bandwidth,
-                exit_for_target: exit_allows(&r.desc, target),
-                guard: true,
-                exit: r.desc.is_exit(),
+                bandwidth: r.weight,
+                exit_for_target: r.flags.is_exit() && exit_allows(&r.desc, target),
+                guard: r.flags.is_guard() || !any_guard,
+                exit: r.flags.is_exit(),
                 family: families
                     .members(&r.desc.identity)
                     .iter()
@@ -565,8 +571,8 @@ impl CircuitManager {
 /// Unlisted relays kept for stable indexes before the list may be compacted.
 pub const MAX_UNLISTED: usize = 256;
 
-fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
-    let d = sd.descriptor();
+fn relay_from(listed: &ListedRelay) -> Option<Relay> {
+    let d = listed.descriptor.descriptor();
     let peer = peer_id_from_public(&d.identity).ok()?;
     let addrs: Vec<Multiaddr> = d.addresses.iter().filter_map(|a| a.parse().ok()).collect();
     if addrs.is_empty() {
@@ -582,6 +588,8 @@ fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
         },
         addrs,
         desc: d.clone(),
+        weight: listed.weight(),
+        flags: listed.flags,
     })
 }
 

@@ -55,7 +55,7 @@ pub struct Candidate {
     /// The relay's first address, for the same-subnet test (/16 for IPv4, /32 for IPv6);
     /// `None` means unknown, which never conflicts.
     pub ip: Option<IpAddr>,
-    /// The relay's bandwidth: its selection weight.
+    /// The relay's bandwidth: times its class's position weight, its selection weight.
     pub bandwidth: u64,
     /// Precomputed by the caller: this relay's exit policy may accept the target.
     pub exit_for_target: bool,

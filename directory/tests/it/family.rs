@@ -50,7 +50,7 @@ fn a_family_holds_only_when_declared_both_ways() {
     let families = directory.families();
     assert_eq!(
         families,
-        Families::new(directory.descriptors.iter().map(|d| d.descriptor()))
+        Families::new(directory.descriptors().into_iter().map(|d| d.descriptor()))
     );
     let related = |a: u8, b: u8| families.related(&id(a), &id(b));
     assert!(related(1, 2) && related(2, 1));

@@ -7,13 +7,15 @@ use braid_directory::snapshot::{
     MAX_REGISTRIES, MAX_SNAPSHOT_DESCRIPTORS, MAX_SNAPSHOT_LEN, MIN_DESCRIPTOR_LEN,
     RegistrySignature,
 };
-use braid_directory::{Directory, SignedSnapshot, Snapshot, SnapshotError};
+use braid_directory::{
+    Directory, ListedRelay, RelayFlags, SignedSnapshot, Snapshot, SnapshotError,
+};
 
 /// Relays 1..=5, signed by registries 0 and 2 of 3.
 fn example() -> (braid_directory::RegistrySet, SignedSnapshot) {
     let set = registry_set(3);
     let descriptors = (1..=5).map(|s| relay(s, DAY)).collect();
-    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, descriptors)
+    let mut signed = snapshot(&set, T0, T0 + 3 * HOUR, descriptors)
         .unwrap()
         .into_unsigned();
     let keys = keys_in_index_order(&set, 3);
@@ -39,13 +41,16 @@ fn round_trips_and_verifies() {
     assert_eq!(verified.issued_at(), T0);
     assert_eq!(verified.signed().encode(), bytes);
     let expected = sorted((1..=5).map(|s| relay(s, DAY)).collect());
-    assert_eq!(verified.descriptors(), &expected[..]);
+    assert_eq!(verified.descriptors(), expected.iter().collect::<Vec<_>>());
+    assert_eq!(verified.unmeasured_weight(), UW);
+    assert!(verified.relays().iter().all(|r| r.weight() == UW));
     assert!(!verified.is_expired(T0 + 3 * HOUR - 1));
     assert!(verified.is_expired(T0 + 3 * HOUR));
 
     // The directory view is what router code already reads.
     let dir: Directory = verified.to_directory();
-    assert_eq!(dir, Directory::new(expected.clone()).unwrap());
+    let listed = expected.iter().cloned().map(plain).collect();
+    assert_eq!(dir, Directory::from_relays(listed).unwrap());
     assert_eq!(Directory::from(verified), dir);
 }
 
@@ -53,47 +58,63 @@ fn round_trips_and_verifies() {
 fn the_builder_sorts_and_the_hand_encoding_matches() {
     let set = registry_set(3);
     let descriptors: Vec<_> = [4u8, 1, 3].iter().map(|&s| relay(s, DAY)).collect();
-    let snapshot = Snapshot::new(&set, T0, T0 + HOUR, descriptors.clone()).unwrap();
+    let built = snapshot(&set, T0, T0 + HOUR, descriptors.clone()).unwrap();
     let encoded: Vec<Vec<u8>> = sorted(descriptors).iter().map(|d| d.encode()).collect();
     assert_eq!(
-        snapshot.encode(),
+        built.encode(),
         body_bytes(set.digest(), T0, T0 + HOUR, &encoded)
     );
     // An empty snapshot is allowed (a network with no relay yet).
-    let empty = Snapshot::new(&set, T0, T0 + HOUR, vec![]).unwrap();
+    let empty = snapshot(&set, T0, T0 + HOUR, vec![]).unwrap();
     assert_eq!(empty.encode(), body_bytes(set.digest(), T0, T0 + HOUR, &[]));
 }
 
 // The digest and both signatures were cross-checked outside Rust: BLAKE3 written from the spec
-// in Python, Ed25519 by Python `cryptography` (OpenSSL).
+// in Python (body digest 5c5ffe86...), Ed25519 by Python `cryptography` (OpenSSL).
 
 /// The registry set digest of keys with seeds 0xA0, 0xA1, 0xA2.
 const SET_DIGEST_HEX: &str = "47ba9fbc816c24858a68c8fd32f2494a271f0558e3f3a78de70b29ad63157d79";
 /// Registry index 0's signature over the vector's body.
-const SIG0_HEX: &str = "32ab7ef3c11e1603f01be03ede469148e9cd78ecd32c580dbb14b874cf8c8a3cd04f860cd8099d1d4aaeb1b5bfa29f4c7c84dc05762618a027bcd4a99fb65e03";
+const SIG0_HEX: &str = "80a185b6d0e877530278cef44fb75a97aa0cd47687fab4e203dec0f38458122a36321d881cba19dae2e6294bc7ab23795070162c068f998946ee6c3796cc3a0a";
 /// Registry index 1's signature over the vector's body.
-const SIG1_HEX: &str = "4e7457fc6d68a0e04b6b73f36d07a6780814edd9e01357a3e3c7ba90f00ef5b256d53c83131cbbca56cea7571477ecededbfe1364df8699a0065e1d19c8b3207";
+const SIG1_HEX: &str = "fcd766db56f62b77117a9e557cf6dc1a4d51f3f71845c594a3bdd851723bed8f4a754e9a11222b3b84293105b4f9a2036d035b20687168db3550af6005bbd10e";
 
 #[test]
 fn hex_vector() {
     let set = registry_set(3);
     assert_eq!(hex::encode(set.digest()), SET_DIGEST_HEX);
-    let d = relay(1, DAY);
-    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, vec![d.clone()])
+    // Relay 1: no flags, unmeasured. Relay 2 (an exit): Guard and Exit, measured at 1 MB/s.
+    let (d1, d2) = (relay(1, DAY), relay(2, DAY));
+    let r2 = ListedRelay {
+        measured_bw: Some(1_000_000),
+        flags: RelayFlags::new(true, true),
+        ..plain(d2.clone())
+    };
+    let listed = vec![plain(d1.clone()), r2.clone()];
+    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, UW, listed)
         .unwrap()
         .into_unsigned();
     let keys = keys_in_index_order(&set, 3);
     signed.sign_with(&set, &keys[1]).unwrap();
     signed.sign_with(&set, &keys[0]).unwrap();
+    // Relay 2's identity sorts first.
+    assert!(d2.identity() < d1.identity());
     let expected = [
-        "01",               // version
+        "02",               // version
         "000000006553f100", // issued_at T0
         "0000000065541b30", // valid_until T0 + 3 h
         SET_DIGEST_HEX,     // registry set digest
-        "00000001",         // one descriptor
-        &format!("{:04x}", d.encode().len()),
-        &hex::encode(d.encode()),
-        "02", // two signatures, in the order added
+        "0000000000004e20", // unmeasured weight 20 000
+        "00000002",         // two entries
+        &format!("{:04x}", d2.encode().len()),
+        &hex::encode(d2.encode()),
+        "03",               // Guard | Exit
+        "00000000000f4240", // measured 1 000 000
+        &format!("{:04x}", d1.encode().len()),
+        &hex::encode(d1.encode()),
+        "00",               // no flags
+        "0000000000000000", // not measured
+        "02",               // two signatures, in the order added
         "01",
         SIG1_HEX,
         "00",
@@ -106,7 +127,9 @@ fn hex_vector() {
         .unwrap()
         .verify(&set, T0)
         .unwrap();
-    assert_eq!(verified.descriptors(), &[d]);
+    assert_eq!(verified.relays(), &[r2.clone(), plain(d1)]);
+    assert_eq!(verified.relays()[0].weight(), 1_000_000);
+    assert_eq!(verified.relays()[1].weight(), UW);
     assert_eq!(verified.signers(), &[0, 1]);
 }
 
@@ -140,11 +163,13 @@ fn trailing_bytes_are_malformed() {
 fn a_wrong_version_is_refused() {
     let (_, signed) = example();
     let mut bytes = signed.encode();
-    bytes[0] = 2;
-    assert_eq!(
-        SignedSnapshot::decode(&bytes),
-        Err(SnapshotError::BadVersion(2))
-    );
+    for version in [0, 1, 3, 0xff] {
+        bytes[0] = version;
+        assert_eq!(
+            SignedSnapshot::decode(&bytes),
+            Err(SnapshotError::BadVersion(version))
+        );
+    }
 }
 
 #[test]
@@ -157,7 +182,7 @@ fn an_empty_or_too_long_lifetime_is_refused() {
             valid_until: until,
         };
         assert_eq!(SignedSnapshot::decode(&bytes), Err(want.clone()));
-        assert_eq!(Snapshot::new(&set, issued, until, vec![]), Err(want));
+        assert_eq!(snapshot(&set, issued, until, vec![]), Err(want));
     }
 }
 

@@ -1,26 +1,25 @@
 //! Building a majority-signed directory snapshot, both sides.
 //!
-//! The builder (the Raft leader) makes a [`Snapshot`] of its applied descriptors that are fresh
-//! now and live past the snapshot's end, signs it, sends it to every other registry in parallel
+//! The builder (the Raft leader) makes a [`Snapshot`] of the listing
+//! ([`braid_directory::build_listing`] with its `ListingParams`, at `issued_at`) of its applied
+//! descriptors that are fresh now and live past the snapshot's end, signs it, sends it to every other registry in parallel
 //! (`CoSign`), adds each signature that verifies, and once a majority signed, serves it and
 //! offers it to the others (`Offer`).
 //!
 //! A co-signer signs only what it would have built itself: the snapshot names its registry
 //! set, `issued_at` is within `max_clock_skew` of its clock, every listed descriptor is
 //! byte-for-byte the one in its own applied state (it waits up to `replication_wait` for
-//! missing ones to be replicated), each is fresh now, and rebuilding the snapshot from its own
-//! copies gives the same body digest. It never signs bytes it did not rebuild.
+//! missing ones to be replicated), each is fresh now, and rebuilding the listing and the
+//! snapshot from its own copies gives the same body digest (the listing rule is idempotent: a
+//! listing of a listing's relays is the same listing). It never signs bytes it did not rebuild.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use braid_codec::Reader;
-use braid_directory::SignedDescriptor;
-use braid_directory::snapshot::{
-    SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot, next_descriptor,
-};
+use braid_directory::snapshot::{SignedSnapshot, Snapshot, SnapshotError, VerifiedSnapshot};
+use braid_directory::{ListedRelay, ListingInput, ListingParams, SignedDescriptor, build_listing};
 use futures::future::join_all;
 use tracing::{debug, info, warn};
 
@@ -28,10 +27,6 @@ use super::exchange::exchange;
 use super::registry_role::RegistryCore;
 use super::{Replica, ServiceError, unix_now};
 use crate::protocol::{Refusal, RefuseCode, Request, Response};
-
-/// Bytes of a snapshot body before its first descriptor: version, issued_at, valid_until, set
-/// digest, count (the README's wire table).
-const SNAPSHOT_HEADER_LEN: usize = 1 + 8 + 8 + 32 + 4;
 
 /// How often a co-signer looks again for descriptors not replicated yet.
 const REPLICATION_POLL: Duration = Duration::from_millis(100);
@@ -47,6 +42,25 @@ pub(crate) async fn applied(
             reason: format!("reading the applied state: {e}"),
         })?
         .map_err(ServiceError::Replica)
+}
+
+/// The listing of `descriptors` at `issued_at`. No registry measures yet and the state keeps no
+/// listing history: every relay is unmeasured and counts as listed since its descriptor's
+/// `published` (so none gets Guard), until measurements and votes are replicated.
+fn listing(
+    descriptors: Vec<SignedDescriptor>,
+    params: &ListingParams,
+    issued_at: u64,
+) -> Vec<ListedRelay> {
+    let inputs = descriptors
+        .into_iter()
+        .map(|descriptor| ListingInput {
+            listed_since: descriptor.descriptor().published,
+            descriptor,
+            measured_bw: None,
+        })
+        .collect();
+    build_listing(inputs, params, issued_at)
 }
 
 /// The builder's side: build, gather a majority, serve, offer.
@@ -75,10 +89,18 @@ pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, Servi
             "registry: descriptors expiring before the snapshot's end are left out"
         );
     }
-    let snapshot =
-        Snapshot::new(set, issued_at, valid_until, kept).map_err(|e| ServiceError::Build {
-            reason: e.to_string(),
-        })?;
+    let params = &core.settings.listing;
+    let listed = listing(kept, params, issued_at);
+    let snapshot = Snapshot::new(
+        set,
+        issued_at,
+        valid_until,
+        params.unmeasured_weight,
+        listed,
+    )
+    .map_err(|e| ServiceError::Build {
+        reason: e.to_string(),
+    })?;
     let unsigned = snapshot.into_unsigned();
     let request = Request::CoSign(unsigned.clone());
     let mut signed = unsigned;
@@ -203,7 +225,15 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
             return refused(RefuseCode::BadSnapshot, format!("descriptor {index}: {e}"));
         }
     }
-    let rebuilt = match Snapshot::new(set, candidate.issued_at(), candidate.valid_until(), mine) {
+    let params = &core.settings.listing;
+    let listed = listing(mine, params, candidate.issued_at());
+    let rebuilt = match Snapshot::new(
+        set,
+        candidate.issued_at(),
+        candidate.valid_until(),
+        params.unmeasured_weight,
+        listed,
+    ) {
         Ok(rebuilt) => rebuilt,
         Err(e) => return refused(RefuseCode::BadSnapshot, e.to_string()),
     };
@@ -225,13 +255,11 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
 
 /// The descriptor encodings a (structurally decoded) snapshot lists, in order.
 fn listed_encodings(candidate: &SignedSnapshot) -> Result<Vec<Vec<u8>>, SnapshotError> {
-    let bytes = candidate.encode();
-    let mut r = Reader::new(&bytes);
-    r.take(SNAPSHOT_HEADER_LEN, "snapshot header")
-        .map_err(SnapshotError::from_codec)?;
-    (0..candidate.descriptor_count())
-        .map(|_| next_descriptor(&mut r).map(<[u8]>::to_vec))
-        .collect()
+    Ok(candidate
+        .raw_entries()?
+        .iter()
+        .map(|e| e.descriptor.to_vec())
+        .collect())
 }
 
 /// This registry's copy of each listed descriptor, byte-for-byte equal, waiting up to

@@ -83,7 +83,15 @@ async fn relays_of_one_family_never_share_a_circuit_or_a_stream() {
     // Directory indexes to relay numbers.
     let order = proxy.manager().relay_peers();
     let relay_of = |i: usize| peer_ids.iter().position(|p| *p == order[i]).unwrap();
-    let records = proxy.manager().stream_records();
+    // A stream's record is written as it ends, just after the fetch saw its last byte.
+    let mut records = proxy.manager().stream_records();
+    for _ in 0..100 {
+        if records.len() == 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        records = proxy.manager().stream_records();
+    }
     assert_eq!(records.len(), 16);
     let mut used = BTreeSet::new();
     for record in &records {
