@@ -12,15 +12,18 @@ use crate::policy::{ExitPolicy, MAX_EXIT_RULES};
 use braid_codec::{Reader, Writer};
 
 mod address;
+mod family;
 
-/// The descriptor format this crate writes and reads (the first byte of every encoding). Version 2
-/// carries the common multiaddr shapes in a compact binary form; version 1 (addresses as text) is
-/// no longer read.
-pub const DESCRIPTOR_VERSION: u8 = 2;
+pub use family::MAX_FAMILY_MEMBERS;
+
+/// The descriptor format this crate writes and reads (the first byte of every encoding). Version 3
+/// adds the declared family; version 2 (no family) and version 1 (addresses as text) are no
+/// longer read.
+pub const DESCRIPTOR_VERSION: u8 = 3;
 
 /// Prepended to the body before signing, so a descriptor signature can never be replayed as a
 /// signature on anything else made with the same key.
-pub const SIGNING_DOMAIN: &[u8] = b"braid descriptor v2\0";
+pub const SIGNING_DOMAIN: &[u8] = b"braid descriptor v3\0";
 
 /// The most addresses a descriptor may list.
 pub const MAX_ADDRESSES: usize = 8;
@@ -40,13 +43,14 @@ pub const CLOCK_SKEW_SECS: u64 = 300;
 /// Length of the Ed25519 signature at the end of an encoding.
 pub const SIGNATURE_LEN: usize = 64;
 
-/// The longest possible encoding (every field at its maximum), 3212 bytes.
+/// The longest possible encoding (every field at its maximum), 4237 bytes.
 pub const MAX_ENCODED_LEN: usize = 1 // version
     + 32 + 32 // identity, onion key
     + 1 + MAX_ADDRESSES * address::MAX_WIRE_LEN
     + 1 + MAX_NICKNAME_LEN
     + 8 // bandwidth
     + 1 + MAX_EXIT_RULES * (1 + 16 + 1 + 4)
+    + family::MAX_WIRE_LEN
     + 8 + 8 // published, expires
     + SIGNATURE_LEN;
 
@@ -67,6 +71,11 @@ pub struct Descriptor {
     pub bandwidth: u64,
     /// Which destinations the relay will connect to as an exit.
     pub exit_policy: ExitPolicy,
+    /// The identities of the other relays run by the same operator: at most
+    /// [`MAX_FAMILY_MEMBERS`], none twice, never the relay's own. A family holds only between
+    /// relays that list each other ([`crate::family::Families`]); clients never put two of them
+    /// on one path.
+    pub family: Vec<[u8; 32]>,
     /// When the descriptor was made, unix seconds.
     pub published: u64,
     /// When it stops being valid, unix seconds: after `published`, at most
@@ -159,6 +168,7 @@ impl Descriptor {
             ));
         }
         self.exit_policy.validate()?;
+        family::validate(&self.identity, &self.family)?;
         Ok(identity)
     }
 
@@ -199,6 +209,7 @@ impl Descriptor {
             .map_err(|_| too_long("nickname"))?;
         w.u64(self.bandwidth);
         self.exit_policy.encode(&mut w)?;
+        family::encode(&mut w, &self.family)?;
         w.u64(self.published);
         w.u64(self.expires);
         Ok(w.finish())
@@ -219,6 +230,7 @@ impl Descriptor {
                 .map_err(|_| invalid("nickname", "not UTF-8"))?;
         let bandwidth = r.u64("descriptor bandwidth")?;
         let exit_policy = ExitPolicy::decode(r)?;
+        let family = family::decode(r)?;
         let published = r.u64("descriptor published")?;
         let expires = r.u64("descriptor expires")?;
         Ok(Self {
@@ -228,6 +240,7 @@ impl Descriptor {
             nickname: nickname.to_owned(),
             bandwidth,
             exit_policy,
+            family,
             published,
             expires,
         })

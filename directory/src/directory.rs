@@ -24,7 +24,7 @@ pub const DIRECTORY_VERSION: u64 = 1;
 pub const MAX_DIRECTORY_ENTRIES: usize = 10_000;
 
 /// The longest directory text accepted: room for [`MAX_DIRECTORY_ENTRIES`] maximal descriptors
-/// (hex, quotes, separators, indentation) plus 64 KiB of other whitespace. About 64 MB.
+/// (hex, quotes, separators, indentation) plus 64 KiB of other whitespace. About 85 MB.
 pub const MAX_DIRECTORY_TEXT_LEN: usize =
     MAX_DIRECTORY_ENTRIES * (2 * MAX_ENCODED_LEN + 8) + 65_536;
 

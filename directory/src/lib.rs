@@ -3,6 +3,7 @@
 pub mod descriptor;
 pub mod directory;
 mod error;
+pub mod family;
 pub mod listing;
 pub mod policy;
 pub mod snapshot;
@@ -10,6 +11,7 @@ pub mod snapshot;
 pub use descriptor::{DESCRIPTOR_VERSION, Descriptor, SignedDescriptor, UncheckedDescriptor};
 pub use directory::Directory;
 pub use error::Error;
+pub use family::Families;
 pub use listing::{ListedRelay, ListingInput, ListingParams, RelayFlags, build_listing};
 pub use policy::{AddrPattern, ExitPolicy, ExitRule};
 pub use snapshot::{

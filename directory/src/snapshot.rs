@@ -55,13 +55,13 @@ pub const SNAPSHOT_CLOCK_SKEW_SECS: u64 = CLOCK_SKEW_SECS;
 pub const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 8 + 4;
 
 /// The shortest possible signed descriptor encoding: one 1-byte text address (tag, length,
-/// byte), a 1-character nickname, no exit rule.
-pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 8 + 8 + SIGNATURE_LEN;
+/// byte), a 1-character nickname, no exit rule, no family member.
+pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 1 + 8 + 8 + SIGNATURE_LEN;
 
 /// One registry signature on the wire: signer index and Ed25519 signature.
 const SIGNATURE_ENTRY_LEN: usize = 1 + SIGNATURE_LEN;
 
-/// The longest encoding accepted (about 32 MB): [`MAX_SNAPSHOT_DESCRIPTORS`] maximal
+/// The longest encoding accepted (about 43 MB): [`MAX_SNAPSHOT_DESCRIPTORS`] maximal
 /// entries (length prefix, descriptor, flags, measurement), and [`MAX_REGISTRIES`] signatures.
 /// Longer input is refused before it is read.
 pub const MAX_SNAPSHOT_LEN: usize = HEADER_LEN

@@ -48,6 +48,9 @@ pub struct RelayConfig {
     pub bandwidth: u64,
     /// Exit policy lines, first match wins; the default refuses everything (not an exit).
     pub exit_policy: Vec<String>,
+    /// Peer ids of the other relays this operator runs (at most 32, none twice), signed into
+    /// the descriptor. Clients keep two relays off one path only when each lists the other.
+    pub family: Vec<String>,
     /// How long a signed descriptor stays valid, in seconds.
     pub descriptor_lifetime_secs: u64,
     /// Most relayed bytes per second, both directions and all circuits together; unset: no
@@ -218,6 +221,7 @@ impl Default for RelayConfig {
             advertise: Vec::new(),
             bandwidth: default_bandwidth(),
             exit_policy: default_exit_policy(),
+            family: Vec::new(),
             descriptor_lifetime_secs: default_descriptor_lifetime_secs(),
             bandwidth_rate: None,
             bandwidth_burst: None,
@@ -335,6 +339,7 @@ impl Validate for RelayConfig {
         positive(path, "bandwidth", self.bandwidth)?;
         ExitPolicy::parse_rules(&self.exit_policy)
             .map_err(|e| bad(path, "exit_policy", e.to_string()))?;
+        self.family_keys().map_err(|why| bad(path, "family", why))?;
         positive(
             path,
             "descriptor_lifetime_secs",
@@ -405,6 +410,28 @@ impl RelayConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The `family` peer ids as the Ed25519 keys the descriptor lists; `Err` says which entry
+    /// is not an Ed25519 peer id, is repeated, or that there are too many.
+    pub fn family_keys(&self) -> Result<Vec<[u8; 32]>, String> {
+        let max = braid_directory::descriptor::MAX_FAMILY_MEMBERS;
+        if self.family.len() > max {
+            return Err(format!("{} members; at most {max}", self.family.len()));
+        }
+        let mut keys: Vec<[u8; 32]> = Vec::with_capacity(self.family.len());
+        for peer in &self.family {
+            let key = peer
+                .parse::<braid_transport::PeerId>()
+                .ok()
+                .and_then(|p| braid_transport::public_from_peer_id(&p))
+                .ok_or_else(|| format!("{peer:?} is not an Ed25519 peer id"))?;
+            if keys.contains(&key) {
+                return Err(format!("{peer:?} is listed twice"));
+            }
+            keys.push(key);
+        }
+        Ok(keys)
     }
 
     fn validate_registries(&self, path: &Path) -> Result<(), NodeError> {

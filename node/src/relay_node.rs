@@ -132,6 +132,11 @@ impl RelayNode {
             nickname: cfg.nickname.clone(),
             bandwidth: cfg.bandwidth,
             exit_policy: policy.clone(),
+            family: cfg.family_keys().map_err(|reason| NodeError::ConfigValue {
+                path: "<built-in>".into(),
+                key: "family",
+                reason,
+            })?,
             published: now,
             expires: now + cfg.descriptor_lifetime_secs,
         };

@@ -15,7 +15,7 @@
 //!
 //! | kind | message | sender | body |
 //! |---|---|---|---|
-//! | `0x01` | [`Request::Publish`] | relay | a `SignedDescriptor` encoding (at most 3212 bytes) |
+//! | `0x01` | [`Request::Publish`] | relay | a `SignedDescriptor` encoding (at most 4237 bytes) |
 //! | `0x02` | [`Request::GetSnapshot`] | anyone | `newer_than` u64 (unix seconds; 0 = any) |
 //! | `0x03` | [`Request::CoSign`] | the building registry | a `SignedSnapshot` encoding |
 //! | `0x04` | [`Request::Offer`] | the building registry | a `SignedSnapshot` encoding |
@@ -64,7 +64,7 @@ pub const MAX_UNKNOWN_BODY_LEN: usize = 4096;
 
 /// The longest body of any frame: a snapshot of
 /// [`MAX_SNAPSHOT_DESCRIPTORS`](braid_directory::snapshot::MAX_SNAPSHOT_DESCRIPTORS) maximal descriptors
-/// and every registry signature ([`MAX_SNAPSHOT_LEN`], about 32 MB; 10 000 typical relays take
+/// and every registry signature ([`MAX_SNAPSHOT_LEN`], about 42 MB; 10 000 typical relays take
 /// about 2.5 MB).
 pub const MAX_BODY_LEN: usize = MAX_SNAPSHOT_LEN;
 
@@ -177,7 +177,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_capacity(HEADER_LEN + body.len());
     w.u8(PROTOCOL_VERSION);
     w.u8(kind);
-    // Every body is at most MAX_BODY_LEN (about 32 MB), which fits a u32.
+    // Every body is at most MAX_BODY_LEN (about 42 MB), which fits a u32.
     w.u32(body.len() as u32);
     w.bytes(body);
     w.finish()

@@ -5,12 +5,12 @@
 //! IsolateSOCKSAuth). A circuit takes new streams until it is `max_dirtiness` old, then is
 //! closed once idle. The number of circuits is bounded.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_directory::{Directory, ListedRelay, RelayFlags};
+use braid_directory::{Directory, Families, ListedRelay, RelayFlags};
 use braid_relay::Target;
 use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
@@ -451,16 +451,32 @@ impl CircuitManager {
         Ok(relays)
     }
 
+    /// The listed relays as path candidates for `target`: weight and flags from the directory;
+    /// declared families count only when both relays list each other ([`Families`]). While no
+    /// listed relay has the Guard flag (a young network, nothing measured yet), every relay may
+    /// be a guard: a network without guards would build no circuit at all.
     fn candidates(relays: &[Relay], target: &Target) -> Result<Vec<Candidate>, RouterError> {
-        let candidates: Vec<Candidate> = relays
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.listed)
+        let listed = || relays.iter().enumerate().filter(|(_, r)| r.listed);
+        let any_guard = listed().any(|(_, r)| r.flags.is_guard());
+        let families = Families::new(listed().map(|(_, r)| &r.desc));
+        let index_of: HashMap<[u8; 32], usize> = if families.is_empty() {
+            HashMap::new()
+        } else {
+            listed().map(|(i, r)| (r.desc.identity, i)).collect()
+        };
+        let candidates: Vec<Candidate> = listed()
             .map(|(i, r)| Candidate {
                 index: i,
                 ip: first_ip(&r.addrs),
                 bandwidth: r.weight,
                 exit_for_target: r.flags.is_exit() && exit_allows(&r.desc, target),
+                guard: r.flags.is_guard() || !any_guard,
+                exit: r.flags.is_exit(),
+                family: families
+                    .members(&r.desc.identity)
+                    .iter()
+                    .filter_map(|id| index_of.get(id).copied())
+                    .collect(),
             })
             .collect();
         if !candidates.iter().any(|c| c.exit_for_target) {

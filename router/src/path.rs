@@ -1,22 +1,42 @@
 //! Path selection: which relays a new circuit goes through, chosen I/O-free from a list of
 //! candidates with an RNG passed in.
 //!
-//! The exit is chosen first, bandwidth-weighted among the candidates whose exit policy may
-//! accept the target (or forced, when strands must share an exit). The other hops are then
-//! chosen bandwidth-weighted among the remaining candidates, guard first; all hops are distinct.
-//! Relays in the same IPv4 /16 (IPv6 /32) are treated as one family, and a path first tries to
-//! use each family at most once; only when the candidates cannot satisfy that (as on a loopback
-//! test network, where every relay is in 127.0/16) is the rule dropped for the whole path.
+//! The exit is chosen first (or forced, when strands must share an exit), then the guard, then
+//! the middles, each weighted by its bandwidth times its class's weight at that position
+//! ([`weights`]: Tor's bandwidth weights, so that when exit bandwidth is scarce exits are kept
+//! for the exit position). A relay whose position weight is 0 is never picked there; among the
+//! relays allowed at a position, bandwidth-0 relays are picked only when all have bandwidth 0.
+//!
+//! Rules every path keeps:
+//! - all hops distinct; no hop in [`PathConstraints::exclude`] or
+//!   [`PathConstraints::siblings`];
+//! - no two hops of one declared family ([`Candidate::family`]), and no guard or middle in a
+//!   declared family with a sibling (a guard or middle of the stream's other strands). Never
+//!   relaxed.
+//! - networks ([`SubnetRule`]): no two hops in one IPv4 /16 (IPv6 /32), and no guard or middle
+//!   in the network of a sibling. Relaxed only when no path can keep it: first the siblings'
+//!   networks are given up, then the rule altogether (a loopback test network, where every
+//!   relay is in 127.0/16). [`select_path_with_rule`] says which level held.
+//!
+//! Each level is tried a bounded number of times ([`ATTEMPTS_PER_LEVEL`]) before the next:
+//! hops are drawn one after the other, and a draw can leave a later hop with no allowed relay
+//! even when another draw would not.
 //!
 //! This module does not know relays, descriptors or exit policies: the caller flattens its
-//! directory into [`Candidate`]s. It has no guard persistence, no declared-family handling and
-//! no position-specific weights (Tor's Wgg/Wmm/Wee); a relay's weight is its bandwidth. Relays
-//! whose bandwidth is 0 are only picked when every remaining relay has bandwidth 0.
+//! directory into [`Candidate`]s (flags, declared families as candidate indexes). It has no
+//! guard persistence.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use rand::{Rng, RngExt};
+
+mod family;
+pub mod weights;
+
+pub use family::SubnetRule;
+use family::{same_family, same_subnet};
+use weights::{Position, PositionWeights};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -35,10 +55,18 @@ pub struct Candidate {
     /// The relay's first address, for the same-subnet test (/16 for IPv4, /32 for IPv6);
     /// `None` means unknown, which never conflicts.
     pub ip: Option<IpAddr>,
-    /// The relay's bandwidth: its selection weight.
+    /// The relay's bandwidth: times its class's position weight, its selection weight.
     pub bandwidth: u64,
     /// Precomputed by the caller: this relay's exit policy may accept the target.
     pub exit_for_target: bool,
+    /// The relay may serve as a guard (the Guard flag); a relay without it is never a guard.
+    pub guard: bool,
+    /// The relay exits in general (the Exit flag), for the position weights; which relay may
+    /// exit to this target is `exit_for_target`.
+    pub exit: bool,
+    /// Indexes of the relays in a declared family with this one (declared both ways); never
+    /// on one path with it, nor on a guard or middle hop of a sibling strand.
+    pub family: Vec<usize>,
 }
 
 /// What the caller requires of a path.
@@ -50,6 +78,10 @@ pub struct PathConstraints {
     pub exclude: Vec<usize>,
     /// Use this candidate index as the exit (strands of one stream share an exit).
     pub exit: Option<usize>,
+    /// The guards and middles of the stream's other strands: never used, and this path's
+    /// guard and middles share no declared family (and, when the relays allow, no network)
+    /// with them.
+    pub siblings: Vec<usize>,
 }
 
 impl Default for PathConstraints {
@@ -58,6 +90,7 @@ impl Default for PathConstraints {
             hops: DEFAULT_HOPS,
             exclude: Vec::new(),
             exit: None,
+            siblings: Vec::new(),
         }
     }
 }
@@ -86,7 +119,17 @@ pub enum PathError {
     /// The hop count is outside `1..=MAX_HOPS`.
     #[error("{0} hops requested, must be 1..={MAX_HOPS}")]
     BadHops(usize),
+    /// No relay is allowed at some hop: position weights, declared families and exclusions
+    /// leave none, whatever the earlier hops.
+    #[error("no usable relay for hop {hop} (position weights, families, exclusions)")]
+    NoRelayForHop {
+        /// The hop (0 = guard).
+        hop: usize,
+    },
 }
+
+/// How many times each [`SubnetRule`] level is tried before the next.
+pub const ATTEMPTS_PER_LEVEL: usize = 16;
 
 /// Chooses a path of `constraints.hops` distinct candidates and returns their `index` values,
 /// guard first and exit last.
@@ -95,16 +138,42 @@ pub fn select_path<R: Rng + ?Sized>(
     constraints: &PathConstraints,
     rng: &mut R,
 ) -> Result<Vec<usize>, PathError> {
+    select_path_with_rule(candidates, constraints, rng).map(|(path, _)| path)
+}
+
+/// [`select_path`], also saying which level of the network rule the path keeps.
+pub fn select_path_with_rule<R: Rng + ?Sized>(
+    candidates: &[Candidate],
+    constraints: &PathConstraints,
+    rng: &mut R,
+) -> Result<(Vec<usize>, SubnetRule), PathError> {
     let hops = constraints.hops;
     if !(1..=MAX_HOPS).contains(&hops) {
         return Err(PathError::BadHops(hops));
     }
-    let excluded: HashSet<usize> = constraints.exclude.iter().copied().collect();
     // Distinct by index: a duplicated index counts once (its first entry is used).
-    let mut seen = HashSet::new();
-    let usable: Vec<&Candidate> = candidates
+    let mut by_index: HashMap<usize, &Candidate> = HashMap::with_capacity(candidates.len());
+    let distinct: Vec<&Candidate> = candidates
         .iter()
-        .filter(|c| !excluded.contains(&c.index) && seen.insert(c.index))
+        .filter(|c| !by_index.contains_key(&c.index) && by_index.insert(c.index, c).is_none())
+        .collect();
+    // Weights over the whole directory, not over what this path may use.
+    let weights = PositionWeights::of(&distinct);
+    let excluded: HashSet<usize> = constraints
+        .exclude
+        .iter()
+        .chain(&constraints.siblings)
+        .copied()
+        .collect();
+    let usable: Vec<&Candidate> = distinct
+        .iter()
+        .copied()
+        .filter(|c| !excluded.contains(&c.index))
+        .collect();
+    let siblings: Vec<&Candidate> = constraints
+        .siblings
+        .iter()
+        .filter_map(|i| by_index.get(i).copied())
         .collect();
 
     let exit = match constraints.exit {
@@ -118,7 +187,7 @@ pub fn select_path<R: Rng + ?Sized>(
                 .copied()
                 .filter(|c| c.exit_for_target)
                 .collect();
-            pick_weighted(&exits, rng).ok_or(PathError::NoExit)?
+            pick_weighted(&exits, &weights, Position::Exit, rng).ok_or(PathError::NoExit)?
         }
     };
     if usable.len() < hops {
@@ -127,98 +196,104 @@ pub fn select_path<R: Rng + ?Sized>(
             available: usable.len(),
         });
     }
-
+    // Relays that can never be a guard or middle of this path, whatever the other hops.
     let others: Vec<&Candidate> = usable
         .iter()
         .copied()
-        .filter(|c| c.index != exit.index)
+        .filter(|c| {
+            c.index != exit.index
+                && !same_family(c, exit)
+                && !siblings.iter().any(|s| same_family(c, s))
+        })
         .collect();
-    let needed = hops - 1;
-    // With the family rule each pick rules out exactly one family (or one relay of unknown
-    // address), so greedy picking succeeds exactly when enough families remain: check first,
-    // then pick, so that the fallback is taken only when no path satisfies the rule.
-    let distinct_families = family_slots(&others, subnet(exit)) >= needed;
+    let mut last_error = PathError::NoRelayForHop { hop: 0 };
+    for rule in [
+        SubnetRule::Strict,
+        SubnetRule::PathOnly,
+        SubnetRule::Dropped,
+    ] {
+        for _ in 0..ATTEMPTS_PER_LEVEL {
+            match draw(&others, exit, &siblings, hops, rule, &weights, rng) {
+                Ok(path) => return Ok((path, rule)),
+                Err(hop) => last_error = PathError::NoRelayForHop { hop },
+            }
+        }
+    }
+    Err(last_error)
+}
+
+/// One try at the guard and middles under `rule`: the path's indexes (exit last), or the hop
+/// at which no relay was allowed.
+fn draw<R: Rng + ?Sized>(
+    others: &[&Candidate],
+    exit: &Candidate,
+    siblings: &[&Candidate],
+    hops: usize,
+    rule: SubnetRule,
+    weights: &PositionWeights,
+    rng: &mut R,
+) -> Result<Vec<usize>, usize> {
     let mut path: Vec<&Candidate> = Vec::with_capacity(hops);
-    let mut families: Vec<Subnet> = subnet(exit).into_iter().collect();
-    for _ in 0..needed {
+    for hop in 0..hops - 1 {
+        let position = if hop == 0 {
+            Position::Guard
+        } else {
+            Position::Middle
+        };
         let pool: Vec<&Candidate> = others
             .iter()
             .copied()
-            .filter(|c| !path.iter().any(|p| p.index == c.index))
-            .filter(|c| !distinct_families || subnet(c).is_none_or(|s| !families.contains(&s)))
+            .filter(|c| {
+                !path.iter().any(|p| p.index == c.index || same_family(c, p))
+                    && match rule {
+                        SubnetRule::Strict => {
+                            !same_subnet(c, exit)
+                                && !path.iter().chain(siblings).any(|p| same_subnet(c, p))
+                        }
+                        SubnetRule::PathOnly => {
+                            !same_subnet(c, exit) && !path.iter().any(|p| same_subnet(c, p))
+                        }
+                        SubnetRule::Dropped => true,
+                    }
+            })
             .collect();
-        // `others` has at least `needed` entries and the family check above guarantees enough
-        // families, so the pool is never empty; the error arm is kept rather than an `expect`.
-        let pick = pick_weighted(&pool, rng).ok_or(PathError::NotEnoughRelays {
-            needed: hops,
-            available: usable.len(),
-        })?;
-        families.extend(subnet(pick));
+        let pick = pick_weighted(&pool, weights, position, rng).ok_or(hop)?;
         path.push(pick);
     }
     path.push(exit);
     Ok(path.into_iter().map(|c| c.index).collect())
 }
 
-/// A relay family by address: the IPv4 /16 or the IPv6 /32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Subnet {
-    V4([u8; 2]),
-    V6([u8; 4]),
-}
-
-fn subnet(candidate: &Candidate) -> Option<Subnet> {
-    // An IPv4-mapped IPv6 address is its IPv4 address.
-    Some(match candidate.ip?.to_canonical() {
-        IpAddr::V4(ip) => {
-            let [a, b, _, _] = ip.octets();
-            Subnet::V4([a, b])
-        }
-        IpAddr::V6(ip) => {
-            let [a, b, c, d, ..] = ip.octets();
-            Subnet::V6([a, b, c, d])
-        }
-    })
-}
-
-/// How many hops can be chosen from `pool` with no two (nor any and `taken`) in one family:
-/// one per distinct family other than `taken`, plus every relay of unknown address.
-fn family_slots(pool: &[&Candidate], taken: Option<Subnet>) -> usize {
-    let mut families = HashSet::new();
-    let mut unknown = 0;
-    for candidate in pool {
-        match subnet(candidate) {
-            Some(s) if Some(s) != taken => {
-                families.insert(s);
-            }
-            Some(_) => {}
-            None => unknown += 1,
-        }
-    }
-    families.len() + unknown
-}
-
-/// Picks one candidate with probability proportional to its bandwidth; uniformly when every
-/// bandwidth is 0; `None` when `pool` is empty.
+/// Picks one candidate of `pool` allowed at `position` (weight factor above 0), with
+/// probability proportional to its weight there; uniformly among them when every such weight
+/// is 0 (bandwidth 0); `None` when none is allowed.
 fn pick_weighted<'a, R: Rng + ?Sized>(
     pool: &[&'a Candidate],
+    weights: &PositionWeights,
+    position: Position,
     rng: &mut R,
 ) -> Option<&'a Candidate> {
-    if pool.is_empty() {
+    let allowed: Vec<(&Candidate, u128)> = pool
+        .iter()
+        .filter(|c| weights.factor(position, weights::Class::of(c.guard, c.exit)) > 0)
+        .map(|c| (*c, weights.weight(position, c)))
+        .collect();
+    if allowed.is_empty() {
         return None;
     }
-    let total: u128 = pool.iter().map(|c| u128::from(c.bandwidth)).sum();
+    let total: u128 = allowed.iter().map(|(_, w)| w).sum();
     if total == 0 {
-        return pool.get(rng.random_range(0..pool.len())).copied();
+        return allowed
+            .get(rng.random_range(0..allowed.len()))
+            .map(|(c, _)| *c);
     }
     let mut point = rng.random_range(0..total);
-    for candidate in pool {
-        let weight = u128::from(candidate.bandwidth);
-        if point < weight {
+    for (candidate, weight) in &allowed {
+        if point < *weight {
             return Some(candidate);
         }
         point -= weight;
     }
     // `point < total` = the sum of the weights, so the loop always returns.
-    pool.last().copied()
+    allowed.last().map(|(c, _)| *c)
 }

@@ -400,10 +400,12 @@ impl StrandSupply for Replacer {
                             .collect()
                     })
                     .unwrap_or_default();
+                // They are siblings: no family or (when possible) network shared with them.
                 let constraints = PathConstraints {
                     hops: manager.settings.hops,
-                    exclude,
                     exit: Some(exit),
+                    siblings: exclude,
+                    ..PathConstraints::default()
                 };
                 let circuit = match manager.build_path(&target, constraints).await {
                     Ok(c) => c,

@@ -1,8 +1,10 @@
 //! `SignedDescriptor::decode` on arbitrary bytes: never panics, and whatever it accepts
-//! re-encodes to exactly the input (the encoding is canonical).
+//! re-encodes to exactly the input (the encoding is canonical), keeps its declared family
+//! within the rules, and alone never forms a family (the both-ways rule needs two relays).
 #![no_main]
 
-use braid_directory::SignedDescriptor;
+use braid_directory::descriptor::MAX_FAMILY_MEMBERS;
+use braid_directory::{Families, SignedDescriptor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +13,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(d.descriptor().validate(), Ok(()));
         let _ = d.check_fresh(d.descriptor().published);
         let _ = d.descriptor().is_exit();
+        let family = &d.descriptor().family;
+        assert!(family.len() <= MAX_FAMILY_MEMBERS);
+        assert!(!family.contains(d.identity()));
+        assert!(Families::new([d.descriptor()]).is_empty());
     }
 });

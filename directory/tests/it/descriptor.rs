@@ -2,7 +2,7 @@
 
 use braid_directory::descriptor::{
     CLOCK_SKEW_SECS, DESCRIPTOR_VERSION, MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_ENCODED_LEN,
-    MAX_LIFETIME_SECS, MAX_NICKNAME_LEN, SIGNING_DOMAIN,
+    MAX_FAMILY_MEMBERS, MAX_LIFETIME_SECS, MAX_NICKNAME_LEN, SIGNING_DOMAIN,
 };
 use braid_directory::policy::MAX_EXIT_RULES;
 use braid_directory::{AddrPattern, Descriptor, Error, ExitPolicy, ExitRule, SignedDescriptor};
@@ -30,9 +30,19 @@ fn fixed() -> Descriptor {
             "reject *:*",
         ])
         .unwrap(),
+        family: vec![member_key()],
         published: PUBLISHED,
         expires: PUBLISHED + DAY,
     }
+}
+
+/// The identity (public key) of seed [8; 32]: `fixed()`'s one family member.
+const MEMBER_HEX: &str = "1398f62c6d1a457c51ba6a4b5f3dbd2f69fca93216218dc8997e416bd17d93ca";
+
+fn member_key() -> [u8; 32] {
+    SigningKey::from_bytes(&[8u8; 32])
+        .verifying_key()
+        .to_bytes()
 }
 
 /// The identity (public key) of seed [7; 32].
@@ -63,13 +73,15 @@ fn fixed_body_hex() -> String {
         "1f901f90",         // [2001:db8::1]:8080
         "00",               /* reject, any */
         "0001ffff",         //
+        "01",               // 1 family member
+        MEMBER_HEX,         //
         "000000006553f100", // published
         "0000000065554280", // expires
     ]
     .concat()
 }
 
-const SIGNATURE_HEX: &str = "6086fc37ce18f89a465b5367956f2740beaddbe408fe0e885c8b4ef7bb4498e777e910b8cb3cf12f272743c4fcf41525604cb6a6179c233d682e482379c07a0d";
+const SIGNATURE_HEX: &str = "b9bd388d28be1ea3b60ae1c33d021c826b79dd3b591fe201011f036ca409c9b8e6a577dfc99882f953b4a9b7074555c848a3f2db65f62174da2c1009aed41b0f";
 
 /// Version byte, `body`, and a real signature by `key` over it.
 fn signed_bytes(body: &[u8], key: &SigningKey) -> Vec<u8> {
@@ -91,7 +103,7 @@ fn hex_test_vector() {
     let encoding = signed.encode();
     assert_eq!(
         hex::encode(&encoding),
-        format!("02{}{SIGNATURE_HEX}", fixed_body_hex())
+        format!("03{}{SIGNATURE_HEX}", fixed_body_hex())
     );
     assert_eq!(hex::encode(signed.signature()), SIGNATURE_HEX);
     // The signature really is over the domain and the body.
@@ -172,8 +184,8 @@ fn trailing_bytes_are_malformed() {
 #[test]
 fn unknown_version_is_rejected_first() {
     let mut encoding = fixed().sign(&key()).unwrap().encode();
-    // Version 1 (addresses as text) is no longer read.
-    for v in [0u8, 1, 3, 255] {
+    // Versions 1 (addresses as text) and 2 (no family) are no longer read.
+    for v in [0u8, 1, 2, 4, 255] {
         encoding[0] = v;
         assert_eq!(
             SignedDescriptor::decode(&encoding),
@@ -424,6 +436,27 @@ fn each_field_rule_is_enforced_by_validate_and_sign() {
                 ..fixed()
             },
         ),
+        (
+            "family",
+            Descriptor {
+                family: members(MAX_FAMILY_MEMBERS + 1),
+                ..fixed()
+            },
+        ),
+        (
+            "family",
+            Descriptor {
+                family: vec![member_key(), [1; 32], member_key()],
+                ..fixed()
+            },
+        ),
+        (
+            "family",
+            Descriptor {
+                family: vec![member_key(), fixed().identity],
+                ..fixed()
+            },
+        ),
     ];
     for (i, (want, d)) in cases.iter().enumerate() {
         assert_eq!(field_error(d), *want, "case {i}: {d:?}");
@@ -438,7 +471,7 @@ fn each_field_rule_is_enforced_by_validate_and_sign() {
 fn limits_are_inclusive() {
     let (signed, d) = maximal();
     assert_eq!(signed.encode().len(), MAX_ENCODED_LEN);
-    assert_eq!(MAX_ENCODED_LEN, 3212);
+    assert_eq!(MAX_ENCODED_LEN, 4237);
     assert_eq!(
         SignedDescriptor::decode(&signed.encode())
             .unwrap()
@@ -675,6 +708,11 @@ fn invalid_point() -> [u8; 32] {
         .unwrap()
 }
 
+/// `n` distinct family members (none of them `fixed()`'s identity).
+fn members(n: usize) -> Vec<[u8; 32]> {
+    (0..n).map(|i| [u8::try_from(i).unwrap(); 32]).collect()
+}
+
 /// A descriptor with every variable field at its maximum size.
 fn maximal() -> (SignedDescriptor, Descriptor) {
     let rule = ExitRule {
@@ -690,7 +728,73 @@ fn maximal() -> (SignedDescriptor, Descriptor) {
         exit_policy: ExitPolicy {
             rules: vec![rule; MAX_EXIT_RULES],
         },
+        family: members(MAX_FAMILY_MEMBERS),
         ..fixed()
     };
     (d.sign(&key()).unwrap(), d)
+}
+
+/// Offset of the family count in `fixed()`'s body: after the four rules (1 + 4, 1 + 4 + 1 + 4,
+/// 1 + 16 + 1 + 4, 1 + 4 bytes).
+const FAMILY_AT: usize = RULE_COUNT_AT + 1 + 5 + 10 + 22 + 5;
+
+#[test]
+fn family_wire_form_and_rejects() {
+    let body = hex::decode(fixed_body_hex()).unwrap();
+    assert_eq!(body[FAMILY_AT], 1);
+    assert_eq!(
+        hex::encode(&body[FAMILY_AT + 1..FAMILY_AT + 33]),
+        MEMBER_HEX
+    );
+    let with_family = |family: &[[u8; 32]]| {
+        let mut b = body[..FAMILY_AT].to_vec();
+        b.push(u8::try_from(family.len()).unwrap());
+        for m in family {
+            b.extend_from_slice(m);
+        }
+        b.extend_from_slice(&body[FAMILY_AT + 33..]);
+        SignedDescriptor::decode(&signed_bytes(&b, &key()))
+    };
+    // No member and the most members both decode to the value they encode.
+    for n in [0, 1, MAX_FAMILY_MEMBERS] {
+        let d = with_family(&members(n)).unwrap();
+        assert_eq!(d.descriptor().family, members(n));
+        let again = Descriptor {
+            family: members(n),
+            ..fixed()
+        }
+        .sign(&key())
+        .unwrap();
+        assert_eq!(d, again);
+    }
+    // Properly signed, but each breaks a rule: too many, a repeat, the relay itself.
+    let mut too_many = body[..FAMILY_AT].to_vec();
+    too_many.push(u8::try_from(MAX_FAMILY_MEMBERS + 1).unwrap());
+    too_many.extend_from_slice(&members(MAX_FAMILY_MEMBERS + 1).concat());
+    too_many.extend_from_slice(&body[FAMILY_AT + 33..]);
+    assert_eq!(
+        SignedDescriptor::decode(&signed_bytes(&too_many, &key())),
+        Err(Error::Malformed {
+            what: "family has more than 32 members"
+        })
+    );
+    for family in [
+        vec![member_key(), member_key()],
+        vec![[1; 32], member_key(), [1; 32]],
+        vec![fixed().identity],
+    ] {
+        match with_family(&family) {
+            Err(Error::InvalidField { field, .. }) => assert_eq!(field, "family"),
+            other => panic!("{family:?}: expected InvalidField, got {other:?}"),
+        }
+    }
+    // A count with too few members after it is cut short, not malformed: the published and
+    // expires bytes are read as a member, then the signature runs out.
+    let mut short = body[..FAMILY_AT].to_vec();
+    short.push(2);
+    short.extend_from_slice(&member_key());
+    assert_eq!(
+        SignedDescriptor::decode(&[&[DESCRIPTOR_VERSION][..], &short].concat()),
+        Err(Error::Incomplete)
+    );
 }

@@ -28,6 +28,7 @@ fn desc(seed: u8, addresses: &[String], bandwidth: u64, exit: bool) -> SignedDes
         },
         published: T0,
         expires: T0 + DAY,
+        family: Vec::new(),
     }
     .sign(&key)
     .unwrap()

@@ -4,6 +4,7 @@
 
 mod descriptor;
 mod directory;
+mod family;
 mod listing;
 mod policy;
 mod snapshot_codec;

@@ -75,9 +75,9 @@ fn the_builder_sorts_and_the_hand_encoding_matches() {
 /// The registry set digest of keys with seeds 0xA0, 0xA1, 0xA2.
 const SET_DIGEST_HEX: &str = "47ba9fbc816c24858a68c8fd32f2494a271f0558e3f3a78de70b29ad63157d79";
 /// Registry index 0's signature over the vector's body.
-const SIG0_HEX: &str = "60ba20b7c5d67c20cd2bb20553447f47fd894df984c04a3507da62fe57f479974cecdfc7786f56904f4e41e61c9b5b9f64b957cae040dfb4461f2d5af3882504";
+const SIG0_HEX: &str = "80a185b6d0e877530278cef44fb75a97aa0cd47687fab4e203dec0f38458122a36321d881cba19dae2e6294bc7ab23795070162c068f998946ee6c3796cc3a0a";
 /// Registry index 1's signature over the vector's body.
-const SIG1_HEX: &str = "e0b92e6f201c6a518760ff3e55348ec68e9f6396b439aa2b499ef1bf928aa012b4e06759316d5a3ddab70f3c40a9dfd82980743f1995872183c9317ade933d03";
+const SIG1_HEX: &str = "fcd766db56f62b77117a9e557cf6dc1a4d51f3f71845c594a3bdd851723bed8f4a754e9a11222b3b84293105b4f9a2036d035b20687168db3550af6005bbd10e";
 
 #[test]
 fn hex_vector() {
@@ -246,7 +246,7 @@ fn oversized_counts_and_lengths_are_refused() {
 
     // Input over the total limit is refused before reading.
     // The README's figure: header, 10 000 maximal entries, 9 signatures.
-    assert_eq!(MAX_SNAPSHOT_LEN, 32_230_647);
+    assert_eq!(MAX_SNAPSHOT_LEN, 42_480_647);
     let huge = vec![1u8; MAX_SNAPSHOT_LEN + 1];
     assert_eq!(
         SignedSnapshot::decode(&huge),

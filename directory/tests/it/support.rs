@@ -1,4 +1,4 @@
-//! Shared helpers for the snapshot tests: real keys, real signed descriptors, and a hand-written
+//! Shared helpers for the snapshot and family tests: real keys, real signed descriptors, and a hand-written
 //! encoder that follows the README table (so the tests also check the documented format).
 
 #![allow(dead_code)] // each test module uses a different part
@@ -48,6 +48,7 @@ pub(crate) fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
         } else {
             ExitPolicy::reject_all()
         },
+        family: Vec::new(),
         published: T0,
         expires: T0 + lifetime,
     }

@@ -125,6 +125,12 @@ fn bad_configs_name_the_key_and_the_file() {
         ("advertise = [\"zzz\"]\n", "advertise"),
         ("[limits]\nmax_circuits = 0\n", "max_circuits"),
         ("[limits]\nsurprise = 1\n", "surprise"),
+        ("family = [\"not-a-peer\"]\n", "family"),
+        (
+            "family = [\"12D3KooWGp54vP9mXieYwragpuCVPsesxTPaJfe5Lv9NqnY4p9F1\", \
+             \"12D3KooWGp54vP9mXieYwragpuCVPsesxTPaJfe5Lv9NqnY4p9F1\"]\n",
+            "family",
+        ),
     ];
     for (text, key) in cases {
         let p = write(dir.path(), text);

@@ -19,6 +19,7 @@ fn relay(seed: u8) -> SignedDescriptor {
         nickname: format!("relay{seed}"),
         bandwidth: 1 << 20,
         exit_policy: ExitPolicy::reject_all(),
+        family: Vec::new(),
         published: T0,
         expires: T0 + 86_400,
     }

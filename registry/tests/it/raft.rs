@@ -69,6 +69,7 @@ fn descriptor(i: u32, fat: bool) -> SignedDescriptor {
         nickname: format!("relay{i}"),
         bandwidth: 1 << 20,
         exit_policy: ExitPolicy::reject_all(),
+        family: Vec::new(),
         published: T0,
         expires: T0 + 6 * 86_400,
     }

@@ -297,6 +297,7 @@ fn big_relay(i: u16) -> SignedDescriptor {
         nickname: format!("big{i:0>29}"),
         bandwidth: 1,
         exit_policy: ExitPolicy { rules },
+        family: Vec::new(),
         published: T0,
         expires: T0 + DAY,
     }

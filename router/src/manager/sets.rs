@@ -220,8 +220,9 @@ impl CircuitManager {
     }
 }
 
-/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to);
-/// fewer when the directory has too few relays for that many disjoint paths.
+/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to),
+/// and their declared families and, when the relays allow, networks; fewer when the directory
+/// has too few relays for that many disjoint paths.
 fn more_paths(
     candidates: &[Candidate],
     hops: usize,
@@ -232,10 +233,13 @@ fn more_paths(
     let mut rng = rand::rng();
     let mut paths = Vec::new();
     while paths.len() < n {
+        // The relays of the other strands are siblings: never reused, and no family or (when
+        // the relays allow) network shared with them.
         let constraints = PathConstraints {
             hops,
-            exclude: used.clone(),
             exit: Some(exit),
+            siblings: used.clone(),
+            ..PathConstraints::default()
         };
         match select_path(candidates, &constraints, &mut rng) {
             Ok(p) => {

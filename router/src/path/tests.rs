@@ -13,6 +13,9 @@ fn relay(index: usize, ip: &str, bandwidth: u64, exit: bool) -> Candidate {
         ip: Some(ip.parse().unwrap()),
         bandwidth,
         exit_for_target: exit,
+        guard: true,
+        exit,
+        family: Vec::new(),
     }
 }
 
@@ -126,6 +129,9 @@ fn unknown_addresses_never_conflict() {
             ip: None,
             bandwidth: 10,
             exit_for_target: i == 0,
+            guard: true,
+            exit: i == 0,
+            family: Vec::new(),
         })
         .collect();
     candidates.push(relay(3, "127.0.0.1", 10, false));
@@ -157,6 +163,7 @@ fn exclusions_and_forced_exit() {
         hops: 4,
         exclude: vec![100, 101, 102, 108],
         exit: Some(109),
+        ..PathConstraints::default()
     };
     let mut rng = rng(7);
     for _ in 0..500 {
@@ -319,4 +326,335 @@ fn errors() {
             available: 1
         })
     );
+}
+
+// ---- declared families, sibling strands, position weights ----
+
+use weights::{Class, ClassTotals, WEIGHT_SCALE, WeightCase};
+
+/// A relay with explicit flags and declared family (candidate indexes).
+fn flagged(index: usize, ip: &str, bandwidth: u64, guard: bool, exit: bool) -> Candidate {
+    Candidate {
+        guard,
+        exit,
+        ..relay(index, ip, bandwidth, exit)
+    }
+}
+
+/// Declares `a` and `b` one family (both ways, as the router flattens it).
+fn family(candidates: &mut [Candidate], a: usize, b: usize) {
+    candidates[a].family.push(b);
+    candidates[b].family.push(a);
+}
+
+fn related(candidates: &[Candidate], a: usize, b: usize) -> bool {
+    candidates[a].family.contains(&b) || candidates[b].family.contains(&a)
+}
+
+#[test]
+fn two_relays_of_a_declared_family_never_share_a_path() {
+    // Twelve relays in twelve /16s; families {0, 1}, {2, 3}, {4, 5, 6} (pairwise) and the
+    // exit 10 with relay 7. Relays 0 and 1 carry most of the bandwidth, so without the rule
+    // they would share most paths.
+    let mut candidates: Vec<Candidate> = (0..12)
+        .map(|i| {
+            let bw = if i < 2 { 50_000 } else { 1_000 };
+            relay(i, &format!("10.{i}.0.1"), bw, i >= 10)
+        })
+        .collect();
+    family(&mut candidates, 0, 1);
+    family(&mut candidates, 2, 3);
+    family(&mut candidates, 4, 5);
+    family(&mut candidates, 5, 6);
+    family(&mut candidates, 4, 6);
+    family(&mut candidates, 7, 10);
+    let mut rng = rng(20);
+    let mut seen = HashSet::new();
+    for hops in [3, 4, 5] {
+        let constraints = PathConstraints {
+            hops,
+            ..PathConstraints::default()
+        };
+        for _ in 0..2000 {
+            let path = select_path(&candidates, &constraints, &mut rng).unwrap();
+            for (i, &a) in path.iter().enumerate() {
+                seen.insert(a);
+                for &b in &path[i + 1..] {
+                    assert!(!related(&candidates, a, b), "{a} and {b} on {path:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 12, "every relay is used somewhere: {seen:?}");
+}
+
+#[test]
+fn a_declared_family_is_never_relaxed() {
+    // Only a path through the family {0, 1} exists: no path at all.
+    let mut candidates = vec![
+        relay(0, "10.0.0.1", 100, false),
+        relay(1, "10.1.0.1", 100, false),
+        relay(2, "10.2.0.1", 100, true),
+    ];
+    family(&mut candidates, 0, 1);
+    assert!(matches!(
+        select_path(&candidates, &PathConstraints::default(), &mut rng(21)),
+        Err(PathError::NoRelayForHop { .. })
+    ));
+    // Even on a loopback network, where the network rule is dropped.
+    let mut loopback: Vec<Candidate> = (0..4)
+        .map(|i| relay(i, &format!("127.0.0.{}", i + 1), 100, i == 3))
+        .collect();
+    family(&mut loopback, 0, 3);
+    let mut rng = rng(22);
+    for _ in 0..500 {
+        let (path, rule) =
+            select_path_with_rule(&loopback, &PathConstraints::default(), &mut rng).unwrap();
+        assert_eq!(rule, SubnetRule::Dropped);
+        assert!(!path.contains(&0), "0 is the exit's family: {path:?}");
+    }
+}
+
+/// The strands of one stream as the manager builds them: a first path, then `k - 1` more to
+/// its exit, each with the guards and middles chosen so far as siblings.
+fn strand_set(
+    candidates: &[Candidate],
+    k: usize,
+    rng: &mut StdRng,
+) -> Vec<(Vec<usize>, SubnetRule)> {
+    let first = select_path_with_rule(candidates, &PathConstraints::default(), rng).unwrap();
+    let exit = *first.0.last().unwrap();
+    let mut used: Vec<usize> = first.0[..first.0.len() - 1].to_vec();
+    let mut set = vec![first];
+    for _ in 1..k {
+        let constraints = PathConstraints {
+            exit: Some(exit),
+            siblings: used.clone(),
+            ..PathConstraints::default()
+        };
+        let (path, rule) = select_path_with_rule(candidates, &constraints, rng).unwrap();
+        used.extend_from_slice(&path[..path.len() - 1]);
+        set.push((path, rule));
+    }
+    set
+}
+
+#[test]
+fn strands_guards_and_middles_share_no_network_or_family_across_strands() {
+    // Ten non-exits in eight /16s ({4, 5} and {6, 7} share one each), families {0, 1} and
+    // {2, 3}; exits 10 and 11. Three strands need six guards and middles, pairwise unrelated:
+    // exactly one from each of {0,1}, {2,3}, {4,5}, {6,7}, {8}, {9}.
+    let ips = [
+        "10.0.0.1",
+        "10.1.0.1",
+        "10.2.0.1",
+        "10.3.0.1",
+        "10.4.0.1",
+        "10.4.0.2",
+        "10.6.0.1",
+        "10.6.0.2",
+        "10.8.0.1",
+        "10.9.0.1",
+        "10.10.0.1",
+        "10.11.0.1",
+    ];
+    let mut candidates: Vec<Candidate> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| relay(i, ip, 1000 + 100 * i as u64, i >= 10))
+        .collect();
+    family(&mut candidates, 0, 1);
+    family(&mut candidates, 2, 3);
+    let mut rng = rng(23);
+    let mut guards = HashSet::new();
+    for _ in 0..500 {
+        let set = strand_set(&candidates, 3, &mut rng);
+        let hops: Vec<(usize, usize)> = set
+            .iter()
+            .enumerate()
+            .flat_map(|(s, (p, _))| p[..p.len() - 1].iter().map(move |&r| (s, r)))
+            .collect();
+        assert_eq!(hops.len(), 6);
+        for &(s, a) in &hops {
+            for &(t, b) in &hops {
+                if s != t {
+                    assert_ne!(slash16(&candidates, a), slash16(&candidates, b), "{set:?}");
+                    assert!(!related(&candidates, a, b), "{a} and {b}: {set:?}");
+                }
+            }
+        }
+        assert!(set.iter().all(|(_, rule)| *rule == SubnetRule::Strict));
+        guards.extend(set.iter().map(|(p, _)| p[0]));
+    }
+    assert_eq!(
+        guards.len(),
+        10,
+        "every non-exit serves as guard: {guards:?}"
+    );
+}
+
+#[test]
+fn the_network_rule_relaxes_one_level_at_a_time() {
+    // Non-exits in two /16s, the exit in a third: one path keeps every network distinct, a
+    // second strand cannot avoid the first one's networks and keeps only its own distinct.
+    let candidates = vec![
+        relay(0, "10.0.0.1", 100, false),
+        relay(1, "10.0.0.2", 100, false),
+        relay(2, "10.1.0.1", 100, false),
+        relay(3, "10.1.0.2", 100, false),
+        relay(4, "10.2.0.1", 100, true),
+    ];
+    let mut rng = rng(24);
+    for _ in 0..300 {
+        let set = strand_set(&candidates, 2, &mut rng);
+        assert_eq!(set[0].1, SubnetRule::Strict);
+        assert_eq!(set[1].1, SubnetRule::PathOnly, "{set:?}");
+        for (path, _) in &set {
+            assert_ne!(slash16(&candidates, path[0]), slash16(&candidates, path[1]));
+        }
+    }
+    // Every relay in 127.0/16: the rule is dropped, explicitly.
+    let loopback: Vec<Candidate> = (0..5)
+        .map(|i| relay(i, &format!("127.0.0.{}", i + 1), 100, i == 4))
+        .collect();
+    let (_, rule) =
+        select_path_with_rule(&loopback, &PathConstraints::default(), &mut rng).unwrap();
+    assert_eq!(rule, SubnetRule::Dropped);
+    let (_, rule) =
+        select_path_with_rule(&spread(), &PathConstraints::default(), &mut rng).unwrap();
+    assert_eq!(rule, SubnetRule::Strict);
+}
+
+/// `g`, `m`, `e`, `d` relays of each class (1000 bytes/s each), every one in its own /16;
+/// indexes in that order.
+fn classes(g: usize, m: usize, e: usize, d: usize) -> Vec<Candidate> {
+    let kinds = [
+        (g, true, false),
+        (m, false, false),
+        (e, false, true),
+        (d, true, true),
+    ];
+    kinds
+        .iter()
+        .flat_map(|&(n, guard, exit)| std::iter::repeat_n((guard, exit), n))
+        .enumerate()
+        .map(|(i, (guard, exit))| flagged(i, &format!("10.{i}.0.1"), 1000, guard, exit))
+        .collect()
+}
+
+/// How often each relay appeared at each position (guard, middle, exit) over `n` 3-hop paths.
+fn position_counts(candidates: &[Candidate], n: usize, seed: u64) -> Vec<[u32; 3]> {
+    let mut counts = vec![[0u32; 3]; candidates.len()];
+    let mut rng = rng(seed);
+    for _ in 0..n {
+        let path = select_path(candidates, &PathConstraints::default(), &mut rng).unwrap();
+        counts[path[0]][0] += 1;
+        counts[path[1]][1] += 1;
+        counts[path[2]][2] += 1;
+    }
+    counts
+}
+
+#[test]
+fn scarce_exits_are_never_guards_or_middles() {
+    // G = 6000, M = 2000, E = 500, D = 500: E < T/3 and E + D < T/3 (case 3a).
+    let mut candidates = classes(6, 2, 1, 1);
+    candidates[8].bandwidth = 500;
+    candidates[9].bandwidth = 500;
+    let refs: Vec<&Candidate> = candidates.iter().collect();
+    let w = PositionWeights::of(&refs);
+    assert_eq!(w.case, WeightCase::ExitsScarceSmallD);
+    assert_eq!((w.wgd, w.wmd, w.wme), (0, 0, 0));
+    assert_eq!((w.wee, w.wed), (WEIGHT_SCALE, WEIGHT_SCALE));
+    let counts = position_counts(&candidates, 3000, 25);
+    for exit in [8, 9] {
+        assert_eq!(counts[exit][..2], [0, 0], "exit {exit}: {counts:?}");
+        assert!(counts[exit][2] > 1000, "{counts:?}");
+    }
+    // Relays without the Guard flag are never guards either.
+    assert_eq!(counts[6][0] + counts[7][0], 0, "{counts:?}");
+    assert!(counts[6][1] > 0 && counts[7][1] > 0, "{counts:?}");
+}
+
+#[test]
+fn with_plenty_of_exit_bandwidth_exits_serve_as_middles() {
+    // G = 3000, M = 2000, E = 3000, D = 1000: neither scarce (case 1).
+    let candidates = classes(3, 2, 3, 1);
+    let refs: Vec<&Candidate> = candidates.iter().collect();
+    let w = PositionWeights::of(&refs);
+    assert_eq!(w.case, WeightCase::Plenty);
+    assert!(w.wme > 0 && w.wmd > 0, "{w:?}");
+    let counts = position_counts(&candidates, 3000, 26);
+    let exits_as_middle: u32 = (5..9).map(|i| counts[i][1]).sum();
+    assert!(exits_as_middle > 200, "{counts:?}");
+    // Case 1 gives Wgd = 0 and here Wgg = 1, so Wmg = 0: weight 0 at a position means never
+    // there, however much bandwidth.
+    assert_eq!((w.wgd, w.wmg), (0, 0), "{w:?}");
+    assert_eq!(
+        counts[8][0], 0,
+        "the guard+exit relay is never a guard: {counts:?}"
+    );
+    for g in 0..3 {
+        assert_eq!(counts[g][1], 0, "guard {g} is never a middle: {counts:?}");
+        assert!(counts[g][0] > 500, "{counts:?}");
+    }
+    for e in 5..8 {
+        assert_eq!(
+            counts[e][0], 0,
+            "an exit-only relay is never a guard: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn weights_sum_sanity_over_many_networks() {
+    let s = WEIGHT_SCALE;
+    let steps = [0u128, 1, 500, 1000, 2500, 4000, 9000];
+    let mut cases = HashSet::new();
+    for &g in &steps {
+        for &m in &steps {
+            for &e in &steps {
+                for &d in &steps {
+                    let totals = ClassTotals { g, e, d, m };
+                    let w = PositionWeights::compute(totals);
+                    cases.insert(format!("{:?}", w.case));
+                    let all = [w.wgg, w.wgd, w.wmg, w.wmm, w.wme, w.wmd, w.wee, w.wed];
+                    assert!(all.iter().all(|&x| x <= s), "{totals:?}: {w:?}");
+                    if totals.total() == 0 {
+                        assert_eq!(w.case, WeightCase::NoBandwidth);
+                        continue;
+                    }
+                    // Each class's bandwidth is spent exactly once over the positions.
+                    assert_eq!(w.wgg + w.wmg, s, "{totals:?}: {w:?}");
+                    assert_eq!(w.wme + w.wee, s, "{totals:?}: {w:?}");
+                    assert_eq!(w.wmm, s);
+                    let dsum = w.wgd + w.wmd + w.wed;
+                    assert!(dsum.abs_diff(s) <= 1, "{totals:?}: {w:?}");
+                    let unclamped = |x: u32| 0 < x && x < s;
+                    if w.case == WeightCase::Plenty && unclamped(w.wmd) && unclamped(w.wme) {
+                        // Case 1 balances the positions: each carries T / 3.
+                        let t = totals.total() as f64;
+                        let f = |x: u32| f64::from(x) / f64::from(s);
+                        let guard = g as f64 * f(w.wgg) + d as f64 * f(w.wgd);
+                        let middle = g as f64 * f(w.wmg)
+                            + m as f64
+                            + e as f64 * f(w.wme)
+                            + d as f64 * f(w.wmd);
+                        for side in [guard, middle] {
+                            assert!((side - t / 3.0).abs() <= t * 0.01, "{totals:?}: {w:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases.len(), 8, "every case is reached: {cases:?}");
+}
+
+#[test]
+fn class_of_flags() {
+    assert_eq!(Class::of(true, false), Class::Guard);
+    assert_eq!(Class::of(false, true), Class::Exit);
+    assert_eq!(Class::of(true, true), Class::GuardExit);
+    assert_eq!(Class::of(false, false), Class::Plain);
 }

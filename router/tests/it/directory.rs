@@ -21,6 +21,7 @@ fn relay(n: u8) -> (SignedDescriptor, PeerId) {
         nickname: format!("r{n}"),
         bandwidth: 1_000_000,
         exit_policy: ExitPolicy::parse_rules(&["accept *:*"]).unwrap(),
+        family: Vec::new(),
         published: now,
         expires: now + 3600,
     };

@@ -22,6 +22,7 @@ pub(crate) fn relay(seed: u8, lifetime: u64) -> SignedDescriptor {
         } else {
             ExitPolicy::reject_all()
         },
+        family: Vec::new(),
         published: T0,
         expires: T0 + lifetime,
     }

@@ -155,6 +155,7 @@ pub(crate) fn descriptor(
         nickname: "testrelay".into(),
         bandwidth: 1 << 20,
         exit_policy: ExitPolicy::reject_all(),
+        family: Vec::new(),
         published,
         expires,
     }
