@@ -54,6 +54,9 @@ pub enum AppliedWire {
     RejectedStale { published: u64, listed: u64 },
     RejectedFull { max: u64 },
     RejectedTimeOutOfRange { value: u64 },
+    Attested { counted: u64, clock: u64 },
+    RejectedUnknownSigner,
+    RejectedReplayed { now: u64, seq: u64, last_now: u64, last_seq: u64 },
 }
 
 impl From<&Applied> for AppliedWire {
@@ -69,6 +72,10 @@ impl From<&Applied> for AppliedWire {
             Applied::Membership => Self::Membership,
             Applied::Blank => Self::Blank,
             Applied::AlreadyApplied => Self::AlreadyApplied,
+            Applied::Attested { counted, clock } => Self::Attested {
+                counted: *counted as u64,
+                clock: *clock,
+            },
             Applied::Rejected(r) => match r {
                 Rejection::BadCommand(e) => Self::RejectedBadCommand {
                     reason: e.to_string(),
@@ -85,6 +92,18 @@ impl From<&Applied> for AppliedWire {
                 Rejection::TimeOutOfRange { value } => {
                     Self::RejectedTimeOutOfRange { value: *value }
                 }
+                Rejection::UnknownSigner => Self::RejectedUnknownSigner,
+                Rejection::Replayed {
+                    now,
+                    seq,
+                    last_now,
+                    last_seq,
+                } => Self::RejectedReplayed {
+                    now: *now,
+                    seq: *seq,
+                    last_now: *last_now,
+                    last_seq: *last_seq,
+                },
             },
         }
     }
@@ -122,6 +141,22 @@ impl From<AppliedWire> for Applied {
             AppliedWire::RejectedTimeOutOfRange { value } => {
                 Applied::Rejected(Rejection::TimeOutOfRange { value })
             }
+            AppliedWire::Attested { counted, clock } => Applied::Attested {
+                counted: saturate(counted),
+                clock,
+            },
+            AppliedWire::RejectedUnknownSigner => Applied::Rejected(Rejection::UnknownSigner),
+            AppliedWire::RejectedReplayed {
+                now,
+                seq,
+                last_now,
+                last_seq,
+            } => Applied::Rejected(Rejection::Replayed {
+                now,
+                seq,
+                last_now,
+                last_seq,
+            }),
         }
     }
 }
@@ -171,6 +206,17 @@ mod tests {
                 clock: 6,
             }),
             Applied::Rejected(Rejection::TimeOutOfRange { value: u64::MAX }),
+            Applied::Attested {
+                counted: 3,
+                clock: 9,
+            },
+            Applied::Rejected(Rejection::UnknownSigner),
+            Applied::Rejected(Rejection::Replayed {
+                now: 1,
+                seq: 2,
+                last_now: 3,
+                last_seq: 4,
+            }),
         ] {
             let wire = AppliedWire::from(&applied);
             let bytes = postcard::to_allocvec(&wire).unwrap();

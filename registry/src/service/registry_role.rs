@@ -25,7 +25,10 @@ use super::reachability::Reachability;
 use super::registries::add_addresses;
 use super::served::snapshot_reply;
 use super::server::{Handler, Reply, ServiceServer};
-use super::{Registries, RegistrySettings, Replica, ServiceError, cosign, leader, unix_now};
+use super::attest::MeasuredBandwidth;
+use super::{
+    Registries, RegistrySettings, Replica, ServiceError, attest, cosign, leader, unix_now,
+};
 use crate::protocol::{Refusal, RefuseCode, Request, Response, kind};
 use crate::state::Command;
 use crate::store::Applied;
@@ -152,12 +155,42 @@ impl RegistryCore {
     }
 }
 
-/// A registry node's service: the `/braid/registry/1` server and the leader loop (expiry,
-/// snapshot building, co-signing, offering). Dropping it (or `stop`) ends both.
+/// How a registry role runs beyond its settings.
+pub struct RoleOptions {
+    /// The bandwidth this registry measured for a relay, put in its attestations (the listing
+    /// takes the median of a majority's measurements). Default: measures nothing.
+    pub measured: MeasuredBandwidth,
+    /// Whether this registry verifies relays and attests them (default true). A registry that
+    /// does not attest still serves, co-signs and builds, but vouches for nothing and does not
+    /// move the state clock (tests drive attestations by hand with it).
+    pub attest: bool,
+}
+
+impl Default for RoleOptions {
+    fn default() -> Self {
+        Self {
+            measured: Arc::new(|_| None),
+            attest: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleOptions")
+            .field("attest", &self.attest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registry node's service: the `/braid/registry/1` server, the attestation loop (this
+/// registry's own dial-backs and signed votes) and the leader loop (expiry, snapshot building,
+/// co-signing, offering). Dropping it (or `stop`) ends them.
 pub struct RegistryRole {
     core: Arc<RegistryCore>,
     server: ServiceServer,
     leader: JoinHandle<()>,
+    attest: JoinHandle<()>,
 }
 
 impl RegistryRole {
@@ -171,6 +204,26 @@ impl RegistryRole {
         registries: Registries,
         key: SigningKey,
         settings: RegistrySettings,
+    ) -> Result<Self, ServiceError> {
+        Self::start_with(
+            transport,
+            replica,
+            registries,
+            key,
+            settings,
+            RoleOptions::default(),
+        )
+        .await
+    }
+
+    /// [`RegistryRole::start`] with [`RoleOptions`] (the bandwidth hook, whether to attest).
+    pub async fn start_with(
+        transport: &Transport,
+        replica: Arc<dyn Replica>,
+        registries: Registries,
+        key: SigningKey,
+        settings: RegistrySettings,
+        options: RoleOptions,
     ) -> Result<Self, ServiceError> {
         settings.validate()?;
         let peer_id = peer_id_from_public(&key.verifying_key().to_bytes()).map_err(|e| {
@@ -214,10 +267,16 @@ impl RegistryRole {
             core.settings.server.clone(),
         )?;
         let leader = tokio::spawn(leader::run(Arc::clone(&core)));
+        let attest = if options.attest {
+            tokio::spawn(attest::run(Arc::clone(&core), options.measured))
+        } else {
+            tokio::spawn(async {})
+        };
         Ok(Self {
             core,
             server,
             leader,
+            attest,
         })
     }
 
@@ -233,16 +292,18 @@ impl RegistryRole {
         cosign::build(&self.core).await
     }
 
-    /// Stops the server and the leader loop.
+    /// Stops the server, the leader loop and the attestation loop.
     pub fn stop(&self) {
         self.server.stop();
         self.leader.abort();
+        self.attest.abort();
     }
 }
 
 impl Drop for RegistryRole {
     fn drop(&mut self) {
         self.leader.abort();
+        self.attest.abort();
     }
 }
 

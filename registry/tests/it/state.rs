@@ -3,6 +3,7 @@
 
 use crate::support::relays::*;
 use braid_directory::{Error, SnapshotError};
+use braid_registry::state::votes::{RegistryClock, Vote, Votes};
 use braid_registry::state::{Command, LogId, MAX_COMMAND_LEN, MAX_MEMBERSHIP_LEN, StateImage};
 
 #[test]
@@ -59,11 +60,29 @@ fn bad_commands_are_refused() {
 }
 
 fn image() -> StateImage {
+    let descriptors = sorted((1..=4).map(|s| relay(s, DAY)).collect());
+    let first = *descriptors[0].identity();
     StateImage {
         last_applied: Some(LogId { term: 3, index: 41 }),
         clock: T0,
         membership: Some((LogId { term: 2, index: 7 }, b"members".to_vec())),
-        descriptors: sorted((1..=4).map(|s| relay(s, DAY)).collect()),
+        descriptors,
+        votes: Votes {
+            clocks: vec![RegistryClock {
+                registry: [7; 32],
+                now: T0,
+                seq: 3,
+            }],
+            votes: vec![Vote {
+                relay: first,
+                registry: [7; 32],
+                digest: [1; 32],
+                addresses: [2; 32],
+                at: T0,
+                measured_bw: Some(5),
+            }],
+            listed: vec![(first, T0)],
+        },
     }
 }
 
@@ -95,11 +114,12 @@ fn state_image_hex_vector() {
         clock: 3,
         membership: Some((LogId { term: 1, index: 1 }, vec![0xab])),
         descriptors: vec![],
+        votes: Votes::default(),
     };
     assert_eq!(
         hex::encode(img.encode()),
         [
-            "01",                               // version
+            "02",                               // version
             "01",                               // last_applied is set
             "0000000000000001",                 // term
             "0000000000000002",                 // index
@@ -108,6 +128,9 @@ fn state_image_hex_vector() {
             "00000000000000010000000000000001", // its log id
             "00000001ab",                       // its bytes
             "00000000",                         // no descriptor
+            "00",                               // no registry clock
+            "00000000",                         // no vote
+            "00000000",                         // no listed relay
         ]
         .concat()
     );

@@ -346,11 +346,13 @@ fn a_bad_snapshot_changes_nothing() {
         clock: T0,
         membership: None,
         descriptors: sorted((2..=4).map(|s| relay(s, DAY)).collect()),
+        votes: Default::default(),
     };
     let bytes = good.encode();
     let mut forged = bytes.clone();
     let last = good.descriptors[2].encode();
-    forged[bytes.len() - last.len() + 64] ^= 1;
+    // The empty votes (9 bytes) follow the last descriptor.
+    forged[bytes.len() - 9 - last.len() + 64] ^= 1;
     assert!(matches!(
         store.restore(&forged),
         Err(StoreError::BadImage(SnapshotError::BadDescriptor {
