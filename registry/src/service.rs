@@ -63,12 +63,12 @@ use crate::state::Command;
 #[cfg(feature = "server")]
 use crate::store::{Applied, StateView, StoreError};
 
+#[cfg(feature = "server")]
+pub use attest::{ATTEST_HEARTBEAT, ATTEST_POLL, MeasuredBandwidth, RETRY_UNREACHABLE};
 pub use error::ServiceError;
 pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
 pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
 pub use registries::{PeerAddresses, Registries, registry_key_of};
-#[cfg(feature = "server")]
-pub use attest::{ATTEST_HEARTBEAT, ATTEST_POLL, MeasuredBandwidth, RETRY_UNREACHABLE};
 #[cfg(feature = "server")]
 pub use registry_role::{RegistryRole, RoleOptions};
 pub use relay_cache::RelayCache;

@@ -37,13 +37,12 @@ pub const MAX_STATE_DESCRIPTORS: usize = MAX_SNAPSHOT_DESCRIPTORS;
 pub const MAX_MEMBERSHIP_LEN: usize = 64 * 1024;
 
 /// The longest command encoding: version, tag, and a maximal descriptor or attestation.
-pub const MAX_COMMAND_LEN: usize = 2 + if braid_directory::descriptor::MAX_ENCODED_LEN
-    > MAX_ATTESTATION_LEN
-{
-    braid_directory::descriptor::MAX_ENCODED_LEN
-} else {
-    MAX_ATTESTATION_LEN
-};
+pub const MAX_COMMAND_LEN: usize =
+    2 + if braid_directory::descriptor::MAX_ENCODED_LEN > MAX_ATTESTATION_LEN {
+        braid_directory::descriptor::MAX_ENCODED_LEN
+    } else {
+        MAX_ATTESTATION_LEN
+    };
 
 const TAG_PUBLISH: u8 = 1;
 const TAG_EXPIRE: u8 = 2;
@@ -195,7 +194,9 @@ pub enum Rejection {
     #[error("attestation signed by a key that is not a configured registry")]
     UnknownSigner,
     /// An attestation not newer (by `(now, seq)`) than the signer's last applied one: a replay.
-    #[error("attestation ({now}, {seq}) is not newer than the registry's last ({last_now}, {last_seq})")]
+    #[error(
+        "attestation ({now}, {seq}) is not newer than the registry's last ({last_now}, {last_seq})"
+    )]
     Replayed {
         /// The attestation's `now`.
         now: u64,

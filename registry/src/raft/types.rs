@@ -43,20 +43,44 @@ pub struct EntryData(pub Vec<u8>);
 #[allow(missing_docs)] // each variant is the `Applied` / `Rejection` variant of the same name
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppliedWire {
-    Stored { replaced: bool },
+    Stored {
+        replaced: bool,
+    },
     Unchanged,
-    Expired { removed: u64 },
+    Expired {
+        removed: u64,
+    },
     Membership,
     Blank,
     AlreadyApplied,
-    RejectedBadCommand { reason: String },
-    RejectedExpired { expires: u64, clock: u64 },
-    RejectedStale { published: u64, listed: u64 },
-    RejectedFull { max: u64 },
-    RejectedTimeOutOfRange { value: u64 },
-    Attested { counted: u64, clock: u64 },
+    RejectedBadCommand {
+        reason: String,
+    },
+    RejectedExpired {
+        expires: u64,
+        clock: u64,
+    },
+    RejectedStale {
+        published: u64,
+        listed: u64,
+    },
+    RejectedFull {
+        max: u64,
+    },
+    RejectedTimeOutOfRange {
+        value: u64,
+    },
+    Attested {
+        counted: u64,
+        clock: u64,
+    },
     RejectedUnknownSigner,
-    RejectedReplayed { now: u64, seq: u64, last_now: u64, last_seq: u64 },
+    RejectedReplayed {
+        now: u64,
+        seq: u64,
+        last_now: u64,
+        last_seq: u64,
+    },
 }
 
 impl From<&Applied> for AppliedWire {

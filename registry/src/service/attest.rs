@@ -133,7 +133,10 @@ pub(crate) async fn run(core: Arc<RegistryCore>, measured: MeasuredBandwidth) {
         };
         match core.replica.submit(Command::Attest(signed)).await {
             Ok(Applied::Attested { counted, clock }) => {
-                debug!(attested = count, counted, clock, "registry: attestation applied");
+                debug!(
+                    attested = count,
+                    counted, clock, "registry: attestation applied"
+                );
                 last_sent = Some(Instant::now());
             }
             Ok(Applied::Rejected(Rejection::Replayed { last_seq, .. })) => {

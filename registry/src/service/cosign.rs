@@ -208,7 +208,10 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
     if valid_until <= issued_at || valid_until - issued_at > validity {
         return refused(
             RefuseCode::BadSnapshot,
-            format!("valid for {} s; this registry signs at most {validity} s", valid_until.saturating_sub(issued_at)),
+            format!(
+                "valid for {} s; this registry signs at most {validity} s",
+                valid_until.saturating_sub(issued_at)
+            ),
         );
     }
     let deadline = tokio::time::Instant::now() + core.settings.replication_wait;

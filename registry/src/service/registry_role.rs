@@ -20,12 +20,12 @@ use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use super::attest::MeasuredBandwidth;
 use super::persisted::{Adopted, Served};
 use super::reachability::Reachability;
 use super::registries::add_addresses;
 use super::served::snapshot_reply;
 use super::server::{Handler, Reply, ServiceServer};
-use super::attest::MeasuredBandwidth;
 use super::{
     Registries, RegistrySettings, Replica, ServiceError, attest, cosign, leader, unix_now,
 };

@@ -111,7 +111,14 @@ pub(super) fn attest(
         tx.execute(
             "INSERT OR REPLACE INTO votes (relay, registry, digest, addresses, at, measured_bw)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![&r.relay[..], &a.signer[..], &r.digest[..], addresses, now, bw],
+            params![
+                &r.relay[..],
+                &a.signer[..],
+                &r.digest[..],
+                addresses,
+                now,
+                bw
+            ],
         )
         .map_err(sqlite("writing a vote"))?;
         counted.push(r.relay);
@@ -210,7 +217,9 @@ pub(super) fn recompute(
     )
     .map_err(sqlite("unlisting relays"))?;
     tx.execute(
-        &format!("INSERT OR IGNORE INTO listed (relay, since) SELECT identity, ?1 FROM ({eligible})"),
+        &format!(
+            "INSERT OR IGNORE INTO listed (relay, since) SELECT identity, ?1 FROM ({eligible})"
+        ),
         params![c, floor, t, only, skew],
     )
     .map_err(sqlite("listing relays"))?;

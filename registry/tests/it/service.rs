@@ -337,8 +337,12 @@ async fn a_restarted_registry_serves_its_kept_snapshot_at_once() {
     };
     let transport = bounded(Transport::start(identity, config)).await.unwrap();
     let replica = Arc::new(
-        SoloReplica::open(&reg.dir.path().join("state.db"), StoreLimits::default(), &list)
-            .unwrap(),
+        SoloReplica::open(
+            &reg.dir.path().join("state.db"),
+            StoreLimits::default(),
+            &list,
+        )
+        .unwrap(),
     );
     replica.set_leader(false);
     let settings = RegistrySettings {

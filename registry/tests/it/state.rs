@@ -99,10 +99,20 @@ fn state_images_round_trip() {
         );
     }
     let empty = StateImage::default();
-    // version, no last_applied, clock 0, no membership, no descriptor
+    // version, no last_applied, clock 0, no membership, no descriptor, no votes
     assert_eq!(
         hex::encode(empty.encode()),
-        ["01", "00", "0000000000000000", "00", "00000000"].concat()
+        [
+            "02",
+            "00",
+            "0000000000000000",
+            "00",
+            "00000000",
+            "00",
+            "00000000",
+            "00000000"
+        ]
+        .concat()
     );
     assert_eq!(StateImage::decode(&empty.encode(), 10).unwrap(), empty);
 }
@@ -177,7 +187,12 @@ fn bad_state_images_are_refused() {
     // A forged descriptor: flip a byte of the last descriptor's onion key.
     let mut forged = bytes.clone();
     let last = img.descriptors[3].encode();
-    let at = bytes.len() - last.len() + 64;
+    let no_votes = StateImage {
+        votes: Votes::default(),
+        ..img.clone()
+    };
+    let tail = bytes.len() - no_votes.encode().len() + 9;
+    let at = bytes.len() - tail - last.len() + 64;
     forged[at] ^= 1;
     assert_eq!(
         StateImage::decode(&forged, 10),

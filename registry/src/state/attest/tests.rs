@@ -28,10 +28,17 @@ fn sample(seed: u8) -> Attestation {
 fn signs_sorts_and_round_trips_with_a_hex_prefix() {
     let signed = sample(9).sign(&key(9)).unwrap();
     let bytes = signed.encode();
-    assert_eq!(bytes.len(), 1 + 32 + 8 + 8 + 2 + (32 + 32 + 1) + (32 + 32 + 9) + 64);
+    assert_eq!(
+        bytes.len(),
+        1 + 32 + 8 + 8 + 2 + (32 + 32 + 1) + (32 + 32 + 9) + 64
+    );
     let signer = hex::encode(key(9).verifying_key().to_bytes());
     let head = format!("01{signer}000000006553f1000000000000000007000201");
-    assert!(hex::encode(&bytes).starts_with(&head), "{}", hex::encode(&bytes));
+    assert!(
+        hex::encode(&bytes).starts_with(&head),
+        "{}",
+        hex::encode(&bytes)
+    );
     let back = SignedAttestation::decode(&bytes).unwrap();
     assert_eq!(back, signed);
     assert_eq!(back.attestation().relays[0].relay, [1; 32]);

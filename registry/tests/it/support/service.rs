@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_directory::{Descriptor, ExitPolicy, SignedDescriptor};
-use braid_registry::state::{Attestation, AttestedRelay, Command, descriptor_digest};
-use braid_registry::store::Applied;
 use braid_registry::protocol::{RefuseCode, Response};
 use braid_registry::service::{
     FeedSettings, PROTOCOL, PeerAddresses, Registries, RegistryRole, RegistrySettings, Replica,
     RoleOptions, SoloReplica,
 };
+use braid_registry::state::{Attestation, AttestedRelay, Command, descriptor_digest};
+use braid_registry::store::Applied;
 use braid_registry::store::StoreLimits;
 use braid_transport::{Identity, Multiaddr, PeerId, Transport, TransportConfig};
 use ed25519_dalek::SigningKey;
@@ -128,8 +128,7 @@ pub(crate) async fn registries_with(
     for (i, (transport, key)) in nodes.into_iter().enumerate() {
         let dir = TempDir::new().unwrap();
         let replica = Arc::new(
-            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default(), &list)
-                .unwrap(),
+            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default(), &list).unwrap(),
         );
         replica.set_leader(i == leader);
         let settings = RegistrySettings {
@@ -207,7 +206,9 @@ pub(crate) async fn feed_votes(
         }
         .sign(key)
         .unwrap();
-        let applied = bounded(replica.submit(Command::Attest(signed))).await.unwrap();
+        let applied = bounded(replica.submit(Command::Attest(signed)))
+            .await
+            .unwrap();
         assert!(matches!(applied, Applied::Attested { .. }), "{applied:?}");
     }
 }
@@ -250,5 +251,48 @@ pub(crate) fn refusal(response: &Response) -> (RefuseCode, String) {
     match response {
         Response::Refused(r) => (r.code(), r.text().to_owned()),
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The Raft group as the service's replica (what `braid-node` does in its registry role).
+pub(crate) struct RaftReplica(pub braid_registry::raft::RegistryRaft);
+
+impl Replica for RaftReplica {
+    fn submit(
+        &self,
+        command: Command,
+    ) -> futures::future::BoxFuture<'static, Result<Applied, braid_registry::service::ReplicaError>>
+    {
+        let raft = self.0.clone();
+        Box::pin(async move {
+            raft.submit(command).await.map_err(|e| {
+                braid_registry::service::ReplicaError::Unavailable {
+                    reason: e.to_string(),
+                }
+            })
+        })
+    }
+
+    fn descriptors(&self) -> Result<Vec<SignedDescriptor>, braid_registry::service::ReplicaError> {
+        self.0
+            .descriptors()
+            .map_err(|e| braid_registry::service::ReplicaError::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+
+    fn view(
+        &self,
+    ) -> Result<braid_registry::store::StateView, braid_registry::service::ReplicaError> {
+        self.0
+            .view()
+            .map_err(|e| braid_registry::service::ReplicaError::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+
+    fn is_leader(&self) -> bool {
+        let s = self.0.status();
+        s.leader == Some(s.id)
     }
 }
