@@ -34,6 +34,9 @@ const MAX_ENTRY_BYTES: usize = 32 + 32 + 1 + 8;
 pub const MAX_ATTESTATION_LEN: usize =
     1 + 32 + 8 + 8 + 2 + MAX_ATTESTED_RELAYS * MAX_ENTRY_BYTES + 64;
 
+// An attestation command (version, tag, attestation) fits one Raft entry (8 KiB).
+const _: () = assert!(2 + MAX_ATTESTATION_LEN <= 8 * 1024);
+
 /// What the signature covers first, so an attestation signature is never valid as anything
 /// else (descriptors and snapshots have their own domains).
 pub const ATTESTATION_DOMAIN: &[u8] = b"braid registry attestation v1\0";

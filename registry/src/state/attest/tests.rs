@@ -126,6 +126,6 @@ fn a_maximal_attestation_fits_the_limit_and_a_raft_entry() {
         .collect();
     let bytes = a.sign(&key(9)).unwrap().encode();
     assert_eq!(bytes.len(), MAX_ATTESTATION_LEN);
-    assert!(2 + MAX_ATTESTATION_LEN <= 8 * 1024);
+    const { assert!(2 + MAX_ATTESTATION_LEN <= 8 * 1024) };
     assert!(SignedAttestation::decode(&bytes).is_ok());
 }
