@@ -201,6 +201,23 @@ fn bad_state_images_are_refused() {
             reason: Box::new(Error::BadSignature)
         })
     );
+    // Votes naming a relay without a descriptor, or out of order.
+    let mut orphan = img.clone();
+    orphan.votes.votes[0].relay = [0xff; 32];
+    assert_eq!(
+        StateImage::decode(&orphan.encode(), 10),
+        Err(SnapshotError::Malformed {
+            what: "a vote or listed relay names a relay without a descriptor"
+        })
+    );
+    let mut twice = img.clone();
+    twice.votes.listed.push(twice.votes.listed[0]);
+    assert_eq!(
+        StateImage::decode(&twice.encode(), 10),
+        Err(SnapshotError::Malformed {
+            what: "listed relays are not sorted and distinct"
+        })
+    );
     // A membership record over the limit.
     let big = StateImage {
         membership: Some((LogId { term: 1, index: 1 }, vec![0; MAX_MEMBERSHIP_LEN + 1])),
