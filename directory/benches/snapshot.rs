@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use braid_directory::{
-    Descriptor, ExitPolicy, RegistrySet, SignedDescriptor, SignedSnapshot, Snapshot,
+    Descriptor, ExitPolicy, ListedRelay, RegistrySet, SignedDescriptor, SignedSnapshot, Snapshot,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
@@ -70,7 +70,11 @@ fn build(
     keys: &[SigningKey],
     descriptors: Vec<SignedDescriptor>,
 ) -> SignedSnapshot {
-    let mut signed = Snapshot::new(set, T0, T0 + 3 * HOUR, descriptors)
+    // Each entry measured at its claim (as an operator-vouched one), with flags: the widest
+    // entries a snapshot carries.
+    let listed = descriptors.into_iter().map(ListedRelay::vouched).collect();
+    let unmeasured = braid_directory::listing::default_unmeasured_weight();
+    let mut signed = Snapshot::new(set, T0, T0 + 3 * HOUR, unmeasured, listed)
         .unwrap()
         .into_unsigned();
     for k in keys {

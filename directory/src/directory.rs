@@ -1,15 +1,20 @@
-//! The directory snapshot file: the set of signed descriptors a proxy builds circuits from.
+//! The directory: the listed relays (descriptor, weight, flags) a proxy builds circuits from, and
+//! its file form.
 //!
-//! A JSON object `{"version":1,"descriptors":["<hex>", ...]}`, each entry the hex of
+//! A [`Directory`] comes from a verified registry snapshot ([`crate::VerifiedSnapshot`]), which
+//! carries the registries' flags and measurements, or from an operator-assembled file: a JSON
+//! object `{"version":1,"descriptors":["<hex>", ...]}`, each entry the hex of
 //! [`SignedDescriptor::encode`]. Loading checks every descriptor's signature and refuses the whole
-//! file on any bad entry. Not signed by registry keys (the registry-signed form is `snapshot`), and
-//! it does no file I/O itself.
+//! file on any bad entry. A file is not signed by registry keys and carries no flags: the operator
+//! vouches for it, so each relay gets [`ListedRelay::vouched`] (its claimed bandwidth as its
+//! weight, Guard, Exit if its policy allows some exit). It does no file I/O itself.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
 use crate::descriptor::MAX_ENCODED_LEN;
+use crate::listing::ListedRelay;
 use crate::{Error, SignedDescriptor};
 
 /// The directory file format version this crate writes and reads.
@@ -23,11 +28,11 @@ pub const MAX_DIRECTORY_ENTRIES: usize = 10_000;
 pub const MAX_DIRECTORY_TEXT_LEN: usize =
     MAX_DIRECTORY_ENTRIES * (2 * MAX_ENCODED_LEN + 8) + 65_536;
 
-/// A set of signed descriptors with distinct identities.
+/// A set of listed relays with distinct identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Directory {
-    /// The descriptors, in file order.
-    pub descriptors: Vec<SignedDescriptor>,
+    /// The relays, in file or snapshot order.
+    relays: Vec<ListedRelay>,
 }
 
 /// The file's shape, before the descriptors are decoded.
@@ -39,26 +44,61 @@ struct DirectoryFile {
 }
 
 impl Directory {
-    /// A directory of `descriptors`, refused if there are more than [`MAX_DIRECTORY_ENTRIES`]
-    /// or two share an identity.
+    /// An operator-vouched directory of `descriptors` (each becomes [`ListedRelay::vouched`]:
+    /// weight = claimed bandwidth, Guard, Exit if its policy allows some exit), refused if there
+    /// are more than [`MAX_DIRECTORY_ENTRIES`] or two share an identity.
     pub fn new(descriptors: Vec<SignedDescriptor>) -> Result<Self, Error> {
-        check_count(descriptors.len())?;
-        let mut seen: HashMap<[u8; 32], usize> = HashMap::with_capacity(descriptors.len());
-        for (index, d) in descriptors.iter().enumerate() {
-            if let Some(&first) = seen.get(d.identity()) {
-                return Err(Error::DuplicateIdentity { index, first });
-            }
-            seen.insert(*d.identity(), index);
-        }
-        Ok(Self { descriptors })
+        Self::from_relays(descriptors.into_iter().map(ListedRelay::vouched).collect())
     }
 
-    /// The file text: pretty-printed JSON with one descriptor per line.
+    /// A directory of `relays` as they are, refused if there are more than
+    /// [`MAX_DIRECTORY_ENTRIES`] or two share an identity.
+    pub fn from_relays(relays: Vec<ListedRelay>) -> Result<Self, Error> {
+        check_count(relays.len())?;
+        let mut seen: HashMap<[u8; 32], usize> = HashMap::with_capacity(relays.len());
+        for (index, r) in relays.iter().enumerate() {
+            if let Some(&first) = seen.get(r.identity()) {
+                return Err(Error::DuplicateIdentity { index, first });
+            }
+            seen.insert(*r.identity(), index);
+        }
+        Ok(Self { relays })
+    }
+
+    /// The relays of a verified snapshot: distinct identities (sorted strictly) and at most
+    /// `MAX_SNAPSHOT_DESCRIPTORS`, the directory limit, so what `from_relays` checks holds.
+    pub(crate) fn from_verified(relays: Vec<ListedRelay>) -> Self {
+        Self { relays }
+    }
+
+    /// The listed relays, in order.
+    pub fn relays(&self) -> &[ListedRelay] {
+        &self.relays
+    }
+
+    /// The relays' descriptors, in order.
+    pub fn descriptors(&self) -> Vec<&SignedDescriptor> {
+        self.relays.iter().map(|r| &r.descriptor).collect()
+    }
+
+    /// How many relays are listed.
+    pub fn len(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// Whether no relay is listed.
+    pub fn is_empty(&self) -> bool {
+        self.relays.is_empty()
+    }
+
+    /// The file text: pretty-printed JSON with one descriptor per line. Only the descriptors are
+    /// written: read back, each relay is [`ListedRelay::vouched`] (registry flags and
+    /// measurements are not part of the file).
     pub fn to_text(&self) -> String {
         let entries: Vec<String> = self
-            .descriptors
+            .relays
             .iter()
-            .map(|d| format!("    \"{}\"", hex::encode(d.encode())))
+            .map(|r| format!("    \"{}\"", hex::encode(r.descriptor.encode())))
             .collect();
         let list = if entries.is_empty() {
             "[]".to_owned()
@@ -115,9 +155,18 @@ impl Directory {
 
     /// The descriptors that pass [`SignedDescriptor::check_fresh`] at `now_unix`, in order.
     pub fn fresh(&self, now_unix: u64) -> Vec<&SignedDescriptor> {
-        self.descriptors
+        self.fresh_relays(now_unix)
+            .into_iter()
+            .map(|r| &r.descriptor)
+            .collect()
+    }
+
+    /// The relays whose descriptors pass [`SignedDescriptor::check_fresh`] at `now_unix`, in
+    /// order.
+    pub fn fresh_relays(&self, now_unix: u64) -> Vec<&ListedRelay> {
+        self.relays
             .iter()
-            .filter(|d| d.check_fresh(now_unix).is_ok())
+            .filter(|r| r.descriptor.check_fresh(now_unix).is_ok())
             .collect()
     }
 }

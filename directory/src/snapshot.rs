@@ -1,5 +1,5 @@
-//! The signed directory snapshot: every listed relay's signed descriptor, signed in turn by a
-//! majority of the configured registries.
+//! The signed directory snapshot: every listed relay (its signed descriptor, the registries'
+//! flags and bandwidth measurement), signed in turn by a majority of the configured registries.
 //!
 //! Registries build a [`Snapshot`] from their replicated state, each signs it
 //! ([`SignedSnapshot::sign_with`]) and the signatures are gathered
@@ -11,6 +11,7 @@
 //!
 //! The wire format is in the crate README ("Directory snapshot wire format").
 
+mod entry;
 mod error;
 mod registry_set;
 mod verify;
@@ -20,19 +21,24 @@ use ed25519_dalek::{Signature, Signer, SigningKey};
 use crate::SignedDescriptor;
 use crate::descriptor::{CLOCK_SKEW_SECS, MAX_ENCODED_LEN, SIGNATURE_LEN};
 use crate::directory::MAX_DIRECTORY_ENTRIES;
+use crate::listing::ListedRelay;
 use braid_codec::{Reader, Writer};
 
+use entry::{ENTRY_TAIL_LEN, entry_fault, write_entry};
+pub use entry::{RawEntry, next_descriptor, next_entry};
 pub use error::SnapshotError;
 pub use registry_set::{MAX_REGISTRIES, RegistrySet};
 pub use verify::verify_descriptor_signatures;
 pub use verify::{VerifiedSnapshot, accept_newer};
 
 /// The snapshot format this crate writes and reads (the first byte of every encoding).
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Version 2 lists each relay with its flags and measured bandwidth, and the unmeasured weight
+/// in the header; version 1 (bare descriptors) is no longer read.
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Registry signatures cover this prefix followed by the 32-byte BLAKE3 digest of the body, so
 /// they can never be taken for a signature on anything else made with a registry key.
-pub const SNAPSHOT_SIGNING_DOMAIN: &[u8] = b"braid directory snapshot v1\0";
+pub const SNAPSHOT_SIGNING_DOMAIN: &[u8] = b"braid directory snapshot v2\0";
 
 /// The most descriptors one snapshot may hold (the same limit as a [`crate::Directory`]).
 pub const MAX_SNAPSHOT_DESCRIPTORS: usize = MAX_DIRECTORY_ENTRIES;
@@ -44,8 +50,9 @@ pub const MAX_SNAPSHOT_LIFETIME_SECS: u64 = 24 * 60 * 60;
 /// skew as for descriptors).
 pub const SNAPSHOT_CLOCK_SKEW_SECS: u64 = CLOCK_SKEW_SECS;
 
-/// Bytes before the first descriptor: version, issued_at, valid_until, set digest, count.
-const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 4;
+/// Bytes before the first entry: version, issued_at, valid_until, set digest, unmeasured weight,
+/// entry count.
+pub const HEADER_LEN: usize = 1 + 8 + 8 + 32 + 8 + 4;
 
 /// The shortest possible signed descriptor encoding: one 1-byte text address (tag, length,
 /// byte), a 1-character nickname, no exit rule.
@@ -55,45 +62,55 @@ pub const MIN_DESCRIPTOR_LEN: usize = 1 + 32 + 32 + 1 + 3 + 2 + 8 + 1 + 8 + 8 + 
 const SIGNATURE_ENTRY_LEN: usize = 1 + SIGNATURE_LEN;
 
 /// The longest encoding accepted (about 32 MB): [`MAX_SNAPSHOT_DESCRIPTORS`] maximal
-/// descriptors with their length prefixes, and [`MAX_REGISTRIES`] signatures. Longer input is
-/// refused before it is read.
+/// entries (length prefix, descriptor, flags, measurement), and [`MAX_REGISTRIES`] signatures.
+/// Longer input is refused before it is read.
 pub const MAX_SNAPSHOT_LEN: usize = HEADER_LEN
-    + MAX_SNAPSHOT_DESCRIPTORS * (2 + MAX_ENCODED_LEN)
+    + MAX_SNAPSHOT_DESCRIPTORS * (2 + MAX_ENCODED_LEN + ENTRY_TAIL_LEN)
     + 1
     + MAX_REGISTRIES * SIGNATURE_ENTRY_LEN;
 
-/// The body a registry majority signs: lifetime, the registry set it is for, and the signed
-/// descriptors sorted by identity. Build it with [`Snapshot::new`].
+/// The body a registry majority signs: lifetime, the registry set it is for, the weight of an
+/// unmeasured relay, and the listed relays sorted by identity. Build it with [`Snapshot::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     issued_at: u64,
     valid_until: u64,
     registry_set: [u8; 32],
-    descriptors: Vec<SignedDescriptor>,
+    unmeasured_weight: u64,
+    relays: Vec<ListedRelay>,
 }
 
 impl Snapshot {
     /// A snapshot for `set` valid from `issued_at` until `valid_until` (unix seconds), listing
-    /// `descriptors` in any order (they are sorted by identity here). Refused:
+    /// `relays` (from [`build_listing`](crate::listing::build_listing)) in any order (they are
+    /// sorted by identity here), where an unmeasured relay weighs `unmeasured_weight`. Refused:
     /// [`SnapshotError::BadLifetime`] unless `issued_at < valid_until <= issued_at +`
-    /// [`MAX_SNAPSHOT_LIFETIME_SECS`]; [`SnapshotError::TooManyDescriptors`];
-    /// [`SnapshotError::DuplicateIdentity`]; [`SnapshotError::ExpiresTooSoon`] for a descriptor
-    /// that would expire before `valid_until`, and [`SnapshotError::BadDescriptor`] for one not
-    /// yet valid at `issued_at`. A registry drops such descriptors before building.
+    /// [`MAX_SNAPSHOT_LIFETIME_SECS`]; [`SnapshotError::BadUnmeasuredWeight`] for 0;
+    /// [`SnapshotError::TooManyDescriptors`]; [`SnapshotError::DuplicateIdentity`];
+    /// [`SnapshotError::ExpiresTooSoon`] for a descriptor that would expire before
+    /// `valid_until`, [`SnapshotError::BadDescriptor`] for one not yet valid at `issued_at`;
+    /// [`SnapshotError::BadEntry`] for a measurement of 0, an Exit flag on a policy that allows no
+    /// exit, or an entry whose `unmeasured_weight` is not this one. A registry drops such relays
+    /// before building.
     pub fn new(
         set: &RegistrySet,
         issued_at: u64,
         valid_until: u64,
-        descriptors: Vec<SignedDescriptor>,
+        unmeasured_weight: u64,
+        relays: Vec<ListedRelay>,
     ) -> Result<Self, SnapshotError> {
         check_lifetime(issued_at, valid_until)?;
-        if descriptors.len() > MAX_SNAPSHOT_DESCRIPTORS {
+        if unmeasured_weight == 0 {
+            return Err(SnapshotError::BadUnmeasuredWeight);
+        }
+        if relays.len() > MAX_SNAPSHOT_DESCRIPTORS {
             return Err(SnapshotError::TooManyDescriptors {
-                count: descriptors.len(),
+                count: relays.len(),
                 max: MAX_SNAPSHOT_DESCRIPTORS,
             });
         }
-        for (index, d) in descriptors.iter().enumerate() {
+        for (index, relay) in relays.iter().enumerate() {
+            let d = &relay.descriptor;
             let expires = d.descriptor().expires;
             if expires < valid_until {
                 return Err(SnapshotError::ExpiresTooSoon {
@@ -107,24 +124,30 @@ impl Snapshot {
                     index,
                     reason: Box::new(e),
                 })?;
+            let fault = entry_fault(relay).or((relay.unmeasured_weight != unmeasured_weight)
+                .then_some("unmeasured_weight differs from the snapshot's"));
+            if let Some(what) = fault {
+                return Err(SnapshotError::BadEntry { index, what });
+            }
         }
-        let mut order: Vec<usize> = (0..descriptors.len()).collect();
-        order.sort_unstable_by_key(|&i| (descriptors[i].identity(), i));
+        let mut order: Vec<usize> = (0..relays.len()).collect();
+        order.sort_unstable_by_key(|&i| (relays[i].identity(), i));
         for w in order.windows(2) {
-            if descriptors[w[0]].identity() == descriptors[w[1]].identity() {
+            if relays[w[0]].identity() == relays[w[1]].identity() {
                 return Err(SnapshotError::DuplicateIdentity {
                     index: w[1],
                     first: w[0],
                 });
             }
         }
-        let mut descriptors = descriptors;
-        descriptors.sort_unstable_by(|a, b| a.identity().cmp(b.identity()));
+        let mut relays = relays;
+        relays.sort_unstable_by(|a, b| a.identity().cmp(b.identity()));
         Ok(Self {
             issued_at,
             valid_until,
             registry_set: set.digest(),
-            descriptors,
+            unmeasured_weight,
+            relays,
         })
     }
 
@@ -138,26 +161,39 @@ impl Snapshot {
         self.valid_until
     }
 
-    /// The descriptors, sorted by identity.
-    pub fn descriptors(&self) -> &[SignedDescriptor] {
-        &self.descriptors
+    /// The listed relays, sorted by identity.
+    pub fn relays(&self) -> &[ListedRelay] {
+        &self.relays
+    }
+
+    /// The descriptors of the listed relays, sorted by identity.
+    pub fn descriptors(&self) -> Vec<&SignedDescriptor> {
+        self.relays.iter().map(|r| &r.descriptor).collect()
+    }
+
+    /// The weight of an unmeasured relay in this snapshot.
+    pub fn unmeasured_weight(&self) -> u64 {
+        self.unmeasured_weight
     }
 
     /// The canonical body bytes (everything the registry signatures cover through its digest).
     pub fn encode(&self) -> Vec<u8> {
-        let encoded: Vec<Vec<u8>> = self.descriptors.iter().map(|d| d.encode()).collect();
-        let total = HEADER_LEN + encoded.iter().map(|e| 2 + e.len()).sum::<usize>();
+        let encoded: Vec<Vec<u8>> = self.relays.iter().map(|r| r.descriptor.encode()).collect();
+        let total = HEADER_LEN
+            + encoded
+                .iter()
+                .map(|e| 2 + e.len() + ENTRY_TAIL_LEN)
+                .sum::<usize>();
         let mut w = Writer::with_capacity(total + 1 + MAX_REGISTRIES * SIGNATURE_ENTRY_LEN);
         w.u8(SNAPSHOT_VERSION);
         w.u64(self.issued_at);
         w.u64(self.valid_until);
         w.bytes(&self.registry_set);
-        // Snapshot::new caps the count at MAX_SNAPSHOT_DESCRIPTORS, and a descriptor encoding at
-        // MAX_ENCODED_LEN (3212) bytes: both casts are lossless.
+        w.u64(self.unmeasured_weight);
+        // Snapshot::new caps the count at MAX_SNAPSHOT_DESCRIPTORS: the cast is lossless.
         w.u32(encoded.len() as u32);
-        for e in &encoded {
-            w.u16(e.len() as u16);
-            w.bytes(e);
+        for (relay, e) in self.relays.iter().zip(&encoded) {
+            write_entry(&mut w, relay, e);
         }
         w.finish()
     }
@@ -168,7 +204,8 @@ impl Snapshot {
             issued_at: self.issued_at,
             valid_until: self.valid_until,
             registry_set: self.registry_set,
-            descriptor_count: self.descriptors.len(),
+            unmeasured_weight: self.unmeasured_weight,
+            descriptor_count: self.relays.len(),
             body: self.encode(),
             signatures: Vec::new(),
         }
@@ -203,6 +240,7 @@ pub struct SignedSnapshot {
     issued_at: u64,
     valid_until: u64,
     registry_set: [u8; 32],
+    unmeasured_weight: u64,
     descriptor_count: usize,
     /// The body as encoded (version through the last descriptor).
     body: Vec<u8>,
@@ -213,9 +251,10 @@ impl SignedSnapshot {
     /// Parses an encoding and checks its structure: [`SnapshotError::TooLarge`] over
     /// [`MAX_SNAPSHOT_LEN`]; [`SnapshotError::Incomplete`] if it stops early;
     /// [`SnapshotError::BadVersion`]; [`SnapshotError::BadLifetime`];
+    /// [`SnapshotError::BadUnmeasuredWeight`] for 0;
     /// [`SnapshotError::TooManyDescriptors`] / [`SnapshotError::TooManySignatures`] for counts
-    /// over the limits; [`SnapshotError::Malformed`] for a descriptor length out of range or
-    /// trailing bytes; [`SnapshotError::Unsorted`] if identities are not strictly ascending.
+    /// over the limits; [`SnapshotError::Malformed`] for a descriptor length out of range, an
+    /// unknown flag bit or trailing bytes; [`SnapshotError::Unsorted`] if identities are not strictly ascending.
     /// Signatures, descriptors and time are not checked here: see [`SignedSnapshot::verify`].
     pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
         if bytes.len() > MAX_SNAPSHOT_LEN {
@@ -234,6 +273,10 @@ impl SignedSnapshot {
         let valid_until = r.u64("snapshot valid_until").map_err(codec)?;
         check_lifetime(issued_at, valid_until)?;
         let registry_set = r.array("snapshot registry set").map_err(codec)?;
+        let unmeasured_weight = r.u64("snapshot unmeasured weight").map_err(codec)?;
+        if unmeasured_weight == 0 {
+            return Err(SnapshotError::BadUnmeasuredWeight);
+        }
         let count = r.u32("snapshot descriptor count").map_err(codec)?;
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         if count > MAX_SNAPSHOT_DESCRIPTORS {
@@ -244,10 +287,9 @@ impl SignedSnapshot {
         }
         let mut previous: Option<&[u8]> = None;
         for index in 0..count {
-            let encoded = next_descriptor(&mut r)?;
-            // Bytes 1..33 of a descriptor encoding are its identity (after the version byte);
-            // next_descriptor guarantees at least MIN_DESCRIPTOR_LEN bytes.
-            let identity = encoded.get(1..33).ok_or(SnapshotError::Malformed {
+            let entry = next_entry(&mut r)?;
+            // next_entry guarantees at least MIN_DESCRIPTOR_LEN descriptor bytes.
+            let identity = entry.identity().ok_or(SnapshotError::Malformed {
                 what: "descriptor too short",
             })?;
             if previous.is_some_and(|p| p >= identity) {
@@ -275,6 +317,7 @@ impl SignedSnapshot {
             issued_at,
             valid_until,
             registry_set,
+            unmeasured_weight,
             descriptor_count: count,
             body,
             signatures,
@@ -311,6 +354,12 @@ impl SignedSnapshot {
     /// When it stops being valid (unix seconds); not authenticated before verification.
     pub fn valid_until(&self) -> u64 {
         self.valid_until
+    }
+
+    /// The weight of an unmeasured relay the snapshot names; not authenticated before
+    /// verification.
+    pub fn unmeasured_weight(&self) -> u64 {
+        self.unmeasured_weight
     }
 
     /// How many descriptors the body lists.
@@ -389,46 +438,15 @@ impl SignedSnapshot {
         [SNAPSHOT_SIGNING_DOMAIN, &self.digest()].concat()
     }
 
-    /// The descriptor encodings in the body, in order.
-    fn descriptor_encodings(&self) -> DescriptorEncodings<'_> {
+    /// The entries in the body, in order, nothing inside checked beyond the encoding (e.g. for a
+    /// co-signer that looks each descriptor up in its own state).
+    pub fn raw_entries(&self) -> Result<Vec<RawEntry<'_>>, SnapshotError> {
         let mut reader = Reader::new(&self.body);
-        // decode and Snapshot::encode made the body: the header is there.
-        let _ = reader.take(HEADER_LEN, "snapshot header");
-        DescriptorEncodings {
-            reader,
-            left: self.descriptor_count,
-        }
-    }
-}
-
-/// Reads one length-prefixed descriptor encoding (u16 length, then the bytes, as a snapshot body
-/// lists them) and checks the length is possible: `Malformed` outside
-/// [`MIN_DESCRIPTOR_LEN`]..=[`MAX_ENCODED_LEN`], `Incomplete` if the bytes end early.
-pub fn next_descriptor<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], SnapshotError> {
-    let len = r
-        .u16("snapshot descriptor length")
-        .map_err(SnapshotError::from_codec)?;
-    let len = usize::from(len);
-    if !(MIN_DESCRIPTOR_LEN..=MAX_ENCODED_LEN).contains(&len) {
-        return Err(SnapshotError::Malformed {
-            what: "descriptor length out of range",
-        });
-    }
-    r.take(len, "snapshot descriptor")
-        .map_err(SnapshotError::from_codec)
-}
-
-/// Iterator over the descriptor encodings of a body that `decode` has already checked.
-struct DescriptorEncodings<'a> {
-    reader: Reader<'a>,
-    left: usize,
-}
-
-impl<'a> Iterator for DescriptorEncodings<'a> {
-    type Item = Result<&'a [u8], SnapshotError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.left = self.left.checked_sub(1)?;
-        Some(next_descriptor(&mut self.reader))
+        reader
+            .take(HEADER_LEN, "snapshot header")
+            .map_err(SnapshotError::from_codec)?;
+        (0..self.descriptor_count)
+            .map(|_| next_entry(&mut reader))
+            .collect()
     }
 }

@@ -21,6 +21,10 @@ pub use registries::{
     MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_max_relays,
     default_snapshot_interval_secs, default_snapshot_validity_secs, parse_registries, raft_id,
 };
+pub use registries::{
+    default_guard_min_bandwidth, default_guard_min_uptime_secs, default_max_relays_per_ipv4_24,
+    default_max_relays_per_ipv6_48, default_unmeasured_weight,
+};
 
 /// Settings of `braid relay`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -134,6 +134,7 @@ impl RegistryNode {
             snapshot_interval: timings.snapshot_interval,
             snapshot_validity: timings.snapshot_validity,
             data_dir: Some(cfg.data_dir.clone()),
+            listing: cfg.listing_params(),
             ..RegistrySettings::default()
         };
         let role = RegistryRole::start(

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_directory::{Directory, SignedDescriptor};
+use braid_directory::{Directory, ListedRelay, RelayFlags};
 use braid_relay::Target;
 use braid_relay::handshake::HopSpec;
 use braid_transport::{Multiaddr, PeerId, Transport, peer_id_from_public};
@@ -87,6 +87,10 @@ struct Relay {
     addrs: Vec<Multiaddr>,
     spec: HopSpec,
     desc: braid_directory::Descriptor,
+    /// Its selection weight in the directory ([`ListedRelay::weight`]).
+    weight: u64,
+    /// Its registry-assigned flags.
+    flags: RelayFlags,
 }
 
 struct Entry {
@@ -254,8 +258,8 @@ impl CircuitManager {
     pub async fn set_directory(&self, directory: &Directory) -> Result<usize, RouterError> {
         let now = now_unix();
         let mut fresh = Vec::new();
-        for sd in directory.fresh(now) {
-            if let Some(r) = relay_from(sd) {
+        for listed in directory.fresh_relays(now) {
+            if let Some(r) = relay_from(listed) {
                 self.transport
                     .add_addresses(r.peer, r.addrs.clone())
                     .await?;
@@ -455,8 +459,8 @@ impl CircuitManager {
             .map(|(i, r)| Candidate {
                 index: i,
                 ip: first_ip(&r.addrs),
-                bandwidth: r.desc.bandwidth,
-                exit_for_target: exit_allows(&r.desc, target),
+                bandwidth: r.weight,
+                exit_for_target: r.flags.is_exit() && exit_allows(&r.desc, target),
             })
             .collect();
         if !candidates.iter().any(|c| c.exit_for_target) {
@@ -551,8 +555,8 @@ impl CircuitManager {
 /// Unlisted relays kept for stable indexes before the list may be compacted.
 pub const MAX_UNLISTED: usize = 256;
 
-fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
-    let d = sd.descriptor();
+fn relay_from(listed: &ListedRelay) -> Option<Relay> {
+    let d = listed.descriptor.descriptor();
     let peer = peer_id_from_public(&d.identity).ok()?;
     let addrs: Vec<Multiaddr> = d.addresses.iter().filter_map(|a| a.parse().ok()).collect();
     if addrs.is_empty() {
@@ -568,6 +572,8 @@ fn relay_from(sd: &SignedDescriptor) -> Option<Relay> {
         },
         addrs,
         desc: d.clone(),
+        weight: listed.weight(),
+        flags: listed.flags,
     })
 }
 

@@ -364,6 +364,9 @@ const SIM_REPUBLISH: Duration = Duration::from_secs(600);
 const SIM_REFRESH: Duration = Duration::from_secs(1);
 /// How long the registries' directory may take to list every relay.
 const LISTED_TIMEOUT: Duration = Duration::from_secs(60);
+/// Relays the simulated registries list per /24 and /48: all of the simulator's relays share
+/// 127.0.0.0/24, so the cap is set far above any scenario's relay count.
+const SIM_MAX_PER_SUBNET: usize = 10_000;
 
 /// Starts `n` registries on 127.0.1.(1 + i), each on a free QUIC port, as one Raft group that
 /// builds a snapshot every second. Returns them, their list for the relays and the proxy, and
@@ -405,6 +408,12 @@ async fn start_registries(
             registries: entries.clone(),
             snapshot_interval_secs: 1,
             snapshot_validity_secs: 600,
+            // Every simulated relay is on 127.0.0.x (one /24) and fresh: no subnet cap to
+            // speak of, Guard without uptime and for any measured bandwidth.
+            max_relays_per_ipv4_24: SIM_MAX_PER_SUBNET,
+            max_relays_per_ipv6_48: SIM_MAX_PER_SUBNET,
+            guard_min_uptime_secs: 0,
+            guard_min_bandwidth: 1,
             ..RegistryConfig::default()
         };
         let timings = RegistryTimings::from_config(&cfg);

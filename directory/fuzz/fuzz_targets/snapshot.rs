@@ -1,6 +1,7 @@
 //! `SignedSnapshot::decode` then `verify` on arbitrary bytes: never panics; whatever decodes
-//! re-encodes to exactly the input; whatever verifies has a majority of distinct signers and
-//! sorted, distinct, fresh descriptors, and `accept_newer` agrees with `verify`.
+//! re-encodes to exactly the input; whatever verifies has a majority of distinct signers,
+//! sorted, distinct, fresh descriptors, weights no higher than the claim and the registries' cap,
+//! Exit flags only on exit policies, and `accept_newer` agrees with `verify`.
 //!
 //! The registry set is fixed (seeds 0xA0, 0xA1, 0xA2, as in the tests), so seeds from
 //! `tests/snapshot_*.rs` (written by `cargo test -p braid-directory --test snapshot_codec
@@ -46,9 +47,17 @@ fuzz_target!(|data: &[u8]| {
                 .all(|w| w[0].identity() < w[1].identity())
         );
         assert!(v.descriptors().iter().all(|d| d.check_fresh(NOW).is_ok()));
-        assert_eq!(
-            v.to_directory().descriptors.len(),
-            signed.descriptor_count()
-        );
+        assert!(v.unmeasured_weight() >= 1);
+        for r in v.relays() {
+            let claim = r.descriptor.descriptor().bandwidth;
+            let cap = r.measured_bw.unwrap_or(v.unmeasured_weight());
+            // No relay weighs more than it claims or than the registries allow.
+            assert_eq!(r.weight(), claim.min(cap));
+            assert!(r.weight() >= 1);
+            assert!(r.measured_bw != Some(0));
+            assert!(!r.flags.is_exit() || r.descriptor.descriptor().is_exit());
+        }
+        assert_eq!(v.to_directory().relays(), v.relays());
+        assert_eq!(v.to_directory().len(), signed.descriptor_count());
     }
 });

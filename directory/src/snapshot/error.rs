@@ -25,7 +25,7 @@ pub enum SnapshotError {
         what: &'static str,
     },
     /// The version byte names a snapshot format this build does not speak.
-    #[error("unsupported directory snapshot version {0} (this build speaks version 1)")]
+    #[error("unsupported directory snapshot version {0} (this build speaks version 2)")]
     BadVersion(u8),
     /// The input is longer than any snapshot may be; refused before reading it.
     #[error("directory snapshot of {len} bytes is over the limit of {max}")]
@@ -165,6 +165,18 @@ pub enum SnapshotError {
         expires: u64,
         /// The snapshot's `valid_until` (unix seconds).
         valid_until: u64,
+    },
+    /// The header's unmeasured weight is 0 (an unmeasured relay must weigh at least 1).
+    #[error("directory snapshot gives unmeasured relays a weight of 0")]
+    BadUnmeasuredWeight,
+    /// One entry breaks a listing rule the encoding cannot express (a measurement of 0, an Exit
+    /// flag on a relay whose policy allows no exit, a different unmeasured weight when building).
+    #[error("directory snapshot entry {index}: {what}")]
+    BadEntry {
+        /// Position of the entry (from 0).
+        index: usize,
+        /// Which rule it breaks.
+        what: &'static str,
     },
     /// While building: two descriptors share an identity.
     #[error("descriptor {index} repeats the identity of descriptor {first}")]

@@ -6,18 +6,20 @@
 //! passed. Nothing here keeps state: the caller holds the snapshot in use.
 
 use crate::descriptor::UncheckedDescriptor;
+use crate::listing::ListedRelay;
 use crate::{Directory, SignedDescriptor};
 use ed25519_dalek::Signature;
 
+use super::entry::entry_fault;
 use super::{RegistrySet, SNAPSHOT_CLOCK_SKEW_SECS, SignedSnapshot, SnapshotError};
 
-/// A snapshot whose registry signatures (a majority of the set), lifetime and every descriptor
-/// (signature and freshness at the time of the check) have been verified. Only
-/// [`SignedSnapshot::verify`] makes one.
+/// A snapshot whose registry signatures (a majority of the set), lifetime and every entry
+/// (descriptor signature and freshness at the time of the check, entry rules) have been
+/// verified. Only [`SignedSnapshot::verify`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedSnapshot {
     signed: SignedSnapshot,
-    descriptors: Vec<SignedDescriptor>,
+    relays: Vec<ListedRelay>,
     signers: Vec<u8>,
 }
 
@@ -29,7 +31,8 @@ impl SignedSnapshot {
     /// do not verify, e.g. made by a key outside the set, are not counted);
     /// [`SnapshotError::NotYetValid`] if issued more than the clock skew after `now`;
     /// [`SnapshotError::Expired`] once `now >= valid_until`; [`SnapshotError::BadDescriptor`]
-    /// naming the first descriptor that is not a valid signed descriptor or not fresh at `now`.
+    /// naming the first descriptor that is not a valid signed descriptor or not fresh at `now`;
+    /// [`SnapshotError::BadEntry`] for an Exit flag on a relay whose policy allows no exit.
     pub fn verify(&self, set: &RegistrySet, now: u64) -> Result<VerifiedSnapshot, SnapshotError> {
         self.check_set(set)?;
         let signers = self.valid_signers(set)?;
@@ -51,10 +54,10 @@ impl SignedSnapshot {
                 now,
             });
         }
-        let descriptors = self.checked_descriptors(now)?;
+        let relays = self.checked_relays(now)?;
         Ok(VerifiedSnapshot {
             signed: self.clone(),
-            descriptors,
+            relays,
             signers,
         })
     }
@@ -92,19 +95,39 @@ impl SignedSnapshot {
         Ok(valid)
     }
 
-    /// Parses every descriptor, checks its freshness at `now`, then its signature.
-    fn checked_descriptors(&self, now: u64) -> Result<Vec<SignedDescriptor>, SnapshotError> {
+    /// Parses every descriptor, checks its freshness at `now`, then the signatures, then the
+    /// entry rules.
+    fn checked_relays(&self, now: u64) -> Result<Vec<ListedRelay>, SnapshotError> {
         let bad = |index, reason| SnapshotError::BadDescriptor {
             index,
             reason: Box::new(reason),
         };
-        let mut unchecked = Vec::with_capacity(self.descriptor_count);
-        for (index, encoded) in self.descriptor_encodings().enumerate() {
-            let d = UncheckedDescriptor::parse(encoded?).map_err(|e| bad(index, e))?;
+        let entries = self.raw_entries()?;
+        let mut unchecked = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let d = UncheckedDescriptor::parse(entry.descriptor).map_err(|e| bad(index, e))?;
             d.check_fresh(now).map_err(|e| bad(index, e))?;
             unchecked.push(d);
         }
-        verify_descriptor_signatures(unchecked).map_err(|(index, e)| bad(index, e))
+        let descriptors =
+            verify_descriptor_signatures(unchecked).map_err(|(index, e)| bad(index, e))?;
+        entries
+            .iter()
+            .zip(descriptors)
+            .enumerate()
+            .map(|(index, (entry, descriptor))| {
+                let relay = ListedRelay {
+                    descriptor,
+                    measured_bw: entry.measured_bw,
+                    flags: entry.flags,
+                    unmeasured_weight: self.unmeasured_weight,
+                };
+                match entry_fault(&relay) {
+                    Some(what) => Err(SnapshotError::BadEntry { index, what }),
+                    None => Ok(relay),
+                }
+            })
+            .collect()
     }
 }
 
@@ -147,9 +170,19 @@ pub fn verify_descriptor_signatures(
 }
 
 impl VerifiedSnapshot {
-    /// The descriptors, sorted by identity; every one verified and fresh at the check.
-    pub fn descriptors(&self) -> &[SignedDescriptor] {
-        &self.descriptors
+    /// The listed relays, sorted by identity; every descriptor verified and fresh at the check.
+    pub fn relays(&self) -> &[ListedRelay] {
+        &self.relays
+    }
+
+    /// The descriptors of the listed relays, sorted by identity.
+    pub fn descriptors(&self) -> Vec<&SignedDescriptor> {
+        self.relays.iter().map(|r| &r.descriptor).collect()
+    }
+
+    /// The weight of an unmeasured relay in this snapshot.
+    pub fn unmeasured_weight(&self) -> u64 {
+        self.signed.unmeasured_weight
     }
 
     /// When the snapshot was issued (unix seconds).
@@ -178,21 +211,15 @@ impl VerifiedSnapshot {
         &self.signed
     }
 
-    /// The descriptors as a [`Directory`], for code that builds circuits from one.
+    /// The listed relays as a [`Directory`], for code that builds circuits from one.
     pub fn to_directory(&self) -> Directory {
-        // Distinct identities (sorted strictly) and at most MAX_SNAPSHOT_DESCRIPTORS, which is
-        // the directory limit: what Directory::new would check already holds.
-        Directory {
-            descriptors: self.descriptors.clone(),
-        }
+        Directory::from_verified(self.relays.clone())
     }
 }
 
 impl From<VerifiedSnapshot> for Directory {
     fn from(snapshot: VerifiedSnapshot) -> Self {
-        Directory {
-            descriptors: snapshot.descriptors,
-        }
+        Directory::from_verified(snapshot.relays)
     }
 }
 

@@ -26,7 +26,7 @@ fn round_trips_through_text() {
     assert_eq!(json["version"], 1);
     let entries = json["descriptors"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
-    assert_eq!(entries[1], hex_of(&dir.descriptors[1]));
+    assert_eq!(entries[1], hex_of(dir.descriptors()[1]));
     assert!(text.ends_with("]\n}\n"));
 }
 
@@ -53,14 +53,14 @@ fn compact_json_and_uppercase_hex_are_accepted() {
     assert_eq!(
         Directory::from_text(&text_of(&[hex_of(&d)]))
             .unwrap()
-            .descriptors,
-        vec![d.clone()]
+            .descriptors(),
+        vec![&d]
     );
     assert_eq!(
         Directory::from_text(&text_of(&[hex_of(&d).to_uppercase()]))
             .unwrap()
-            .descriptors,
-        vec![d]
+            .descriptors(),
+        vec![&d]
     );
     assert_eq!(
         Directory::from_text(&text_of(&[])).unwrap(),

@@ -4,6 +4,7 @@
 
 mod descriptor;
 mod directory;
+mod listing;
 mod policy;
 mod snapshot_codec;
 mod snapshot_verify;

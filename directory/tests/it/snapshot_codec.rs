@@ -7,13 +7,15 @@ use braid_directory::snapshot::{
     MAX_REGISTRIES, MAX_SNAPSHOT_DESCRIPTORS, MAX_SNAPSHOT_LEN, MIN_DESCRIPTOR_LEN,
     RegistrySignature,
 };
-use braid_directory::{Directory, SignedSnapshot, Snapshot, SnapshotError};
+use braid_directory::{
+    Directory, ListedRelay, RelayFlags, SignedSnapshot, Snapshot, SnapshotError,
+};
 
 /// Relays 1..=5, signed by registries 0 and 2 of 3.
 fn example() -> (braid_directory::RegistrySet, SignedSnapshot) {
     let set = registry_set(3);
     let descriptors = (1..=5).map(|s| relay(s, DAY)).collect();
-    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, descriptors)
+    let mut signed = snapshot(&set, T0, T0 + 3 * HOUR, descriptors)
         .unwrap()
         .into_unsigned();
     let keys = keys_in_index_order(&set, 3);
@@ -39,13 +41,16 @@ fn round_trips_and_verifies() {
     assert_eq!(verified.issued_at(), T0);
     assert_eq!(verified.signed().encode(), bytes);
     let expected = sorted((1..=5).map(|s| relay(s, DAY)).collect());
-    assert_eq!(verified.descriptors(), &expected[..]);
+    assert_eq!(verified.descriptors(), expected.iter().collect::<Vec<_>>());
+    assert_eq!(verified.unmeasured_weight(), UW);
+    assert!(verified.relays().iter().all(|r| r.weight() == UW));
     assert!(!verified.is_expired(T0 + 3 * HOUR - 1));
     assert!(verified.is_expired(T0 + 3 * HOUR));
 
     // The directory view is what router code already reads.
     let dir: Directory = verified.to_directory();
-    assert_eq!(dir, Directory::new(expected.clone()).unwrap());
+    let listed = expected.iter().cloned().map(plain).collect();
+    assert_eq!(dir, Directory::from_relays(listed).unwrap());
     assert_eq!(Directory::from(verified), dir);
 }
 
@@ -53,47 +58,63 @@ fn round_trips_and_verifies() {
 fn the_builder_sorts_and_the_hand_encoding_matches() {
     let set = registry_set(3);
     let descriptors: Vec<_> = [4u8, 1, 3].iter().map(|&s| relay(s, DAY)).collect();
-    let snapshot = Snapshot::new(&set, T0, T0 + HOUR, descriptors.clone()).unwrap();
+    let built = snapshot(&set, T0, T0 + HOUR, descriptors.clone()).unwrap();
     let encoded: Vec<Vec<u8>> = sorted(descriptors).iter().map(|d| d.encode()).collect();
     assert_eq!(
-        snapshot.encode(),
+        built.encode(),
         body_bytes(set.digest(), T0, T0 + HOUR, &encoded)
     );
     // An empty snapshot is allowed (a network with no relay yet).
-    let empty = Snapshot::new(&set, T0, T0 + HOUR, vec![]).unwrap();
+    let empty = snapshot(&set, T0, T0 + HOUR, vec![]).unwrap();
     assert_eq!(empty.encode(), body_bytes(set.digest(), T0, T0 + HOUR, &[]));
 }
 
 // The digest and both signatures were cross-checked outside Rust: BLAKE3 written from the spec
-// in Python, Ed25519 by Python `cryptography` (OpenSSL).
+// in Python (body digest 5c5ffe86...), Ed25519 by Python `cryptography` (OpenSSL).
 
 /// The registry set digest of keys with seeds 0xA0, 0xA1, 0xA2.
 const SET_DIGEST_HEX: &str = "47ba9fbc816c24858a68c8fd32f2494a271f0558e3f3a78de70b29ad63157d79";
 /// Registry index 0's signature over the vector's body.
-const SIG0_HEX: &str = "771ad2060ee7a1e14ecbf15ff78202d1989f5f437a1ef519d1fb931e079f4283dd5adcab7f60e21dc77c46026fa9e0e07e0dcd1d8e1f581fadc1feedd8701401";
+const SIG0_HEX: &str = "60ba20b7c5d67c20cd2bb20553447f47fd894df984c04a3507da62fe57f479974cecdfc7786f56904f4e41e61c9b5b9f64b957cae040dfb4461f2d5af3882504";
 /// Registry index 1's signature over the vector's body.
-const SIG1_HEX: &str = "09848bccb7c7b187e03ee24cac3e3abe6e046e9e679e6af4d771f9ddca280ded474942d9c2cd6cc39138a509d2218488f6d75c891d26d8f0b758a491ce1efd03";
+const SIG1_HEX: &str = "e0b92e6f201c6a518760ff3e55348ec68e9f6396b439aa2b499ef1bf928aa012b4e06759316d5a3ddab70f3c40a9dfd82980743f1995872183c9317ade933d03";
 
 #[test]
 fn hex_vector() {
     let set = registry_set(3);
     assert_eq!(hex::encode(set.digest()), SET_DIGEST_HEX);
-    let d = relay(1, DAY);
-    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, vec![d.clone()])
+    // Relay 1: no flags, unmeasured. Relay 2 (an exit): Guard and Exit, measured at 1 MB/s.
+    let (d1, d2) = (relay(1, DAY), relay(2, DAY));
+    let r2 = ListedRelay {
+        measured_bw: Some(1_000_000),
+        flags: RelayFlags::new(true, true),
+        ..plain(d2.clone())
+    };
+    let listed = vec![plain(d1.clone()), r2.clone()];
+    let mut signed = Snapshot::new(&set, T0, T0 + 3 * HOUR, UW, listed)
         .unwrap()
         .into_unsigned();
     let keys = keys_in_index_order(&set, 3);
     signed.sign_with(&set, &keys[1]).unwrap();
     signed.sign_with(&set, &keys[0]).unwrap();
+    // Relay 2's identity sorts first.
+    assert!(d2.identity() < d1.identity());
     let expected = [
-        "01",               // version
+        "02",               // version
         "000000006553f100", // issued_at T0
         "0000000065541b30", // valid_until T0 + 3 h
         SET_DIGEST_HEX,     // registry set digest
-        "00000001",         // one descriptor
-        &format!("{:04x}", d.encode().len()),
-        &hex::encode(d.encode()),
-        "02", // two signatures, in the order added
+        "0000000000004e20", // unmeasured weight 20 000
+        "00000002",         // two entries
+        &format!("{:04x}", d2.encode().len()),
+        &hex::encode(d2.encode()),
+        "03",               // Guard | Exit
+        "00000000000f4240", // measured 1 000 000
+        &format!("{:04x}", d1.encode().len()),
+        &hex::encode(d1.encode()),
+        "00",               // no flags
+        "0000000000000000", // not measured
+        "02",               // two signatures, in the order added
         "01",
         SIG1_HEX,
         "00",
@@ -106,7 +127,9 @@ fn hex_vector() {
         .unwrap()
         .verify(&set, T0)
         .unwrap();
-    assert_eq!(verified.descriptors(), &[d]);
+    assert_eq!(verified.relays(), &[r2.clone(), plain(d1)]);
+    assert_eq!(verified.relays()[0].weight(), 1_000_000);
+    assert_eq!(verified.relays()[1].weight(), UW);
     assert_eq!(verified.signers(), &[0, 1]);
 }
 
@@ -140,11 +163,13 @@ fn trailing_bytes_are_malformed() {
 fn a_wrong_version_is_refused() {
     let (_, signed) = example();
     let mut bytes = signed.encode();
-    bytes[0] = 2;
-    assert_eq!(
-        SignedSnapshot::decode(&bytes),
-        Err(SnapshotError::BadVersion(2))
-    );
+    for version in [0, 1, 3, 0xff] {
+        bytes[0] = version;
+        assert_eq!(
+            SignedSnapshot::decode(&bytes),
+            Err(SnapshotError::BadVersion(version))
+        );
+    }
 }
 
 #[test]
@@ -157,7 +182,7 @@ fn an_empty_or_too_long_lifetime_is_refused() {
             valid_until: until,
         };
         assert_eq!(SignedSnapshot::decode(&bytes), Err(want.clone()));
-        assert_eq!(Snapshot::new(&set, issued, until, vec![]), Err(want));
+        assert_eq!(snapshot(&set, issued, until, vec![]), Err(want));
     }
 }
 
@@ -295,4 +320,119 @@ fn write_fuzz_seeds() {
     std::fs::write(dir.join("seed-1-relay"), one).unwrap();
     let empty = hand_signed(&set, 3, &[2, 0], T0, T0 + HOUR, &[]);
     std::fs::write(dir.join("seed-empty"), empty).unwrap();
+}
+
+/// `entries` in a body for `set`, signed by registries 0 and 1 of 3.
+fn signed_entries(set: &braid_directory::RegistrySet, uw: u64, entries: &[HandEntry]) -> Vec<u8> {
+    let body = body_entries(set.digest(), T0, T0 + HOUR, uw, entries);
+    let keys = keys_in_index_order(set, 3);
+    let sigs: Vec<RegistrySignature> = (0..2u8)
+        .map(|i| RegistrySignature {
+            signer: i,
+            signature: sign_body(&keys[usize::from(i)], &body),
+        })
+        .collect();
+    with_signatures(&body, &sigs)
+}
+
+#[test]
+fn flags_and_measurements_round_trip_and_every_prefix_is_incomplete() {
+    let set = registry_set(3);
+    let (exit, middle) = (relay(2, DAY).encode(), relay(3, DAY).encode());
+    let mut entries = vec![(exit, 0b11, 1_000_000), (middle, 0b01, 0)];
+    entries.sort_by(|a, b| a.0[1..33].cmp(&b.0[1..33]));
+    let bytes = signed_entries(&set, 12_345, &entries);
+    let decoded = SignedSnapshot::decode(&bytes).unwrap();
+    assert_eq!(decoded.encode(), bytes);
+    assert_eq!(decoded.unmeasured_weight(), 12_345);
+    let verified = decoded.verify(&set, T0).unwrap();
+    for (relay, (_, flags, measured)) in verified.relays().iter().zip(&entries) {
+        assert_eq!(relay.flags.bits(), *flags);
+        assert_eq!(relay.measured_bw, (*measured != 0).then_some(*measured));
+        assert_eq!(relay.unmeasured_weight, 12_345);
+    }
+    // Guard on an unmeasured relay is the registries' call; its weight is still capped.
+    let middle = verified
+        .relays()
+        .iter()
+        .find(|r| r.measured_bw.is_none())
+        .unwrap();
+    assert!(middle.flags.is_guard());
+    assert_eq!(middle.weight(), 12_345);
+    for len in 0..bytes.len() {
+        assert_eq!(
+            SignedSnapshot::decode(&bytes[..len]),
+            Err(SnapshotError::Incomplete),
+            "prefix of {len} bytes"
+        );
+    }
+}
+
+#[test]
+fn unknown_flag_bits_are_malformed() {
+    let set = registry_set(3);
+    let d = relay(2, DAY).encode();
+    for flags in [0b100, 0x80, 0xff] {
+        let bytes = signed_entries(&set, UW, &[(d.clone(), flags, 0)]);
+        assert_eq!(
+            SignedSnapshot::decode(&bytes),
+            Err(SnapshotError::Malformed {
+                what: "unknown relay flag bits"
+            }),
+            "flags {flags:#04x}"
+        );
+    }
+}
+
+#[test]
+fn an_unmeasured_weight_of_zero_is_refused() {
+    let set = registry_set(3);
+    let bytes = signed_entries(&set, 0, &[(relay(2, DAY).encode(), 0, 0)]);
+    assert_eq!(
+        SignedSnapshot::decode(&bytes),
+        Err(SnapshotError::BadUnmeasuredWeight)
+    );
+    assert_eq!(
+        Snapshot::new(&set, T0, T0 + HOUR, 0, vec![]),
+        Err(SnapshotError::BadUnmeasuredWeight)
+    );
+}
+
+#[test]
+fn an_exit_flag_on_a_relay_that_allows_no_exit_is_refused() {
+    let set = registry_set(3);
+    // relay(1) rejects everything; a majority signed the entry anyway.
+    let bytes = signed_entries(&set, UW, &[(relay(1, DAY).encode(), 0b10, 0)]);
+    let decoded = SignedSnapshot::decode(&bytes).unwrap();
+    assert!(matches!(
+        decoded.verify(&set, T0),
+        Err(SnapshotError::BadEntry { index: 0, .. })
+    ));
+    let lying = ListedRelay {
+        flags: RelayFlags::new(false, true),
+        ..plain(relay(1, DAY))
+    };
+    assert!(matches!(
+        Snapshot::new(&set, T0, T0 + HOUR, UW, vec![lying]),
+        Err(SnapshotError::BadEntry { index: 0, .. })
+    ));
+}
+
+#[test]
+fn the_builder_refuses_a_zero_measurement_and_a_foreign_unmeasured_weight() {
+    let set = registry_set(3);
+    let zero = ListedRelay {
+        measured_bw: Some(0),
+        ..plain(relay(2, DAY))
+    };
+    let foreign = ListedRelay {
+        unmeasured_weight: UW + 1,
+        ..plain(relay(4, DAY))
+    };
+    for (list, index) in [(vec![zero], 0), (vec![plain(relay(1, DAY)), foreign], 1)] {
+        assert!(matches!(
+            Snapshot::new(&set, T0, T0 + HOUR, UW, list),
+            Err(SnapshotError::BadEntry { index: i, .. }) if i == index
+        ));
+    }
 }

@@ -5,7 +5,7 @@ use crate::support::*;
 use braid_directory::descriptor::SIGNING_DOMAIN;
 use braid_directory::snapshot::{MAX_REGISTRIES, RegistrySignature, SNAPSHOT_CLOCK_SKEW_SECS};
 use braid_directory::{
-    Descriptor, Error, RegistrySet, SignedSnapshot, Snapshot, SnapshotError, accept_newer,
+    Descriptor, Error, RegistrySet, SignedSnapshot, SnapshotError, accept_newer,
 };
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -260,7 +260,7 @@ fn an_expired_or_future_descriptor_is_refused() {
     let short = sorted((1..=3).map(|s| relay(s, HOUR)).collect())[0].clone();
     let others = sorted((1..=3).map(|s| relay(s, DAY)).collect());
     assert_eq!(
-        Snapshot::new(
+        snapshot(
             &set,
             T0,
             T0 + 3 * HOUR,
@@ -393,7 +393,7 @@ fn the_builder_refuses_duplicate_identities() {
         plain.sign(&key).unwrap()
     };
     assert_eq!(
-        Snapshot::new(
+        snapshot(
             &set,
             T0 + 60,
             T0 + HOUR,
@@ -406,7 +406,7 @@ fn the_builder_refuses_duplicate_identities() {
 #[test]
 fn a_single_registry_works() {
     let set = registry_set(1);
-    let mut signed = Snapshot::new(&set, T0, T0 + HOUR, vec![relay(1, DAY)])
+    let mut signed = snapshot(&set, T0, T0 + HOUR, vec![relay(1, DAY)])
         .unwrap()
         .into_unsigned();
     signed.sign_with(&set, &registry_key(0)).unwrap();

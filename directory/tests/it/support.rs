@@ -4,7 +4,10 @@
 #![allow(dead_code)] // each test module uses a different part
 
 use braid_directory::snapshot::{RegistrySignature, SNAPSHOT_SIGNING_DOMAIN};
-use braid_directory::{Descriptor, ExitPolicy, RegistrySet, SignedDescriptor, SignedSnapshot};
+use braid_directory::{
+    Descriptor, ExitPolicy, ListedRelay, RegistrySet, RelayFlags, SignedDescriptor, SignedSnapshot,
+    Snapshot, SnapshotError,
+};
 use ed25519_dalek::{Signer, SigningKey};
 
 pub(crate) const T0: u64 = 1_700_000_000;
@@ -58,24 +61,72 @@ pub(crate) fn sorted(mut descriptors: Vec<SignedDescriptor>) -> Vec<SignedDescri
     descriptors
 }
 
+/// The unmeasured weight the tests' snapshots carry.
+pub(crate) const UW: u64 = 20_000;
+
+/// `d` listed without flags and unmeasured (what [`body_bytes`] writes for a bare descriptor).
+pub(crate) fn plain(d: SignedDescriptor) -> ListedRelay {
+    ListedRelay {
+        descriptor: d,
+        measured_bw: None,
+        flags: RelayFlags::default(),
+        unmeasured_weight: UW,
+    }
+}
+
+/// [`Snapshot::new`] of the descriptors listed [`plain`], with [`UW`].
+pub(crate) fn snapshot(
+    set: &RegistrySet,
+    issued_at: u64,
+    valid_until: u64,
+    descriptors: Vec<SignedDescriptor>,
+) -> Result<Snapshot, SnapshotError> {
+    Snapshot::new(
+        set,
+        issued_at,
+        valid_until,
+        UW,
+        descriptors.into_iter().map(plain).collect(),
+    )
+}
+
+/// One entry as the README writes it: descriptor bytes, flags byte, measured (0 = none).
+pub(crate) type HandEntry = (Vec<u8>, u8, u64);
+
 /// A body written by hand from the README table: version, issued_at, valid_until, set digest,
-/// u32 count, then each descriptor as u16 length and bytes, in the order given.
+/// unmeasured weight, u32 count, then each entry as u16 length, descriptor bytes, flags byte and
+/// u64 measured bandwidth, in the order given.
+pub(crate) fn body_entries(
+    set_digest: [u8; 32],
+    issued_at: u64,
+    valid_until: u64,
+    unmeasured_weight: u64,
+    entries: &[HandEntry],
+) -> Vec<u8> {
+    let mut out = vec![2u8];
+    out.extend_from_slice(&issued_at.to_be_bytes());
+    out.extend_from_slice(&valid_until.to_be_bytes());
+    out.extend_from_slice(&set_digest);
+    out.extend_from_slice(&unmeasured_weight.to_be_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (d, flags, measured) in entries {
+        out.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        out.extend_from_slice(d);
+        out.push(*flags);
+        out.extend_from_slice(&measured.to_be_bytes());
+    }
+    out
+}
+
+/// [`body_entries`] with [`UW`] and every descriptor listed [`plain`] (flags 0, unmeasured).
 pub(crate) fn body_bytes(
     set_digest: [u8; 32],
     issued_at: u64,
     valid_until: u64,
     descriptors: &[Vec<u8>],
 ) -> Vec<u8> {
-    let mut out = vec![1u8];
-    out.extend_from_slice(&issued_at.to_be_bytes());
-    out.extend_from_slice(&valid_until.to_be_bytes());
-    out.extend_from_slice(&set_digest);
-    out.extend_from_slice(&(descriptors.len() as u32).to_be_bytes());
-    for d in descriptors {
-        out.extend_from_slice(&(d.len() as u16).to_be_bytes());
-        out.extend_from_slice(d);
-    }
-    out
+    let entries: Vec<HandEntry> = descriptors.iter().map(|d| (d.clone(), 0, 0)).collect();
+    body_entries(set_digest, issued_at, valid_until, UW, &entries)
 }
 
 /// A signature by `key` over `body` as the README says: domain, then BLAKE3 of the body.

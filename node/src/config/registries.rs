@@ -129,6 +129,16 @@ pub struct RegistryConfig {
     pub snapshot_validity_secs: u64,
     /// Relays the directory may list at once.
     pub max_relays: usize,
+    /// Relays listed at most per IPv4 /24 (the highest-weight ones are kept).
+    pub max_relays_per_ipv4_24: usize,
+    /// Relays listed at most per IPv6 /48.
+    pub max_relays_per_ipv6_48: usize,
+    /// Seconds a relay must have been listed before it gets the Guard flag.
+    pub guard_min_uptime_secs: u64,
+    /// Measured bytes per second a relay needs for the Guard flag.
+    pub guard_min_bandwidth: u64,
+    /// The weight (bytes per second) of a relay not measured yet, unless it claims less.
+    pub unmeasured_weight: u64,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -144,6 +154,43 @@ pub fn default_max_relays() -> usize {
     10_000
 }
 
+/// Default relays per IPv4 /24: [`braid_directory::listing::default_max_per_ipv4_24`] (2).
+pub fn default_max_relays_per_ipv4_24() -> usize {
+    braid_directory::listing::default_max_per_ipv4_24()
+}
+/// Default relays per IPv6 /48: [`braid_directory::listing::default_max_per_ipv6_48`] (2).
+pub fn default_max_relays_per_ipv6_48() -> usize {
+    braid_directory::listing::default_max_per_ipv6_48()
+}
+/// Default uptime for Guard: [`braid_directory::listing::default_guard_min_uptime_secs`]
+/// (8 days).
+pub fn default_guard_min_uptime_secs() -> u64 {
+    braid_directory::listing::default_guard_min_uptime_secs()
+}
+/// Default measured bandwidth for Guard:
+/// [`braid_directory::listing::default_guard_min_bandwidth`] (250 000 B/s).
+pub fn default_guard_min_bandwidth() -> u64 {
+    braid_directory::listing::default_guard_min_bandwidth()
+}
+/// Default weight of an unmeasured relay: [`braid_directory::listing::default_unmeasured_weight`]
+/// (20 000 B/s).
+pub fn default_unmeasured_weight() -> u64 {
+    braid_directory::listing::default_unmeasured_weight()
+}
+
+impl RegistryConfig {
+    /// The listing rule these keys describe.
+    pub fn listing_params(&self) -> braid_directory::ListingParams {
+        braid_directory::ListingParams {
+            max_per_ipv4_24: self.max_relays_per_ipv4_24,
+            max_per_ipv6_48: self.max_relays_per_ipv6_48,
+            guard_min_uptime_secs: self.guard_min_uptime_secs,
+            guard_min_bandwidth: self.guard_min_bandwidth,
+            unmeasured_weight: self.unmeasured_weight,
+        }
+    }
+}
+
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
@@ -153,6 +200,11 @@ impl Default for RegistryConfig {
             snapshot_interval_secs: default_snapshot_interval_secs(),
             snapshot_validity_secs: default_snapshot_validity_secs(),
             max_relays: default_max_relays(),
+            max_relays_per_ipv4_24: default_max_relays_per_ipv4_24(),
+            max_relays_per_ipv6_48: default_max_relays_per_ipv6_48(),
+            guard_min_uptime_secs: default_guard_min_uptime_secs(),
+            guard_min_bandwidth: default_guard_min_bandwidth(),
+            unmeasured_weight: default_unmeasured_weight(),
         }
     }
 }
@@ -175,6 +227,17 @@ impl Validate for RegistryConfig {
                 "must be at least twice snapshot_interval_secs",
             ));
         }
+        positive(
+            path,
+            "max_relays_per_ipv4_24",
+            self.max_relays_per_ipv4_24 as u64,
+        )?;
+        positive(
+            path,
+            "max_relays_per_ipv6_48",
+            self.max_relays_per_ipv6_48 as u64,
+        )?;
+        positive(path, "unmeasured_weight", self.unmeasured_weight)?;
         if !(1..=braid_registry::state::MAX_STATE_DESCRIPTORS).contains(&self.max_relays) {
             return Err(bad(
                 path,

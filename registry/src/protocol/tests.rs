@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use braid_directory::snapshot::{RegistrySet, RegistrySignature, Snapshot};
-use braid_directory::{Descriptor, Error, ExitPolicy, SnapshotError};
+use braid_directory::{Descriptor, Error, ExitPolicy, ListedRelay, SnapshotError};
 use ed25519_dalek::SigningKey;
 
 use super::*;
@@ -32,7 +32,11 @@ fn signed_snapshot() -> SignedSnapshot {
         .collect();
     let public: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
     let set = RegistrySet::new(&public).unwrap();
-    let mut s = Snapshot::new(&set, T0, T0 + 3600, vec![relay(7), relay(9)])
+    let relays = vec![
+        ListedRelay::vouched(relay(7)),
+        ListedRelay::vouched(relay(9)),
+    ];
+    let mut s = Snapshot::new(&set, T0, T0 + 3600, 20_000, relays)
         .unwrap()
         .into_unsigned();
     s.sign_with(&set, &keys[0]).unwrap();
@@ -323,7 +327,12 @@ fn a_bad_snapshot_is_refused_with_its_reason() {
             Err(ProtocolError::BadSnapshot(SnapshotError::BadVersion(9)))
         );
     }
-    let frame = h("01 83 00000001 01");
+    // A snapshot body of only its version byte.
+    let frame = [
+        h("01 83 00000001"),
+        vec![braid_directory::snapshot::SNAPSHOT_VERSION],
+    ]
+    .concat();
     assert_eq!(
         Response::decode(&frame),
         Err(ProtocolError::BadSnapshot(SnapshotError::Incomplete))

@@ -1,9 +1,11 @@
 //! Building a majority-signed directory snapshot, both sides.
 //!
 //! A snapshot is a deterministic function of the replicated state at one log position: the
-//! listed relays (those a majority of registries attested, see `state::votes`), `issued_at` =
-//! the state clock, `valid_until` = `issued_at + snapshot_validity`, and only descriptors fresh
-//! at `issued_at` that live until `valid_until` ([`own_build`]).
+//! relays a majority of registries attested (`state::votes`) whose descriptors are fresh at
+//! `issued_at` and live until `valid_until`, put through the listing rule
+//! ([`braid_directory::build_listing`] with the settings' `ListingParams`, the majority's
+//! median measured bandwidth and `listed_since` from the state), `issued_at` = the state
+//! clock, `valid_until` = `issued_at + snapshot_validity` ([`own_build`]).
 //!
 //! The builder (the Raft leader) builds it from its applied state, signs it, sends it to every
 //! other registry in parallel (`CoSign`), adds each signature that verifies, and once a
@@ -21,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use braid_directory::snapshot::{RegistrySet, Snapshot, SnapshotError, VerifiedSnapshot};
-use braid_directory::{SignedDescriptor, SignedSnapshot};
+use braid_directory::{ListingInput, ListingParams, SignedSnapshot, build_listing};
 use futures::future::join_all;
 use tracing::{debug, info, warn};
 
@@ -35,21 +37,36 @@ use crate::store::StateView;
 /// How often a co-signer looks again at its state while it waits to reach the candidate's.
 const REPLICATION_POLL: Duration = Duration::from_millis(100);
 
-/// The snapshot a registry builds from `view` with these times: every listed relay whose
-/// descriptor is fresh at `issued_at` and does not expire before `valid_until`.
+/// The snapshot a registry builds from `view` with these times: the listing rule over every
+/// eligible relay whose descriptor is fresh at `issued_at` and does not expire before
+/// `valid_until`, with the state's median measured bandwidth and `listed_since`.
 pub(crate) fn own_build(
     view: &StateView,
     set: &RegistrySet,
+    params: &ListingParams,
     issued_at: u64,
     valid_until: u64,
 ) -> Result<Snapshot, SnapshotError> {
-    let kept: Vec<SignedDescriptor> = view
+    let inputs: Vec<ListingInput> = view
         .listed()
-        .map(|r| &r.descriptor)
-        .filter(|d| d.check_fresh(issued_at).is_ok() && d.descriptor().expires >= valid_until)
-        .cloned()
+        .filter(|r| {
+            let d = &r.descriptor;
+            d.check_fresh(issued_at).is_ok() && d.descriptor().expires >= valid_until
+        })
+        .map(|r| ListingInput {
+            descriptor: r.descriptor.clone(),
+            measured_bw: r.measured_bw,
+            listed_since: r.listed_since.unwrap_or(issued_at),
+        })
         .collect();
-    Snapshot::new(set, issued_at, valid_until, kept)
+    let listed = build_listing(inputs, params, issued_at);
+    Snapshot::new(
+        set,
+        issued_at,
+        valid_until,
+        params.unmeasured_weight,
+        listed,
+    )
 }
 
 /// Whether the state clock moved past the last snapshot built or served (so a build can be
@@ -79,8 +96,10 @@ pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, Servi
     }
     let valid_until = issued_at + core.settings.snapshot_validity.as_secs();
     let snapshot =
-        own_build(&view, set, issued_at, valid_until).map_err(|e| ServiceError::Build {
-            reason: e.to_string(),
+        own_build(&view, set, &core.settings.listing, issued_at, valid_until).map_err(|e| {
+            ServiceError::Build {
+                reason: e.to_string(),
+            }
         })?;
     debug!(
         relays = snapshot.descriptors().len(),
@@ -221,7 +240,7 @@ pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> R
             Err(e) => return refused(RefuseCode::Unavailable, e.to_string()),
         };
         if view.clock >= issued_at {
-            let own = match own_build(&view, set, issued_at, valid_until) {
+            let own = match own_build(&view, set, &core.settings.listing, issued_at, valid_until) {
                 Ok(own) => own.into_unsigned(),
                 Err(e) => return refused(RefuseCode::BadSnapshot, e.to_string()),
             };

@@ -77,7 +77,7 @@ async fn one_registry_lists_a_reachable_relay_and_a_feed_sees_it() {
     let directory = got.to_directory();
     assert!(
         directory
-            .descriptors
+            .descriptors()
             .iter()
             .any(|d| *d.identity() == identity)
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::service::*;
 use braid_directory::snapshot::Snapshot;
-use braid_directory::{Error, SignedDescriptor};
+use braid_directory::{Error, ListingInput, ListingParams, SignedDescriptor, build_listing};
 use braid_registry::protocol::{RefuseCode, Request, Response};
 use braid_registry::raft::{RaftConfig, RaftMember, RegistryRaft};
 use braid_registry::service::{RegistryRole, Replica, publish};
@@ -484,17 +484,32 @@ async fn a_hostile_registry_is_outvoted() {
     for m in &honest {
         let view = m.raft.view().unwrap();
         let (issued_at, valid_until) = (view.clock, view.clock + 600);
-        let only_sybils = Snapshot::new(set, issued_at, valid_until, sorted_ds(&sybils)).unwrap();
-        let subset = Snapshot::new(set, issued_at, valid_until, vec![relays[0].1.clone()]).unwrap();
+        let only_sybils = snap(set, issued_at, valid_until, sorted_ds(&sybils));
+        let subset = snap(set, issued_at, valid_until, vec![relays[0].1.clone()]);
         for candidate in [only_sybils, subset] {
             let request = Request::CoSign(candidate.into_unsigned()).encode();
             let answer = raw(&h.transport, m.transport.peer_id(), &request).await;
             let (code, text) = refusal(&answer);
             assert_eq!(code, RefuseCode::BadSnapshot, "{text}");
         }
-        let honest_ds: Vec<SignedDescriptor> =
-            view.listed().map(|r| r.descriptor.clone()).collect();
-        let right = Snapshot::new(set, issued_at, valid_until, honest_ds).unwrap();
+        let inputs = view
+            .listed()
+            .map(|r| ListingInput {
+                descriptor: r.descriptor.clone(),
+                measured_bw: r.measured_bw,
+                listed_since: r.listed_since.unwrap(),
+            })
+            .collect();
+        let params = ListingParams::default();
+        let listed = build_listing(inputs, &params, issued_at);
+        let right = Snapshot::new(
+            set,
+            issued_at,
+            valid_until,
+            params.unmeasured_weight,
+            listed,
+        )
+        .unwrap();
         let answer = raw(
             &h.transport,
             m.transport.peer_id(),
@@ -523,6 +538,33 @@ async fn a_hostile_registry_is_outvoted() {
         }
         m.raft.shutdown().await;
     }
+}
+
+/// A snapshot of `ds` (as new, unmeasured relays) with the default listing rule.
+fn snap(
+    set: &braid_directory::RegistrySet,
+    issued_at: u64,
+    valid_until: u64,
+    ds: Vec<SignedDescriptor>,
+) -> Snapshot {
+    let params = ListingParams::default();
+    let inputs = ds
+        .into_iter()
+        .map(|descriptor| ListingInput {
+            descriptor,
+            measured_bw: None,
+            listed_since: issued_at,
+        })
+        .collect();
+    let listed = build_listing(inputs, &params, issued_at);
+    Snapshot::new(
+        set,
+        issued_at,
+        valid_until,
+        params.unmeasured_weight,
+        listed,
+    )
+    .unwrap()
 }
 
 fn sorted_ds(ds: &[SignedDescriptor]) -> Vec<SignedDescriptor> {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use braid_directory::ListingParams;
 use braid_directory::snapshot::MAX_SNAPSHOT_LIFETIME_SECS;
 
 use super::super::ServiceError;
@@ -42,6 +43,9 @@ pub struct RegistrySettings {
     /// Where the served snapshot is kept across restarts (`directory-snapshot.bin`); `None`
     /// keeps it in memory only.
     pub data_dir: Option<PathBuf>,
+    /// The listing rule (subnet caps, Guard requirements, unmeasured weight); every registry of
+    /// the group must use the same values, or co-signers refuse the leader's snapshots.
+    pub listing: ListingParams,
 }
 
 /// 10 s per probe.
@@ -115,6 +119,7 @@ impl Default for RegistrySettings {
             replication_wait: default_replication_wait(),
             peer_timeout: default_peer_timeout(),
             data_dir: None,
+            listing: ListingParams::default(),
         }
     }
 }
@@ -136,6 +141,20 @@ impl RegistrySettings {
             ("registry.peer_timeout", self.peer_timeout),
         ] {
             positive(field, value)?;
+        }
+        nonzero(
+            "registry.listing.max_per_ipv4_24",
+            self.listing.max_per_ipv4_24,
+        )?;
+        nonzero(
+            "registry.listing.max_per_ipv6_48",
+            self.listing.max_per_ipv6_48,
+        )?;
+        if self.listing.unmeasured_weight == 0 {
+            return Err(config(
+                "registry.listing.unmeasured_weight",
+                "must be at least 1",
+            ));
         }
         let validity = self.snapshot_validity.as_secs();
         if !(1..=MAX_SNAPSHOT_LIFETIME_SECS).contains(&validity) {
