@@ -26,14 +26,18 @@ fn hand_snapshot(
     valid_until: u64,
     descriptors: &[Vec<u8>],
 ) -> Vec<u8> {
-    let mut body = vec![1u8];
+    // Snapshot format 2 (the directory README's table): each relay unflagged and unmeasured.
+    let mut body = vec![2u8];
     body.extend_from_slice(&issued_at.to_be_bytes());
     body.extend_from_slice(&valid_until.to_be_bytes());
     body.extend_from_slice(&set.digest());
+    body.extend_from_slice(&20_000u64.to_be_bytes());
     body.extend_from_slice(&(descriptors.len() as u32).to_be_bytes());
     for d in descriptors {
         body.extend_from_slice(&(d.len() as u16).to_be_bytes());
         body.extend_from_slice(d);
+        body.push(0);
+        body.extend_from_slice(&0u64.to_be_bytes());
     }
     let digest = blake3::hash(&body);
     let mut out = body.clone();
