@@ -31,7 +31,7 @@ pub const ATTEST_POLL: Duration = Duration::from_millis(500);
 pub const ATTEST_HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// How long a descriptor that failed its dial-back is left alone before it is tried again.
-pub const RETRY_UNREACHABLE: Duration = Duration::from_secs(30);
+pub const RETRY_UNREACHABLE: Duration = Duration::from_secs(10);
 
 /// The most failed descriptors remembered (the state's relay limit).
 const MAX_FAILED: usize = crate::state::MAX_STATE_DESCRIPTORS;
