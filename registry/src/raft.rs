@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::state::{Command, MAX_COMMAND_LEN, MAX_MEMBERSHIP_LEN};
-use crate::store::{Applied, Store};
+use crate::store::{Applied, StateView, Store};
 use network::{CallError, NetShared, Network};
 use server::{Counters, ServerShared};
 use state_machine::StateMachine;
@@ -137,10 +137,12 @@ impl std::fmt::Debug for RegistryRaft {
     }
 }
 
-/// The largest state image a store with these limits can produce.
+/// The largest state image a store with these limits can produce: the fixed fields, each
+/// descriptor, and the votes (9 clocks, 9 votes of 177 bytes and one listed row per relay).
 fn max_image_len(max_descriptors: usize) -> u64 {
-    let fixed = 1 + 17 + 8 + 17 + 4 + MAX_MEMBERSHIP_LEN + 4;
-    (fixed as u64).saturating_add((max_descriptors as u64).saturating_mul(MAX_COMMAND_LEN as u64))
+    let fixed = 1 + 17 + 8 + 17 + 4 + MAX_MEMBERSHIP_LEN + 4 + 1 + 9 * 48 + 4 + 4;
+    let per_relay = MAX_COMMAND_LEN + 9 * (4 * 32 + 8 + 9) + 40;
+    (fixed as u64).saturating_add((max_descriptors as u64).saturating_mul(per_relay as u64))
 }
 
 fn raft_err(e: impl std::fmt::Display) -> RaftError {
@@ -173,11 +175,22 @@ impl RegistryRaft {
         }
         let dir = config.data_dir.clone();
         let limits = config.store_limits;
+        // The members are the registries: their keys sign the attestations the store counts.
+        let keys = config
+            .members
+            .iter()
+            .map(|m| {
+                braid_transport::public_from_peer_id(&m.peer).ok_or_else(|| RaftError::Config {
+                    reason: format!("member {} is not an Ed25519 peer id", m.id),
+                })
+            })
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
         let (store, log) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| RaftError::Config {
                 reason: format!("cannot create data dir {}: {e}", dir.display()),
             })?;
-            let store = Store::open(&dir.join(STORE_FILE), limits)?;
+            let mut store = Store::open(&dir.join(STORE_FILE), limits)?;
+            store.set_registries(&keys)?;
             let log_path = dir.join(LOG_FILE);
             let log =
                 log_store::LogStore::open(&log_path).map_err(|source| RaftError::LogStore {
@@ -460,6 +473,17 @@ impl RegistryRaft {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Ok(store.descriptors()?)
+    }
+
+    /// This node's applied state as the registry service reads it (votes, listing, clock).
+    /// Reads SQLite on the calling thread.
+    pub fn view(&self) -> Result<StateView, RaftError> {
+        let store = self
+            .inner
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(store.view()?)
     }
 
     /// This node's view of the group, from openraft's metrics and the server's counters.

@@ -11,10 +11,13 @@
 //! Feature `server` (registry nodes) adds:
 //!
 //! - `RegistryRole`: takes relay descriptors (`Request::Publish`) after checking them and
-//!   dialing back every claimed address, proposes them to the replicated state (`Replica`); on
-//!   the Raft leader, expires old descriptors, builds a directory snapshot every
-//!   `snapshot_interval`, has the other registries co-sign it and offers the majority-signed
-//!   result to them; every registry serves the newest one it holds.
+//!   dialing back every claimed address, proposes them to the replicated state (`Replica`);
+//!   on every registry, dials back each published relay itself and submits its signed
+//!   attestation (`attest`), so a relay is listed only once a majority verified it; on the
+//!   Raft leader, builds a directory snapshot of the listing every `snapshot_interval`, has
+//!   the other registries co-sign it (each signs only what it builds itself from the same
+//!   state) and offers the majority-signed result to them; every registry serves the newest
+//!   one it holds.
 //! - `SoloReplica`: the one-registry mode (one SQLite store, no Raft) behind `Replica`.
 //!
 //! Every request has a deadline, every queue and cache a bound. Logs name peers (peer ids are
@@ -32,6 +35,8 @@ mod served;
 mod server;
 mod settings;
 
+#[cfg(feature = "server")]
+mod attest;
 #[cfg(feature = "server")]
 mod cosign;
 #[cfg(feature = "server")]
@@ -58,8 +63,10 @@ use futures::future::BoxFuture;
 #[cfg(feature = "server")]
 use crate::state::Command;
 #[cfg(feature = "server")]
-use crate::store::{Applied, StoreError};
+use crate::store::{Applied, StateView, StoreError};
 
+#[cfg(feature = "server")]
+pub use attest::{ATTEST_HEARTBEAT, ATTEST_POLL, MeasuredBandwidth, RETRY_UNREACHABLE};
 pub use error::ServiceError;
 pub use feed::{DirectoryFeed, FetchOutcome, MAX_EXTRA_SOURCES, SnapshotReceiver};
 #[cfg(feature = "server")]
@@ -71,7 +78,7 @@ pub use measure::{
 pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
 pub use registries::{PeerAddresses, Registries, registry_key_of};
 #[cfg(feature = "server")]
-pub use registry_role::RegistryRole;
+pub use registry_role::{RegistryRole, RoleOptions};
 pub use relay_cache::RelayCache;
 pub use settings::{
     FeedSettings, RepublishSettings, ServerSettings, default_feed_request_timeout,
@@ -103,6 +110,9 @@ pub trait Replica: Send + Sync + 'static {
     /// The descriptors in the local applied state, sorted by identity. May block briefly (the
     /// service calls it on a blocking thread).
     fn descriptors(&self) -> Result<Vec<SignedDescriptor>, ReplicaError>;
+    /// The local applied state with its votes, read at one log position. May block briefly
+    /// (the service calls it on a blocking thread).
+    fn view(&self) -> Result<StateView, ReplicaError>;
     /// Whether this node is the Raft leader now (the leader proposes `Expire` and builds
     /// snapshots).
     fn is_leader(&self) -> bool;

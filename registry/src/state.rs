@@ -1,10 +1,14 @@
 //! The registry's replicated state machine, sans-IO: the commands Raft carries, the rules for
 //! applying them, and the state image a Raft snapshot carries.
 //!
-//! The state is the set of relay descriptors the registries list, plus a clock that only moves
-//! forward with [`Command::Expire`], so applying the same log gives the same state on every
-//! registry, whatever their wall clocks say. Storage (SQLite) is the `store` module, behind the
-//! `store` feature; Raft itself (log, votes, network) is not here.
+//! The state is the set of relay descriptors published, the registries' signed attestations
+//! of the relays they verified themselves ([`votes`]), which relays a majority vouched for, and
+//! a clock that only the registries' attested clocks move, so applying the same log gives the
+//! same state on every registry, whatever their wall clocks say. Storage (SQLite) is the
+//! `store` module, behind the `store` feature; Raft itself (log, votes, network) is not here.
+
+mod attest;
+pub mod votes;
 
 use braid_codec::{Reader, Writer};
 use braid_directory::descriptor::UncheckedDescriptor;
@@ -13,8 +17,18 @@ use braid_directory::snapshot::{
 };
 use braid_directory::{Error, SignedDescriptor};
 
-/// The state format this crate writes and reads (first byte of commands and images).
+pub use attest::{
+    ATTESTATION_DOMAIN, ATTESTATION_VERSION, Attestation, AttestedRelay, MAX_ATTESTATION_LEN,
+    MAX_ATTESTED_RELAYS, SignedAttestation, descriptor_digest,
+};
+use votes::Votes;
+
+/// The command format this crate writes and reads (first byte of commands).
 pub const STATE_VERSION: u8 = 1;
+
+/// The state image format this crate writes and reads (first byte of images). Version 2 adds
+/// the votes ([`votes::Votes`]).
+pub const IMAGE_VERSION: u8 = 2;
 
 /// The most descriptors the state may hold: the most a directory snapshot may list.
 pub const MAX_STATE_DESCRIPTORS: usize = MAX_SNAPSHOT_DESCRIPTORS;
@@ -22,11 +36,29 @@ pub const MAX_STATE_DESCRIPTORS: usize = MAX_SNAPSHOT_DESCRIPTORS;
 /// The longest opaque Raft membership record kept with the state, in bytes.
 pub const MAX_MEMBERSHIP_LEN: usize = 64 * 1024;
 
-/// The longest command encoding: version, tag, and a maximal descriptor.
-pub const MAX_COMMAND_LEN: usize = 2 + braid_directory::descriptor::MAX_ENCODED_LEN;
+/// The longest command encoding: version, tag, and a maximal descriptor or attestation.
+pub const MAX_COMMAND_LEN: usize =
+    2 + if braid_directory::descriptor::MAX_ENCODED_LEN > MAX_ATTESTATION_LEN {
+        braid_directory::descriptor::MAX_ENCODED_LEN
+    } else {
+        MAX_ATTESTATION_LEN
+    };
 
 const TAG_PUBLISH: u8 = 1;
 const TAG_EXPIRE: u8 = 2;
+const TAG_ATTEST: u8 = 3;
+
+/// BLAKE3 of a descriptor's claimed addresses (each as u16 length and bytes): votes for a
+/// relay carry over to a newer descriptor with the same addresses.
+pub fn addresses_digest(d: &SignedDescriptor) -> [u8; 32] {
+    let mut w = Writer::default();
+    for a in &d.descriptor().addresses {
+        // Descriptor addresses are at most a few hundred bytes (the descriptor is < 4 KiB).
+        w.u16(a.len() as u16);
+        w.bytes(a.as_bytes());
+    }
+    *blake3::hash(&w.finish()).as_bytes()
+}
 
 /// A Raft log position: the leader's term and the entry's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,15 +76,22 @@ pub struct LogId {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// List this relay (or replace its older descriptor). The leader should propose only
-    /// descriptors that are fresh by its own clock and whose relay passed the reachability test.
+    /// Record this relay's descriptor (or replace its older descriptor). It is listed only once
+    /// a majority of the registries attested it ([`Command::Attest`]); any member may propose
+    /// one.
     Publish(SignedDescriptor),
-    /// Advance the state clock to `now` (if later) and drop every descriptor expired by then.
-    /// The leader proposes one periodically from its clock.
+    /// Advance the state clock towards `now`, but never past what the registries' attested
+    /// clocks allow ([`votes::attested_clock`]), and drop every descriptor expired by then.
+    /// The leader proposes one periodically from its clock; with attestations flowing it
+    /// changes nothing (they move the clock themselves).
     Expire {
         /// Unix seconds.
         now: u64,
     },
+    /// One registry's signed attestation of the relays it verified itself. The signature is
+    /// checked by [`Command::decode`]; that the signer is a configured registry and the
+    /// attestation is newer than its last one is the store's apply rule.
+    Attest(SignedAttestation),
 }
 
 impl Command {
@@ -70,12 +109,17 @@ impl Command {
                 w.u8(TAG_EXPIRE);
                 w.u64(*now);
             }
+            Command::Attest(a) => {
+                w.u8(TAG_ATTEST);
+                w.bytes(&a.encode());
+            }
         }
         w.finish()
     }
 
-    /// Parses [`Command::encode`]'s output, checking the descriptor inside completely
-    /// (signature included): the errors of [`SignedDescriptor::decode`], plus
+    /// Parses [`Command::encode`]'s output, checking the descriptor or attestation inside
+    /// completely (signature included): the errors of [`SignedDescriptor::decode`] and
+    /// [`SignedAttestation::decode`], plus
     /// [`Error::BadVersion`], and [`Error::Malformed`] for an unknown tag, an input over
     /// [`MAX_COMMAND_LEN`] or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
@@ -98,6 +142,10 @@ impl Command {
                 let now = r.u64("expire command time")?;
                 r.finish("trailing bytes after the command")?;
                 Ok(Command::Expire { now })
+            }
+            TAG_ATTEST => {
+                let rest = bytes.get(2..).unwrap_or_default();
+                Ok(Command::Attest(SignedAttestation::decode(rest)?))
             }
             _ => Err(Error::Malformed {
                 what: "unknown command tag",
@@ -137,10 +185,27 @@ pub enum Rejection {
         max: usize,
     },
     /// A time field is past 2^63 - 1, which the store cannot hold.
-    #[error("descriptor time {value} is past the largest the store can hold")]
+    #[error("time {value} is past the largest the store can hold")]
     TimeOutOfRange {
         /// The offending value.
         value: u64,
+    },
+    /// An attestation signed by a key that is not one of the configured registries.
+    #[error("attestation signed by a key that is not a configured registry")]
+    UnknownSigner,
+    /// An attestation not newer (by `(now, seq)`) than the signer's last applied one: a replay.
+    #[error(
+        "attestation ({now}, {seq}) is not newer than the registry's last ({last_now}, {last_seq})"
+    )]
+    Replayed {
+        /// The attestation's `now`.
+        now: u64,
+        /// The attestation's `seq`.
+        seq: u64,
+        /// The signer's last applied `now`.
+        last_now: u64,
+        /// The signer's last applied `seq`.
+        last_seq: u64,
     },
 }
 
@@ -199,7 +264,7 @@ pub(crate) fn publish_effect(
 }
 
 /// The whole state, as a Raft snapshot carries it: where it stands in the log, the clock, the
-/// opaque Raft membership record, and the descriptors sorted by identity.
+/// opaque Raft membership record, the descriptors sorted by identity, and the votes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateImage {
     /// The last log entry applied.
@@ -208,18 +273,21 @@ pub struct StateImage {
     pub clock: u64,
     /// The last membership entry applied and its bytes (opaque here; the Raft layer encodes it).
     pub membership: Option<(LogId, Vec<u8>)>,
-    /// The listed descriptors, sorted by identity, none expired at `clock`.
+    /// The published descriptors, sorted by identity, none expired at `clock`.
     pub descriptors: Vec<SignedDescriptor>,
+    /// The registries' clocks and votes and the eligible relays; every vote and listed relay
+    /// names a relay in `descriptors`.
+    pub votes: Votes,
 }
 
 impl StateImage {
     /// Version byte; `last_applied` (flag byte, then term and index as u64 if 1); `clock` (u64);
     /// membership (flag byte, then term, index, u32 length and bytes if 1); descriptor count
-    /// (u32); each descriptor as u16 length and bytes. Fields must be within the limits that
-    /// [`StateImage::decode`] checks.
+    /// (u32); each descriptor as u16 length and bytes; then the votes ([`Votes`]'s layout).
+    /// Fields must be within the limits that [`StateImage::decode`] checks.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u8(STATE_VERSION);
+        w.u8(IMAGE_VERSION);
         write_log_id(&mut w, self.last_applied);
         w.u64(self.clock);
         write_log_id(&mut w, self.membership.as_ref().map(|m| m.0));
@@ -237,19 +305,23 @@ impl StateImage {
             w.u16(e.len() as u16);
             w.bytes(&e);
         }
+        self.votes.write(&mut w);
         w.finish()
     }
 
     /// Parses and checks an image: the errors of the snapshot codec ([`SnapshotError::Incomplete`]
     /// for any strict prefix, `Malformed`, `BadVersion`, `TooManyDescriptors` over
     /// `max_descriptors`, `Unsorted`), and [`SnapshotError::BadDescriptor`] for a descriptor
-    /// that is not validly signed or is expired at the image's clock. Every descriptor
-    /// signature is checked: the image comes from another registry.
+    /// that is not validly signed or is expired at the image's clock; `Malformed` for votes
+    /// that are unsorted or name a relay without a descriptor. Every descriptor signature is
+    /// checked: the image comes from another registry. The votes themselves are not signed in
+    /// an image (the attestations they came from are in the log): a registry that installs a
+    /// snapshot trusts its leader for them (README, "What a hostile registry can do").
     pub fn decode(bytes: &[u8], max_descriptors: usize) -> Result<Self, SnapshotError> {
         let codec = SnapshotError::from_codec;
         let mut r = Reader::new(bytes);
         let version = r.u8("state image version").map_err(codec)?;
-        if version != STATE_VERSION {
+        if version != IMAGE_VERSION {
             return Err(SnapshotError::BadVersion(version));
         }
         let last_applied = read_log_id(&mut r)?;
@@ -282,8 +354,21 @@ impl StateImage {
             }
             encodings.push(encoded);
         }
+        let votes = Votes::read(&mut r, max)?;
         r.finish("trailing bytes after the state image")
             .map_err(codec)?;
+        let known = |relay: &[u8; 32]| {
+            encodings
+                .binary_search_by(|e| e.get(1..33).cmp(&Some(&relay[..])))
+                .is_ok()
+        };
+        if !votes.votes.iter().all(|v| known(&v.relay))
+            || !votes.listed.iter().all(|(relay, _)| known(relay))
+        {
+            return Err(SnapshotError::Malformed {
+                what: "a vote or listed relay names a relay without a descriptor",
+            });
+        }
         let bad = |index, reason| SnapshotError::BadDescriptor {
             index,
             reason: Box::new(reason),
@@ -317,6 +402,7 @@ impl StateImage {
             clock,
             membership,
             descriptors,
+            votes,
         })
     }
 }

@@ -10,6 +10,7 @@
 
 mod error;
 mod rows;
+mod votes;
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use crate::state::{
     Command, Listed, LogId, MAX_MEMBERSHIP_LEN, MAX_STATE_DESCRIPTORS, PublishEffect, Rejection,
-    StateImage, publish_effect,
+    StateImage, addresses_digest, descriptor_digest, publish_effect,
 };
 use error::sqlite;
 use rows::{
@@ -28,9 +29,10 @@ use rows::{
 };
 
 pub use error::StoreError;
+pub use votes::{StateView, ViewRelay};
 
-/// The state format of the SQLite file this build writes and reads.
-const FORMAT: i64 = 1;
+/// The state format of the SQLite file this build writes and reads (2: votes and digests).
+const FORMAT: i64 = 2;
 
 /// How long a call waits for a lock held by another connection to the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,14 +49,34 @@ CREATE TABLE IF NOT EXISTS state (
     membership_index INTEGER,
     membership BLOB
 );
-INSERT OR IGNORE INTO state (id, format, clock) VALUES (1, 1, 0);
+INSERT OR IGNORE INTO state (id, format, clock) VALUES (1, 2, 0);
 CREATE TABLE IF NOT EXISTS descriptors (
     identity BLOB PRIMARY KEY NOT NULL,
     published INTEGER NOT NULL,
     expires INTEGER NOT NULL,
-    encoded BLOB NOT NULL
+    encoded BLOB NOT NULL,
+    digest BLOB NOT NULL,
+    addresses BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS descriptors_by_expiry ON descriptors (expires);
+CREATE TABLE IF NOT EXISTS registry_clocks (
+    registry BLOB PRIMARY KEY NOT NULL,
+    now INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS votes (
+    relay BLOB NOT NULL,
+    registry BLOB NOT NULL,
+    digest BLOB NOT NULL,
+    addresses BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    measured_bw INTEGER,
+    PRIMARY KEY (relay, registry)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS listed (
+    relay BLOB PRIMARY KEY NOT NULL,
+    since INTEGER NOT NULL
+) WITHOUT ROWID;
 COMMIT;
 ";
 
@@ -95,6 +117,14 @@ pub enum Applied {
     Membership,
     /// An entry with no command (a Raft blank entry) was passed.
     Blank,
+    /// A registry's attestation was recorded: `counted` of its relays matched a current
+    /// descriptor (the others are ignored), and the state clock is now `clock`.
+    Attested {
+        /// Relays whose vote was recorded.
+        counted: usize,
+        /// The state clock after it.
+        clock: u64,
+    },
     /// The command was refused and changed no descriptor; the entry still counts as applied.
     Rejected(Rejection),
     /// The entry's index is not after `last_applied`: it was applied before, nothing was done.
@@ -105,6 +135,8 @@ pub enum Applied {
 pub struct Store {
     conn: Connection,
     limits: StoreLimits,
+    /// The configured registries' keys, sorted: whose attestations count.
+    registries: Vec<[u8; 32]>,
 }
 
 impl Store {
@@ -139,7 +171,29 @@ impl Store {
                 expected: FORMAT,
             });
         }
-        Ok(Self { conn, limits })
+        Ok(Self {
+            conn,
+            limits,
+            registries: Vec::new(),
+        })
+    }
+
+    /// Sets the configured registries' keys (1 to 9, distinct): only their attestations are
+    /// applied, and a majority of them lists a relay. Every replica must be given the same
+    /// set. Until it is set no attestation applies, so no relay is listed and the clock stays.
+    pub fn set_registries(&mut self, keys: &[[u8; 32]]) -> Result<(), StoreError> {
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != keys.len()
+            || !(1..=braid_directory::snapshot::MAX_REGISTRIES).contains(&sorted.len())
+        {
+            return Err(StoreError::BadLimits {
+                reason: format!("{} registry keys (need 1 to 9, distinct)", keys.len()),
+            });
+        }
+        self.registries = sorted;
+        Ok(())
     }
 
     /// The last log entry applied (`None` for a new store).
@@ -147,7 +201,7 @@ impl Store {
         Ok(read_meta(&self.conn)?.applied)
     }
 
-    /// The state clock: the latest `Expire { now }` applied (0 for a new store).
+    /// The state clock (0 for a new store): see [`crate::state::votes`].
     pub fn clock(&self) -> Result<u64, StoreError> {
         Ok(read_meta(&self.conn)?.clock)
     }
@@ -167,7 +221,7 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// The listed descriptors, sorted by identity (what [`braid_directory::Snapshot::new`] takes).
+    /// The published descriptors, sorted by identity, eligible or not.
     pub fn descriptors(&self) -> Result<Vec<SignedDescriptor>, StoreError> {
         read_descriptors(&self.conn)
     }
@@ -193,9 +247,11 @@ impl Store {
     /// descriptor changes, `last_applied` moves to `log_id`.
     pub fn apply(&mut self, log_id: LogId, command: &Command) -> Result<Applied, StoreError> {
         let max = self.limits.max_descriptors;
+        let registries = self.registries.clone();
         self.apply_entry(log_id, |tx, meta| match command {
-            Command::Publish(d) => publish(tx, meta.clock, d, max),
-            Command::Expire { now } => expire(tx, meta.clock, *now),
+            Command::Publish(d) => publish(tx, meta.clock, d, max, &registries),
+            Command::Expire { now } => votes::expire(tx, meta.clock, *now, &registries),
+            Command::Attest(a) => votes::attest(tx, meta.clock, a, &registries),
         })
     }
 
@@ -253,7 +309,14 @@ impl Store {
             clock: meta.clock,
             membership: read_membership(&tx)?,
             descriptors: read_descriptors(&tx)?,
+            votes: votes::read_votes(&tx)?,
         })
+    }
+
+    /// What the service needs of the state, read in one transaction: the log position, the
+    /// clock, every descriptor with its votes, whether it is listed and its measured bandwidth.
+    pub fn view(&self) -> Result<StateView, StoreError> {
+        votes::view(&self.conn, self.registries.len())
     }
 
     /// The state as bytes for a Raft snapshot ([`StateImage::encode`]).
@@ -281,15 +344,23 @@ impl Store {
             .map_err(sqlite("clearing descriptors for the restore"))?;
         {
             let mut insert = tx
-                .prepare("INSERT INTO descriptors (identity, published, expires, encoded) VALUES (?1, ?2, ?3, ?4)")
+                .prepare("INSERT INTO descriptors (identity, published, expires, encoded, digest, addresses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(sqlite("preparing the restore"))?;
             for d in &image.descriptors {
                 let (published, expires) = descriptor_times(d)?;
                 insert
-                    .execute(params![&d.identity()[..], published, expires, d.encode()])
+                    .execute(params![
+                        &d.identity()[..],
+                        published,
+                        expires,
+                        d.encode(),
+                        &descriptor_digest(d)[..],
+                        &addresses_digest(d)[..]
+                    ])
                     .map_err(sqlite("restoring a descriptor"))?;
             }
         }
+        votes::restore_votes(&tx, &image.votes)?;
         tx.execute(
             "UPDATE state SET applied_term = ?1, applied_index = ?2, clock = ?3,
                  membership_term = ?4, membership_index = ?5, membership = ?6 WHERE id = 1",
@@ -346,6 +417,7 @@ fn publish(
     clock: u64,
     d: &SignedDescriptor,
     max: usize,
+    registries: &[[u8; 32]],
 ) -> Result<Applied, StoreError> {
     let encoded = d.encode();
     let listed: Option<(i64, Vec<u8>)> = tx
@@ -374,25 +446,20 @@ fn publish(
     }
     let (published, expires) = descriptor_times(d)?;
     tx.execute(
-        "INSERT OR REPLACE INTO descriptors (identity, published, expires, encoded)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![&d.identity()[..], published, expires, encoded],
+        "INSERT OR REPLACE INTO descriptors (identity, published, expires, encoded, digest, addresses)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            &d.identity()[..],
+            published,
+            expires,
+            encoded,
+            &descriptor_digest(d)[..],
+            &addresses_digest(d)[..]
+        ],
     )
     .map_err(sqlite("writing a descriptor"))?;
+    votes::recompute(tx, clock, registries.len(), Some(d.identity()))?;
     Ok(Applied::Stored {
         replaced: effect == PublishEffect::Replace,
     })
-}
-
-fn expire(tx: &Transaction<'_>, clock: u64, now: u64) -> Result<Applied, StoreError> {
-    let clock = clamp(clock.max(now));
-    let removed = tx
-        .execute(
-            "DELETE FROM descriptors WHERE expires <= ?1",
-            params![clock],
-        )
-        .map_err(sqlite("dropping expired descriptors"))?;
-    tx.execute("UPDATE state SET clock = ?1 WHERE id = 1", params![clock])
-        .map_err(sqlite("advancing the clock"))?;
-    Ok(Applied::Expired { removed })
 }

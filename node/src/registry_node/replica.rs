@@ -38,6 +38,12 @@ impl Replica for RaftReplica {
             })
     }
 
+    fn view(&self) -> Result<braid_registry::store::StateView, ReplicaError> {
+        self.raft.view().map_err(|e| ReplicaError::Unavailable {
+            reason: e.to_string(),
+        })
+    }
+
     fn is_leader(&self) -> bool {
         let s = self.raft.status();
         s.leader == Some(s.id)

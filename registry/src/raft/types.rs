@@ -43,17 +43,44 @@ pub struct EntryData(pub Vec<u8>);
 #[allow(missing_docs)] // each variant is the `Applied` / `Rejection` variant of the same name
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppliedWire {
-    Stored { replaced: bool },
+    Stored {
+        replaced: bool,
+    },
     Unchanged,
-    Expired { removed: u64 },
+    Expired {
+        removed: u64,
+    },
     Membership,
     Blank,
     AlreadyApplied,
-    RejectedBadCommand { reason: String },
-    RejectedExpired { expires: u64, clock: u64 },
-    RejectedStale { published: u64, listed: u64 },
-    RejectedFull { max: u64 },
-    RejectedTimeOutOfRange { value: u64 },
+    RejectedBadCommand {
+        reason: String,
+    },
+    RejectedExpired {
+        expires: u64,
+        clock: u64,
+    },
+    RejectedStale {
+        published: u64,
+        listed: u64,
+    },
+    RejectedFull {
+        max: u64,
+    },
+    RejectedTimeOutOfRange {
+        value: u64,
+    },
+    Attested {
+        counted: u64,
+        clock: u64,
+    },
+    RejectedUnknownSigner,
+    RejectedReplayed {
+        now: u64,
+        seq: u64,
+        last_now: u64,
+        last_seq: u64,
+    },
 }
 
 impl From<&Applied> for AppliedWire {
@@ -69,6 +96,10 @@ impl From<&Applied> for AppliedWire {
             Applied::Membership => Self::Membership,
             Applied::Blank => Self::Blank,
             Applied::AlreadyApplied => Self::AlreadyApplied,
+            Applied::Attested { counted, clock } => Self::Attested {
+                counted: *counted as u64,
+                clock: *clock,
+            },
             Applied::Rejected(r) => match r {
                 Rejection::BadCommand(e) => Self::RejectedBadCommand {
                     reason: e.to_string(),
@@ -85,6 +116,18 @@ impl From<&Applied> for AppliedWire {
                 Rejection::TimeOutOfRange { value } => {
                     Self::RejectedTimeOutOfRange { value: *value }
                 }
+                Rejection::UnknownSigner => Self::RejectedUnknownSigner,
+                Rejection::Replayed {
+                    now,
+                    seq,
+                    last_now,
+                    last_seq,
+                } => Self::RejectedReplayed {
+                    now: *now,
+                    seq: *seq,
+                    last_now: *last_now,
+                    last_seq: *last_seq,
+                },
             },
         }
     }
@@ -122,6 +165,22 @@ impl From<AppliedWire> for Applied {
             AppliedWire::RejectedTimeOutOfRange { value } => {
                 Applied::Rejected(Rejection::TimeOutOfRange { value })
             }
+            AppliedWire::Attested { counted, clock } => Applied::Attested {
+                counted: saturate(counted),
+                clock,
+            },
+            AppliedWire::RejectedUnknownSigner => Applied::Rejected(Rejection::UnknownSigner),
+            AppliedWire::RejectedReplayed {
+                now,
+                seq,
+                last_now,
+                last_seq,
+            } => Applied::Rejected(Rejection::Replayed {
+                now,
+                seq,
+                last_now,
+                last_seq,
+            }),
         }
     }
 }
@@ -171,6 +230,17 @@ mod tests {
                 clock: 6,
             }),
             Applied::Rejected(Rejection::TimeOutOfRange { value: u64::MAX }),
+            Applied::Attested {
+                counted: 3,
+                clock: 9,
+            },
+            Applied::Rejected(Rejection::UnknownSigner),
+            Applied::Rejected(Rejection::Replayed {
+                now: 1,
+                seq: 2,
+                last_now: 3,
+                last_seq: 4,
+            }),
         ] {
             let wire = AppliedWire::from(&applied);
             let bytes = postcard::to_allocvec(&wire).unwrap();

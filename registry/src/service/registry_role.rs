@@ -21,12 +21,15 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::measure::Measurer;
+use super::attest::MeasuredBandwidth;
 use super::persisted::{Adopted, Served};
 use super::reachability::Reachability;
 use super::registries::add_addresses;
 use super::served::snapshot_reply;
 use super::server::{Handler, Reply, ServiceServer};
-use super::{Registries, RegistrySettings, Replica, ServiceError, cosign, leader, unix_now};
+use super::{
+    Registries, RegistrySettings, Replica, ServiceError, attest, cosign, leader, unix_now,
+};
 use crate::protocol::{Refusal, RefuseCode, Request, Response, kind};
 use crate::state::Command;
 use crate::store::Applied;
@@ -153,14 +156,46 @@ impl RegistryCore {
     }
 }
 
-/// A registry node's service: the `/braid/registry/1` server and the leader loop (expiry,
-/// snapshot building, co-signing, offering). Dropping it (or `stop`) ends both.
+/// How a registry role runs beyond its settings.
+pub struct RoleOptions {
+    /// The bandwidth this registry measured for a relay, put in its attestations (the listing
+    /// takes the median of a majority's measurements). Default (`None`): this registry's own
+    /// measurer (`settings.measure`), or nothing when measuring is off.
+    pub measured: Option<MeasuredBandwidth>,
+    /// Whether this registry verifies relays and attests them (default true). A registry that
+    /// does not attest still serves, co-signs and builds, but vouches for nothing and does not
+    /// move the state clock (tests drive attestations by hand with it).
+    pub attest: bool,
+}
+
+impl Default for RoleOptions {
+    fn default() -> Self {
+        Self {
+            measured: None,
+            attest: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleOptions")
+            .field("attest", &self.attest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registry node's service: the `/braid/registry/1` server, the attestation loop (this
+/// registry's own dial-backs and signed votes) and the leader loop (expiry, snapshot building,
+/// co-signing, offering). Dropping it (or `stop`) ends them.
 pub struct RegistryRole {
     core: Arc<RegistryCore>,
     server: ServiceServer,
     leader: JoinHandle<()>,
     /// The bandwidth measurer (`settings.measure.enabled`).
     measurer: Option<Measurer>,
+    /// The attestation loop.
+    attest: JoinHandle<()>,
 }
 
 impl RegistryRole {
@@ -174,6 +209,26 @@ impl RegistryRole {
         registries: Registries,
         key: SigningKey,
         settings: RegistrySettings,
+    ) -> Result<Self, ServiceError> {
+        Self::start_with(
+            transport,
+            replica,
+            registries,
+            key,
+            settings,
+            RoleOptions::default(),
+        )
+        .await
+    }
+
+    /// [`RegistryRole::start`] with [`RoleOptions`] (the bandwidth hook, whether to attest).
+    pub async fn start_with(
+        transport: &Transport,
+        replica: Arc<dyn Replica>,
+        registries: Registries,
+        key: SigningKey,
+        settings: RegistrySettings,
+        options: RoleOptions,
     ) -> Result<Self, ServiceError> {
         settings.validate()?;
         let peer_id = peer_id_from_public(&key.verifying_key().to_bytes()).map_err(|e| {
@@ -225,11 +280,28 @@ impl RegistryRole {
             )?),
             false => None,
         };
+        // The attestations carry this registry's own measurements, unless the caller gave a
+        // hook (tests that vote by hand).
+        let measured = match (&measurer, options.measured) {
+            (Some(m), None) => {
+                let book = m.book();
+                let hook: MeasuredBandwidth = Arc::new(move |p: &PeerId| book.latest(p));
+                hook
+            }
+            (_, Some(hook)) => hook,
+            (None, None) => Arc::new(|_: &PeerId| None),
+        };
+        let attest = if options.attest {
+            tokio::spawn(attest::run(Arc::clone(&core), measured))
+        } else {
+            tokio::spawn(async {})
+        };
         Ok(Self {
             core,
             server,
             leader,
             measurer,
+            attest,
         })
     }
 
@@ -251,10 +323,11 @@ impl RegistryRole {
         self.measurer.as_ref()?.latest(relay)
     }
 
-    /// Stops the server, the leader loop and the measurer.
+    /// Stops the server, the leader loop, the attestation loop and the measurer.
     pub fn stop(&self) {
         self.server.stop();
         self.leader.abort();
+        self.attest.abort();
         if let Some(m) = &self.measurer {
             m.stop();
         }
@@ -264,6 +337,7 @@ impl RegistryRole {
 impl Drop for RegistryRole {
     fn drop(&mut self) {
         self.leader.abort();
+        self.attest.abort();
     }
 }
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use braid_directory::SignedDescriptor;
 use futures::future::BoxFuture;
 
-use super::{Replica, ReplicaError};
+use super::{Registries, Replica, ReplicaError, registry_key_of};
 use crate::state::{Command, LogId};
-use crate::store::{Applied, Store, StoreError, StoreLimits};
+use crate::store::{Applied, StateView, Store, StoreError, StoreLimits};
 
 /// One registry's state in one SQLite file, applied directly.
 pub struct SoloReplica {
@@ -21,11 +21,23 @@ pub struct SoloReplica {
 }
 
 impl SoloReplica {
-    /// Opens (or creates) the store at `path`. The replica starts as the leader (it is the
-    /// only member).
-    pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store at `path`, counting the attestations of `registries`
+    /// (the one registry, or in tests every registry of a set whose stores are fed the same
+    /// commands). The replica starts as the leader (it is the only member).
+    pub fn open(
+        path: &Path,
+        limits: StoreLimits,
+        registries: &Registries,
+    ) -> Result<Self, StoreError> {
+        let keys: Vec<[u8; 32]> = registries
+            .peers()
+            .iter()
+            .filter_map(|p| registry_key_of(&p.peer_id).map(|k| k.to_bytes()))
+            .collect();
+        let mut store = Store::open(path, limits)?;
+        store.set_registries(&keys)?;
         Ok(Self {
-            store: Arc::new(Mutex::new(Store::open(path, limits)?)),
+            store: Arc::new(Mutex::new(store)),
             leader: AtomicBool::new(true),
         })
     }
@@ -59,6 +71,11 @@ impl Replica for SoloReplica {
     fn descriptors(&self) -> Result<Vec<SignedDescriptor>, ReplicaError> {
         let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(store.descriptors()?)
+    }
+
+    fn view(&self) -> Result<StateView, ReplicaError> {
+        let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(store.view()?)
     }
 
     fn is_leader(&self) -> bool {

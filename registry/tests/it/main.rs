@@ -16,3 +16,5 @@ mod state;
 #[cfg(feature = "store")]
 mod store;
 mod support;
+#[cfg(feature = "server")]
+mod votes;

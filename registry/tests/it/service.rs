@@ -98,7 +98,8 @@ async fn three_registries_co_sign_and_any_of_them_serves_the_snapshot() {
     .await;
     sleep(Duration::from_millis(1100)).await;
 
-    let (regs, list) = registries(3, 0, registry_settings(Duration::from_secs(3600))).await;
+    let (regs, list) =
+        registries_with(3, 0, registry_settings(Duration::from_secs(3600)), false).await;
     let (_relay, relay_key) = node(true).await;
     let t = now();
     let d = descriptor(
@@ -109,12 +110,15 @@ async fn three_registries_co_sign_and_any_of_them_serves_the_snapshot() {
     )
     .sign(&relay_key)
     .unwrap();
-    // Raft is not part of this test: the same Publish is applied to every registry's store.
+    // Raft is not part of this test: the same Publish and the three registries' attestations
+    // of it are applied to every registry's store.
+    let keys: Vec<SigningKey> = regs.iter().map(|r| r.key.clone()).collect();
     for reg in &regs {
         let applied = bounded(reg.replica.submit(Command::Publish(d.clone())))
             .await
             .unwrap();
         assert_eq!(applied, Applied::Stored { replaced: false });
+        feed_votes(&reg.replica, &keys, &[&d], t, 1).await;
     }
     let built = bounded(regs[0].role.build_snapshot_now()).await.unwrap();
     assert_eq!(built.signers().len(), 3, "the builder and 2 co-signers");
@@ -321,6 +325,7 @@ async fn bad_or_unreachable_descriptors_are_refused_and_nothing_is_stored() {
 async fn a_restarted_registry_serves_its_kept_snapshot_at_once() {
     let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
     let reg = &regs[0];
+    wait_listed(&reg.replica, 0).await;
     let built = bounded(reg.role.build_snapshot_now()).await.unwrap();
     reg.role.stop();
     // The same identity on a new transport, the same data directory, a follower this time
@@ -332,7 +337,12 @@ async fn a_restarted_registry_serves_its_kept_snapshot_at_once() {
     };
     let transport = bounded(Transport::start(identity, config)).await.unwrap();
     let replica = Arc::new(
-        SoloReplica::open(&reg.dir.path().join("state.db"), StoreLimits::default()).unwrap(),
+        SoloReplica::open(
+            &reg.dir.path().join("state.db"),
+            StoreLimits::default(),
+            &list,
+        )
+        .unwrap(),
     );
     replica.set_leader(false);
     let settings = RegistrySettings {

@@ -95,6 +95,7 @@ async fn a_relay_cache_serves_its_snapshot_and_bad_ones_are_refused() {
             .unwrap(),
         reg.transport.peer_id()
     );
+    wait_listed(&reg.replica, 1).await;
     let s1 = bounded(reg.role.build_snapshot_now()).await.unwrap();
     assert_eq!(s1.descriptors().len(), 1);
 

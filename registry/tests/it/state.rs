@@ -3,6 +3,7 @@
 
 use crate::support::relays::*;
 use braid_directory::{Error, SnapshotError};
+use braid_registry::state::votes::{RegistryClock, Vote, Votes};
 use braid_registry::state::{Command, LogId, MAX_COMMAND_LEN, MAX_MEMBERSHIP_LEN, StateImage};
 
 #[test]
@@ -59,11 +60,29 @@ fn bad_commands_are_refused() {
 }
 
 fn image() -> StateImage {
+    let descriptors = sorted((1..=4).map(|s| relay(s, DAY)).collect());
+    let first = *descriptors[0].identity();
     StateImage {
         last_applied: Some(LogId { term: 3, index: 41 }),
         clock: T0,
         membership: Some((LogId { term: 2, index: 7 }, b"members".to_vec())),
-        descriptors: sorted((1..=4).map(|s| relay(s, DAY)).collect()),
+        descriptors,
+        votes: Votes {
+            clocks: vec![RegistryClock {
+                registry: [7; 32],
+                now: T0,
+                seq: 3,
+            }],
+            votes: vec![Vote {
+                relay: first,
+                registry: [7; 32],
+                digest: [1; 32],
+                addresses: [2; 32],
+                at: T0,
+                measured_bw: Some(5),
+            }],
+            listed: vec![(first, T0)],
+        },
     }
 }
 
@@ -80,10 +99,20 @@ fn state_images_round_trip() {
         );
     }
     let empty = StateImage::default();
-    // version, no last_applied, clock 0, no membership, no descriptor
+    // version, no last_applied, clock 0, no membership, no descriptor, no votes
     assert_eq!(
         hex::encode(empty.encode()),
-        ["01", "00", "0000000000000000", "00", "00000000"].concat()
+        [
+            "02",
+            "00",
+            "0000000000000000",
+            "00",
+            "00000000",
+            "00",
+            "00000000",
+            "00000000"
+        ]
+        .concat()
     );
     assert_eq!(StateImage::decode(&empty.encode(), 10).unwrap(), empty);
 }
@@ -95,11 +124,12 @@ fn state_image_hex_vector() {
         clock: 3,
         membership: Some((LogId { term: 1, index: 1 }, vec![0xab])),
         descriptors: vec![],
+        votes: Votes::default(),
     };
     assert_eq!(
         hex::encode(img.encode()),
         [
-            "01",                               // version
+            "02",                               // version
             "01",                               // last_applied is set
             "0000000000000001",                 // term
             "0000000000000002",                 // index
@@ -108,6 +138,9 @@ fn state_image_hex_vector() {
             "00000000000000010000000000000001", // its log id
             "00000001ab",                       // its bytes
             "00000000",                         // no descriptor
+            "00",                               // no registry clock
+            "00000000",                         // no vote
+            "00000000",                         // no listed relay
         ]
         .concat()
     );
@@ -154,13 +187,35 @@ fn bad_state_images_are_refused() {
     // A forged descriptor: flip a byte of the last descriptor's onion key.
     let mut forged = bytes.clone();
     let last = img.descriptors[3].encode();
-    let at = bytes.len() - last.len() + 64;
+    let no_votes = StateImage {
+        votes: Votes::default(),
+        ..img.clone()
+    };
+    let tail = bytes.len() - no_votes.encode().len() + 9;
+    let at = bytes.len() - tail - last.len() + 64;
     forged[at] ^= 1;
     assert_eq!(
         StateImage::decode(&forged, 10),
         Err(SnapshotError::BadDescriptor {
             index: 3,
             reason: Box::new(Error::BadSignature)
+        })
+    );
+    // Votes naming a relay without a descriptor, or out of order.
+    let mut orphan = img.clone();
+    orphan.votes.votes[0].relay = [0xff; 32];
+    assert_eq!(
+        StateImage::decode(&orphan.encode(), 10),
+        Err(SnapshotError::Malformed {
+            what: "a vote or listed relay names a relay without a descriptor"
+        })
+    );
+    let mut twice = img.clone();
+    twice.votes.listed.push(twice.votes.listed[0]);
+    assert_eq!(
+        StateImage::decode(&twice.encode(), 10),
+        Err(SnapshotError::Malformed {
+            what: "listed relays are not sorted and distinct"
         })
     );
     // A membership record over the limit.

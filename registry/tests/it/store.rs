@@ -8,7 +8,7 @@ use crate::support::relays::*;
 use braid_directory::{
     AddrPattern, Descriptor, Error, ExitPolicy, ExitRule, SignedDescriptor, SnapshotError,
 };
-use braid_registry::state::{Command, LogId, Rejection, StateImage};
+use braid_registry::state::{Attestation, Command, LogId, Rejection, StateImage};
 use braid_registry::store::{Applied, Store, StoreError, StoreLimits};
 use ed25519_dalek::SigningKey;
 
@@ -16,8 +16,31 @@ fn id(term: u64, index: u64) -> LogId {
     LogId { term, index }
 }
 
+/// The one registry of these stores.
+fn registry_key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
 fn open(path: &Path) -> Store {
-    Store::open(path, StoreLimits::default()).unwrap()
+    let mut store = Store::open(path, StoreLimits::default()).unwrap();
+    store
+        .set_registries(&[registry_key().verifying_key().to_bytes()])
+        .unwrap();
+    store
+}
+
+/// The registry's attestation of no relay at `now` (it moves the state clock).
+fn tick(now: u64, seq: u64) -> Command {
+    Command::Attest(
+        Attestation {
+            signer: registry_key().verifying_key().to_bytes(),
+            now,
+            seq,
+            relays: Vec::new(),
+        }
+        .sign(&registry_key())
+        .unwrap(),
+    )
 }
 
 fn db(dir: &tempfile::TempDir) -> PathBuf {
@@ -67,10 +90,11 @@ fn state_survives_close_and_reopen() {
         );
         assert_eq!(store.apply_blank(id(2, 5)).unwrap(), Applied::Blank);
         assert_eq!(
-            store
-                .apply(id(2, 6), &Command::Expire { now: T0 + 60 })
-                .unwrap(),
-            Applied::Expired { removed: 0 }
+            store.apply(id(2, 6), &tick(T0 + 60, 1)).unwrap(),
+            Applied::Attested {
+                counted: 0,
+                clock: T0 + 60
+            }
         );
         store.image().unwrap()
     };
@@ -183,10 +207,11 @@ fn bad_entries_are_rejected_and_store_nothing() {
     );
     // A descriptor expired by the state clock.
     assert_eq!(
-        store
-            .apply(id(1, 4), &Command::Expire { now: T0 + HOUR })
-            .unwrap(),
-        Applied::Expired { removed: 0 }
+        store.apply(id(1, 4), &tick(T0 + HOUR, 1)).unwrap(),
+        Applied::Attested {
+            counted: 0,
+            clock: T0 + HOUR
+        }
     );
     assert_eq!(
         store.apply(id(1, 5), &publish(&relay(3, HOUR))).unwrap(),
@@ -244,31 +269,47 @@ fn expire_drops_expired_relays_and_the_clock_never_goes_back() {
     put(&mut store, id(1, 2), &relay(2, 2 * HOUR));
     put(&mut store, id(1, 3), &relay(3, DAY));
     assert_eq!(
-        store
-            .apply(id(1, 4), &Command::Expire { now: T0 + HOUR - 1 })
-            .unwrap(),
-        Applied::Expired { removed: 0 }
+        store.apply(id(1, 4), &tick(T0 + HOUR - 1, 1)).unwrap(),
+        Applied::Attested {
+            counted: 0,
+            clock: T0 + HOUR - 1
+        }
     );
+    // Expire may not move the clock past what the registries attested.
     assert_eq!(
         store
             .apply(id(1, 5), &Command::Expire { now: T0 + 2 * HOUR })
             .unwrap(),
-        Applied::Expired { removed: 2 }
+        Applied::Expired { removed: 0 }
+    );
+    assert_eq!(store.clock().unwrap(), T0 + HOUR - 1);
+    assert_eq!(
+        store.apply(id(1, 6), &tick(T0 + 2 * HOUR, 1)).unwrap(),
+        Applied::Attested {
+            counted: 0,
+            clock: T0 + 2 * HOUR
+        }
     );
     assert_eq!(store.descriptors().unwrap(), vec![relay(3, DAY)]);
     assert_eq!(
-        store.apply(id(1, 6), &Command::Expire { now: T0 }).unwrap(),
+        store.apply(id(1, 7), &Command::Expire { now: T0 }).unwrap(),
         Applied::Expired { removed: 0 }
     );
     assert_eq!(store.clock().unwrap(), T0 + 2 * HOUR);
-    // A clock past what SQLite holds expires everything and stays usable.
+    // A clock past what SQLite holds is refused in an attestation, and an Expire that far
+    // changes nothing.
+    assert_eq!(
+        store.apply(id(1, 8), &tick(u64::MAX, 2)).unwrap(),
+        Applied::Rejected(Rejection::TimeOutOfRange { value: u64::MAX })
+    );
     assert_eq!(
         store
-            .apply(id(1, 7), &Command::Expire { now: u64::MAX })
+            .apply(id(1, 9), &Command::Expire { now: u64::MAX })
             .unwrap(),
-        Applied::Expired { removed: 1 }
+        Applied::Expired { removed: 0 }
     );
-    assert_eq!(store.clock().unwrap(), i64::MAX as u64);
+    assert_eq!(store.descriptors().unwrap(), vec![relay(3, DAY)]);
+    assert_eq!(store.clock().unwrap(), T0 + 2 * HOUR);
 }
 
 /// A descriptor as large as the format allows (about 3.2 kB): 8 addresses of 200 bytes and 64
@@ -347,11 +388,13 @@ fn a_bad_snapshot_changes_nothing() {
         clock: T0,
         membership: None,
         descriptors: sorted((2..=4).map(|s| relay(s, DAY)).collect()),
+        votes: Default::default(),
     };
     let bytes = good.encode();
     let mut forged = bytes.clone();
     let last = good.descriptors[2].encode();
-    forged[bytes.len() - last.len() + 64] ^= 1;
+    // The empty votes (9 bytes) follow the last descriptor.
+    forged[bytes.len() - 9 - last.len() + 64] ^= 1;
     assert!(matches!(
         store.restore(&forged),
         Err(StoreError::BadImage(SnapshotError::BadDescriptor {
@@ -387,13 +430,13 @@ fn a_file_of_another_format_is_refused() {
     let path = db(&dir);
     drop(open(&path));
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE state SET format = 2", []).unwrap();
+    conn.execute("UPDATE state SET format = 3", []).unwrap();
     drop(conn);
     assert!(matches!(
         Store::open(&path, StoreLimits::default()),
         Err(StoreError::UnsupportedFormat {
-            found: 2,
-            expected: 1
+            found: 3,
+            expected: 2
         })
     ));
 }

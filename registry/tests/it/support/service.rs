@@ -7,12 +7,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_directory::{Descriptor, ExitPolicy};
+use braid_directory::{Descriptor, ExitPolicy, SignedDescriptor};
 use braid_registry::protocol::{RefuseCode, Response};
 use braid_registry::service::{
     FeedSettings, PROTOCOL, PeerAddresses, Registries, RegistryRole, RegistrySettings, Replica,
-    SoloReplica,
+    RoleOptions, SoloReplica,
 };
+use braid_registry::state::{Attestation, AttestedRelay, Command, descriptor_digest};
+use braid_registry::store::Applied;
 use braid_registry::store::StoreLimits;
 use braid_transport::{Identity, Multiaddr, PeerId, Transport, TransportConfig};
 use ed25519_dalek::SigningKey;
@@ -100,11 +102,22 @@ pub(crate) struct Reg {
     pub dir: TempDir,
 }
 
-/// `n` registries (one group); only `leader` is flagged as the leader.
+/// `n` registries (one group); only `leader` is flagged as the leader. Each attests what it
+/// verifies to its own store.
 pub(crate) async fn registries(
     n: usize,
     leader: usize,
     settings: RegistrySettings,
+) -> (Vec<Reg>, Registries) {
+    registries_with(n, leader, settings, true).await
+}
+
+/// [`registries`], with the attestation loops on or off (off: the test feeds the stores).
+pub(crate) async fn registries_with(
+    n: usize,
+    leader: usize,
+    settings: RegistrySettings,
+    attest: bool,
 ) -> (Vec<Reg>, Registries) {
     let mut nodes = Vec::new();
     for _ in 0..n {
@@ -115,19 +128,24 @@ pub(crate) async fn registries(
     for (i, (transport, key)) in nodes.into_iter().enumerate() {
         let dir = TempDir::new().unwrap();
         let replica = Arc::new(
-            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default()).unwrap(),
+            SoloReplica::open(&dir.path().join("state.db"), StoreLimits::default(), &list).unwrap(),
         );
         replica.set_leader(i == leader);
         let settings = RegistrySettings {
             data_dir: Some(dir.path().to_path_buf()),
             ..settings.clone()
         };
-        let role = RegistryRole::start(
+        let options = RoleOptions {
+            attest,
+            ..RoleOptions::default()
+        };
+        let role = RegistryRole::start_with(
             &transport,
             Arc::clone(&replica) as Arc<dyn Replica>,
             list.clone(),
             key.clone(),
             settings,
+            options,
         )
         .await
         .unwrap();
@@ -165,6 +183,48 @@ pub(crate) fn addresses_of(t: &Transport) -> Vec<String> {
     t.listen_addrs().iter().map(Multiaddr::to_string).collect()
 }
 
+/// Applies to `replica` one attestation of `relays` by each of `keys`, at `now` with `seq`.
+pub(crate) async fn feed_votes(
+    replica: &SoloReplica,
+    keys: &[SigningKey],
+    relays: &[&SignedDescriptor],
+    now: u64,
+    seq: u64,
+) {
+    for key in keys {
+        let signed = Attestation {
+            signer: key.verifying_key().to_bytes(),
+            now,
+            seq,
+            relays: relays
+                .iter()
+                .map(|d| AttestedRelay {
+                    relay: *d.identity(),
+                    digest: descriptor_digest(d),
+                    measured_bw: None,
+                })
+                .collect(),
+        }
+        .sign(key)
+        .unwrap();
+        let applied = bounded(replica.submit(Command::Attest(signed)))
+            .await
+            .unwrap();
+        assert!(matches!(applied, Applied::Attested { .. }), "{applied:?}");
+    }
+}
+
+/// Waits until `replica` lists exactly `n` relays (a majority attested them) and its clock
+/// moved.
+pub(crate) async fn wait_listed(replica: &SoloReplica, n: usize) {
+    eventually("the relays are listed", || {
+        let view = replica.view().unwrap();
+        view.clock > 0 && view.listed().count() == n
+    })
+    .await;
+}
+
+/// The published relays (listed or not).
 pub(crate) fn listed(replica: &SoloReplica) -> Vec<[u8; 32]> {
     replica
         .descriptors()
@@ -192,5 +252,48 @@ pub(crate) fn refusal(response: &Response) -> (RefuseCode, String) {
     match response {
         Response::Refused(r) => (r.code(), r.text().to_owned()),
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The Raft group as the service's replica (what `braid-node` does in its registry role).
+pub(crate) struct RaftReplica(pub braid_registry::raft::RegistryRaft);
+
+impl Replica for RaftReplica {
+    fn submit(
+        &self,
+        command: Command,
+    ) -> futures::future::BoxFuture<'static, Result<Applied, braid_registry::service::ReplicaError>>
+    {
+        let raft = self.0.clone();
+        Box::pin(async move {
+            raft.submit(command).await.map_err(|e| {
+                braid_registry::service::ReplicaError::Unavailable {
+                    reason: e.to_string(),
+                }
+            })
+        })
+    }
+
+    fn descriptors(&self) -> Result<Vec<SignedDescriptor>, braid_registry::service::ReplicaError> {
+        self.0
+            .descriptors()
+            .map_err(|e| braid_registry::service::ReplicaError::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+
+    fn view(
+        &self,
+    ) -> Result<braid_registry::store::StateView, braid_registry::service::ReplicaError> {
+        self.0
+            .view()
+            .map_err(|e| braid_registry::service::ReplicaError::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+
+    fn is_leader(&self) -> bool {
+        let s = self.0.status();
+        s.leader == Some(s.id)
     }
 }
