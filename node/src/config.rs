@@ -18,7 +18,8 @@ use crate::error::NodeError;
 mod registries;
 
 pub use registries::{
-    MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_max_relays,
+    MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_allow_private_addresses,
+    default_max_relays, default_publish_burst, default_publish_refill_secs,
     default_snapshot_interval_secs, default_snapshot_validity_secs, parse_registries, raft_id,
 };
 

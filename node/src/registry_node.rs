@@ -134,6 +134,9 @@ impl RegistryNode {
             snapshot_interval: timings.snapshot_interval,
             snapshot_validity: timings.snapshot_validity,
             data_dir: Some(cfg.data_dir.clone()),
+            allow_private_addresses: cfg.allow_private_addresses,
+            publish_burst: cfg.publish_burst,
+            publish_refill: Duration::from_secs(cfg.publish_refill_secs),
             ..RegistrySettings::default()
         };
         let role = RegistryRole::start(

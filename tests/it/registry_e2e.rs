@@ -80,7 +80,7 @@ impl Net {
         for (i, (data, addr)) in listens.iter().enumerate() {
             let text = format!(
                 "data_dir = {}\nlisten = [{}]\nsnapshot_interval_secs = {SNAPSHOT_SECS}\n\
-                 snapshot_validity_secs = 600\n{list}",
+                 snapshot_validity_secs = 600\nallow_private_addresses = true\n{list}",
                 q(&data.display().to_string()),
                 q(addr)
             );

@@ -129,6 +129,13 @@ pub struct RegistryConfig {
     pub snapshot_validity_secs: u64,
     /// Relays the directory may list at once.
     pub max_relays: usize,
+    /// Dial-back private, loopback, link-local and documentation addresses too. Only for
+    /// test networks and the simulator (everything on loopback).
+    pub allow_private_addresses: bool,
+    /// Publishes one source address (IPv4, or IPv6 /64) may make in a burst.
+    pub publish_burst: u32,
+    /// Seconds after which one more publish per source address is allowed.
+    pub publish_refill_secs: u64,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -143,6 +150,18 @@ pub fn default_snapshot_validity_secs() -> u64 {
 pub fn default_max_relays() -> usize {
     10_000
 }
+/// Default: public addresses only.
+pub fn default_allow_private_addresses() -> bool {
+    false
+}
+/// Default publish burst per source address: 8.
+pub fn default_publish_burst() -> u32 {
+    8
+}
+/// Default: one more publish per source address every 30 s.
+pub fn default_publish_refill_secs() -> u64 {
+    30
+}
 
 impl Default for RegistryConfig {
     fn default() -> Self {
@@ -153,6 +172,9 @@ impl Default for RegistryConfig {
             snapshot_interval_secs: default_snapshot_interval_secs(),
             snapshot_validity_secs: default_snapshot_validity_secs(),
             max_relays: default_max_relays(),
+            allow_private_addresses: default_allow_private_addresses(),
+            publish_burst: default_publish_burst(),
+            publish_refill_secs: default_publish_refill_secs(),
         }
     }
 }
