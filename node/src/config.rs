@@ -121,6 +121,9 @@ pub struct ProxyConfig {
     pub registries: Vec<RegistryEntry>,
     /// Seconds between directory refreshes from the registries.
     pub directory_refresh_secs: u64,
+    /// Seconds past the snapshot's `valid_until` that the proxy still builds circuits with
+    /// it; after that it builds none until a fresh snapshot arrives.
+    pub stale_directory_grace_secs: u64,
     /// Hops per circuit.
     pub hops: usize,
     /// Strands per stream (K, 1..=8): circuits to one exit that share no guard or middle relay
@@ -191,6 +194,14 @@ pub fn default_republish_interval_secs() -> u64 {
 pub fn default_directory_refresh_secs() -> u64 {
     600
 }
+/// Default grace past a snapshot's `valid_until`: one hour. Registries sign a snapshot every
+/// few minutes, each valid 3 hours, so a snapshot past its end means the proxy has heard from
+/// no registry or relay for hours; an hour more rides out a short outage of them without
+/// building on a relay list that may have churned for most of a day (Tor accepts up to 24 h
+/// because its authorities vote hourly and are few and slow to recover).
+pub fn default_stale_directory_grace_secs() -> u64 {
+    3600
+}
 /// Default SOCKS5 address.
 pub fn default_socks_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
@@ -246,6 +257,7 @@ impl Default for ProxyConfig {
             directory: default_directory(),
             registries: Vec::new(),
             directory_refresh_secs: default_directory_refresh_secs(),
+            stale_directory_grace_secs: default_stale_directory_grace_secs(),
             hops: d.hops,
             strands: d.strands,
             preemptive_circuits: d.preemptive,

@@ -146,6 +146,8 @@ pub struct CircuitManager {
     build_times: Mutex<VecDeque<Duration>>,
     records: Mutex<VecDeque<StreamRecord>>,
     spares: Mutex<preemptive::Spares>,
+    /// Why no circuit may be built now (the directory is stale), if so.
+    stale: RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -176,7 +178,22 @@ impl CircuitManager {
             build_times: Mutex::new(VecDeque::new()),
             records: Mutex::new(VecDeque::new()),
             spares: Mutex::new(preemptive::Spares::default()),
+            stale: RwLock::new(None),
         }
+    }
+
+    /// Stops (`Some(why)`) or allows again (`None`) building new circuits: the proxy says
+    /// why when its directory is past its validity and grace. Circuits already built carry
+    /// on; every build fails with `RouterError::Directory(why)` meanwhile.
+    pub fn set_directory_stale(&self, why: Option<String>) {
+        if let Ok(mut stale) = self.stale.write() {
+            *stale = why;
+        }
+    }
+
+    /// Why new circuits are not built now, if they are not.
+    pub fn directory_stale(&self) -> Option<String> {
+        self.stale.read().ok().and_then(|s| s.clone())
     }
 
     /// The settings in use.
@@ -435,7 +452,12 @@ impl CircuitManager {
             .unwrap_or(0)
     }
 
+    /// The relays to build circuits over (every build goes through here), unless the
+    /// directory is stale.
     fn relays(&self) -> Result<Arc<Vec<Relay>>, RouterError> {
+        if let Some(why) = self.directory_stale() {
+            return Err(RouterError::Directory(why));
+        }
         let relays = self
             .relays
             .read()
