@@ -132,6 +132,9 @@ pub struct ProxyConfig {
     /// Clean circuits (or strand sets of `strands`) built ahead for the first stream of a new
     /// SOCKS isolation key, 0..=8; 0: a new key waits for its own builds.
     pub preemptive_circuits: usize,
+    /// Client identities (a swarm with a fresh, never stored key each) at once: one per SOCKS
+    /// isolation key and per clean circuit built ahead, never shared across keys.
+    pub max_client_identities: usize,
     /// Circuits open at once.
     pub max_circuits: usize,
     /// Streams on one circuit at once.
@@ -261,6 +264,7 @@ impl Default for ProxyConfig {
             hops: d.hops,
             strands: d.strands,
             preemptive_circuits: d.preemptive,
+            max_client_identities: d.max_client_identities,
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
@@ -490,6 +494,11 @@ impl Validate for ProxyConfig {
         positive(path, "max_circuits", self.max_circuits as u64)?;
         positive(
             path,
+            "max_client_identities",
+            self.max_client_identities as u64,
+        )?;
+        positive(
+            path,
             "max_streams_per_circuit",
             self.max_streams_per_circuit as u64,
         )?;
@@ -526,6 +535,7 @@ impl ProxyConfig {
             strands: self.strands,
             preemptive: self.preemptive_circuits,
             max_circuits: self.max_circuits,
+            max_client_identities: self.max_client_identities,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),
             ..Default::default()

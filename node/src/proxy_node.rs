@@ -73,7 +73,9 @@ impl ProxyNode {
         Self::start(cfg, &directory).await
     }
 
-    /// Starts a proxy over `directory`. A fresh, unlinkable client identity is used every start.
+    /// Starts a proxy over `directory`. No identity is ever stored: the transport that fetches
+    /// the directory has a fresh key every start, and circuits are built on one more fresh key
+    /// per SOCKS isolation key (`braid_router::identities`).
     pub async fn start(cfg: &ProxyConfig, directory: &Directory) -> Result<Self, NodeError> {
         let (transport, manager) = Self::client(cfg).await?;
         let usable = manager.set_directory(directory).await?;
@@ -193,6 +195,7 @@ impl ProxyNode {
             follower.abort();
         }
         self.manager.close_all();
+        self.manager.client_identities().close_all().await;
         self.transport.shutdown().await;
     }
 }
