@@ -107,9 +107,11 @@ async fn a_stale_directory_stops_new_circuits_until_a_fresh_one_arrives() {
         r.shutdown().await;
     }
     drop(registries);
-    wait_until("the proxy calls its directory stale", Duration::from_secs(30), || {
-        manager.directory_stale().is_some()
-    })
+    wait_until(
+        "the proxy calls its directory stale",
+        Duration::from_secs(30),
+        || manager.directory_stale().is_some(),
+    )
     .await;
     let why = manager.directory_stale().unwrap();
     assert!(why.contains("the directory is stale"), "{why}");
@@ -119,9 +121,11 @@ async fn a_stale_directory_stops_new_circuits_until_a_fresh_one_arrives() {
 
     // The registries come back (same keys, same data): a fresh snapshot allows circuits again.
     let registries = start_registries(&cfgs, &ids).await;
-    wait_until("a fresh snapshot clears the stale state", Duration::from_secs(60), || {
-        manager.directory_stale().is_none()
-    })
+    wait_until(
+        "a fresh snapshot clears the stale state",
+        Duration::from_secs(60),
+        || manager.directory_stale().is_none(),
+    )
     .await;
     proxy.shutdown().await;
     for r in &registries {

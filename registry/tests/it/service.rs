@@ -228,7 +228,9 @@ async fn bad_or_unreachable_descriptors_are_refused_and_nothing_is_stored() {
             .await
             .unwrap_err();
         assert!(
-            error.to_string().contains("is not reachable from this registry"),
+            error
+                .to_string()
+                .contains("is not reachable from this registry"),
             "{error}"
         );
     }

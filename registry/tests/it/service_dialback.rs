@@ -79,7 +79,10 @@ fn assert_generic_refusal(response: &Response) {
         "not the generic text: {text}"
     );
     for leak in ["dial", "127.", "10.0", "public", "came from", "refused"] {
-        assert!(!text.contains(leak), "the refusal says more than it should: {text}");
+        assert!(
+            !text.contains(leak),
+            "the refusal says more than it should: {text}"
+        );
     }
 }
 
@@ -128,7 +131,10 @@ async fn allow_private_lists_the_loopback_relay_but_only_on_the_publishers_ip() 
         assert_generic_refusal(&answer);
     }
     sleep(Duration::from_millis(500)).await;
-    assert!(!trap.hit(), "the registry dialed an IP the publish did not come from");
+    assert!(
+        !trap.hit(),
+        "the registry dialed an IP the publish did not come from"
+    );
     assert!(listed(&reg.replica).is_empty());
 
     let answer = publish_claiming(&relay, &key, reg, addresses_of(&relay), t + 5).await;
@@ -154,7 +160,10 @@ async fn publishes_per_source_address_are_rate_limited() {
     let answer = publish_claiming(&relay, &key, reg, addresses_of(&relay), t + 2).await;
     let (code, text) = refusal(&answer);
     assert_eq!(code, RefuseCode::Busy, "{text}");
-    assert!(text.contains("too many publishes from this address"), "{text}");
+    assert!(
+        text.contains("too many publishes from this address"),
+        "{text}"
+    );
     // Another relay on the same address is limited too: the limit is per source address.
     let (other, other_key) = node(true).await;
     let answer = publish_claiming(&other, &other_key, reg, addresses_of(&other), t).await;

@@ -51,9 +51,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
     /// The peers with an established connection.
-    ConnectedPeers {
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
+    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
     /// Close every connection to the peer and refuse new ones (both directions) until
     /// `Unblock`. Answers `false` when the block list is full.
     Block {
