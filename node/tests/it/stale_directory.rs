@@ -22,15 +22,25 @@ async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> boo
     }
 }
 
+/// Starts the registries; a restarted one may find its port or files not released yet by
+/// the previous run, so each start is tried a few times (bounded).
 async fn start_registries(cfgs: &[RegistryConfig], ids: &[Identity]) -> Vec<RegistryNode> {
     let mut nodes = Vec::new();
     for (cfg, id) in cfgs.iter().zip(ids) {
         let timings = RegistryTimings::from_config(cfg);
-        nodes.push(
-            RegistryNode::start(cfg, id.clone(), timings)
-                .await
-                .expect("start"),
-        );
+        let mut attempt = 0;
+        let node = loop {
+            match RegistryNode::start(cfg, id.clone(), timings.clone()).await {
+                Ok(node) => break node,
+                Err(e) if attempt < 20 => {
+                    eprintln!("registry start failed, retrying: {e}");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("registry start: {e}"),
+            }
+        };
+        nodes.push(node);
     }
     nodes
 }
