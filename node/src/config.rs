@@ -135,6 +135,9 @@ pub struct ProxyConfig {
     /// Client identities (a swarm with a fresh, never stored key each) at once: one per SOCKS
     /// isolation key and per clean circuit built ahead, never shared across keys.
     pub max_client_identities: usize,
+    /// Build circuits on a client identity per SOCKS isolation key (see
+    /// `max_client_identities`); false: one fresh identity per start for everything.
+    pub client_identity_per_key: bool,
     /// Circuits open at once.
     pub max_circuits: usize,
     /// Streams on one circuit at once.
@@ -265,6 +268,7 @@ impl Default for ProxyConfig {
             strands: d.strands,
             preemptive_circuits: d.preemptive,
             max_client_identities: d.max_client_identities,
+            client_identity_per_key: d.identity_per_key,
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
@@ -536,6 +540,7 @@ impl ProxyConfig {
             preemptive: self.preemptive_circuits,
             max_circuits: self.max_circuits,
             max_client_identities: self.max_client_identities,
+            identity_per_key: self.client_identity_per_key,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),
             ..Default::default()

@@ -57,6 +57,9 @@ pub struct RouterSettings {
     /// Client identities (libp2p swarms with fresh keys, see [`crate::identities`]) at once:
     /// one per isolation key and per clean circuit built ahead, never shared across keys.
     pub max_client_identities: usize,
+    /// Build circuits on a client identity per isolation key (see [`crate::identities`]);
+    /// `false`: on the manager's own transport, one identity for everything.
+    pub identity_per_key: bool,
 }
 
 impl Default for RouterSettings {
@@ -77,6 +80,7 @@ impl Default for RouterSettings {
             braid: BraidSettings::default(),
             preemptive: 1,
             max_client_identities: 16,
+            identity_per_key: false,
         }
     }
 }
@@ -200,6 +204,9 @@ impl CircuitManager {
         &self,
         isolation: Option<&IsolationKey>,
     ) -> Result<Transport, RouterError> {
+        if !self.settings.identity_per_key {
+            return Ok(self.transport.clone());
+        }
         self.identities
             .transport_for(isolation.map(|k| k.0.as_slice()))
             .await

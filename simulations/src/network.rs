@@ -156,6 +156,7 @@ impl SimNetwork {
                 .map_err(|_| SimError::NotReady("addr".into()))?,
             hops: s.hops,
             strands: s.strands,
+            client_identity_per_key: s.client_identity_per_key,
             ..ProxyConfig::default()
         };
         let (proxy, directory_ready) = if list.is_empty() {

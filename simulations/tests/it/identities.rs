@@ -22,6 +22,7 @@ async fn two_usernames_two_identities(strands: usize) {
     let _shared = support::shared().await;
     let s = Scenario {
         strands,
+        client_identity_per_key: true,
         ..Scenario::network("identities", 8, 2, 3)
     };
     let net = SimNetwork::start(&s).await.expect("network");
