@@ -24,7 +24,8 @@ pub use measure::{
     default_measure_max_concurrent,
 };
 pub use registries::{
-    MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_max_relays,
+    MAX_REGISTRIES, Registry, RegistryConfig, RegistryEntry, default_allow_private_addresses,
+    default_max_relays, default_publish_burst, default_publish_refill_secs,
     default_snapshot_interval_secs, default_snapshot_validity_secs, parse_registries, raft_id,
 };
 pub use registries::{
@@ -133,6 +134,9 @@ pub struct ProxyConfig {
     pub registries: Vec<RegistryEntry>,
     /// Seconds between directory refreshes from the registries.
     pub directory_refresh_secs: u64,
+    /// Seconds past the snapshot's `valid_until` that the proxy still builds circuits with
+    /// it; after that it builds none until a fresh snapshot arrives.
+    pub stale_directory_grace_secs: u64,
     /// Hops per circuit.
     pub hops: usize,
     /// Strands per stream (K, 1..=8): circuits to one exit that share no guard or middle relay
@@ -141,6 +145,12 @@ pub struct ProxyConfig {
     /// Clean circuits (or strand sets of `strands`) built ahead for the first stream of a new
     /// SOCKS isolation key, 0..=8; 0: a new key waits for its own builds.
     pub preemptive_circuits: usize,
+    /// Client identities (a swarm with a fresh, never stored key each) at once: one per SOCKS
+    /// isolation key and per clean circuit built ahead, never shared across keys.
+    pub max_client_identities: usize,
+    /// Build circuits on a client identity per SOCKS isolation key (see
+    /// `max_client_identities`); false: one fresh identity per start for everything.
+    pub client_identity_per_key: bool,
     /// Circuits open at once.
     pub max_circuits: usize,
     /// Streams on one circuit at once.
@@ -203,6 +213,14 @@ pub fn default_republish_interval_secs() -> u64 {
 pub fn default_directory_refresh_secs() -> u64 {
     600
 }
+/// Default grace past a snapshot's `valid_until`: one hour. Registries sign a snapshot every
+/// few minutes, each valid 3 hours, so a snapshot past its end means the proxy has heard from
+/// no registry or relay for hours; an hour more rides out a short outage of them without
+/// building on a relay list that may have churned for most of a day (Tor accepts up to 24 h
+/// because its authorities vote hourly and are few and slow to recover).
+pub fn default_stale_directory_grace_secs() -> u64 {
+    3600
+}
 /// Default SOCKS5 address.
 pub fn default_socks_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 1080))
@@ -259,9 +277,12 @@ impl Default for ProxyConfig {
             directory: default_directory(),
             registries: Vec::new(),
             directory_refresh_secs: default_directory_refresh_secs(),
+            stale_directory_grace_secs: default_stale_directory_grace_secs(),
             hops: d.hops,
             strands: d.strands,
             preemptive_circuits: d.preemptive,
+            max_client_identities: d.max_client_identities,
+            client_identity_per_key: d.identity_per_key,
             max_circuits: d.max_circuits,
             max_streams_per_circuit: d.circuit.max_streams,
             max_clients: braid_router::ProxySettings::default().max_clients,
@@ -514,6 +535,11 @@ impl Validate for ProxyConfig {
         positive(path, "max_circuits", self.max_circuits as u64)?;
         positive(
             path,
+            "max_client_identities",
+            self.max_client_identities as u64,
+        )?;
+        positive(
+            path,
             "max_streams_per_circuit",
             self.max_streams_per_circuit as u64,
         )?;
@@ -550,6 +576,8 @@ impl ProxyConfig {
             strands: self.strands,
             preemptive: self.preemptive_circuits,
             max_circuits: self.max_circuits,
+            max_client_identities: self.max_client_identities,
+            identity_per_key: self.client_identity_per_key,
             stream_timeout: Duration::from_secs(self.stream_timeout_secs),
             max_dirtiness: Duration::from_secs(self.max_circuit_dirtiness_secs),
             ..Default::default()

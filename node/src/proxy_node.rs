@@ -1,6 +1,10 @@
 //! A running SOCKS5 proxy: client-only transport + circuit manager + SOCKS server, and where
 //! its directory comes from: a directory file, or the registries' signed snapshot (fetched,
-//! verified against the configured registry keys and refreshed by a `DirectoryFeed`).
+//! verified against the configured registry keys and refreshed by a `DirectoryFeed`). A
+//! snapshot past its `valid_until` plus `stale_directory_grace_secs` stops new circuits until a
+//! fresh one arrives (`freshness`).
+
+mod freshness;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use braid_directory::Directory;
-use braid_registry::service::{DirectoryFeed, FeedSettings};
+use braid_registry::service::{DirectoryFeed, FeedSettings, SnapshotReceiver};
 use braid_router::CircuitManager;
 use braid_transport::{Identity, Transport, TransportConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+use freshness::{Change, StaleWatch};
 
 use crate::config::{ProxyConfig, Registry, parse_registries};
 use crate::error::NodeError;
@@ -22,6 +28,9 @@ use crate::registry_node::service_registries;
 /// How long a proxy started with registries waits for its first directory before it serves
 /// anyway (every stream fails until one arrives).
 pub const FIRST_DIRECTORY_WAIT: Duration = Duration::from_secs(30);
+
+/// Longest time between two checks of whether the directory snapshot went stale.
+pub const STALE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Relays of the snapshot in use a proxy adds to each directory refresh's candidates.
 pub const PROXY_RELAY_SOURCES: usize = 4;
@@ -64,7 +73,9 @@ impl ProxyNode {
         Self::start(cfg, &directory).await
     }
 
-    /// Starts a proxy over `directory`. A fresh, unlinkable client identity is used every start.
+    /// Starts a proxy over `directory`. No identity is ever stored: the transport that fetches
+    /// the directory has a fresh key every start, and circuits are built on one more fresh key
+    /// per SOCKS isolation key (`braid_router::identities`).
     pub async fn start(cfg: &ProxyConfig, directory: &Directory) -> Result<Self, NodeError> {
         let (transport, manager) = Self::client(cfg).await?;
         let usable = manager.set_directory(directory).await?;
@@ -109,25 +120,8 @@ impl ProxyNode {
                  every stream fails until one arrives"
             );
         }
-        let follower = {
-            let manager = manager.clone();
-            tokio::spawn(async move {
-                loop {
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    if let Some(s) = snapshot {
-                        match manager.set_directory(&s.to_directory()).await {
-                            Ok(n) => {
-                                info!(relays = n, issued_at = s.issued_at(), "directory in use")
-                            }
-                            Err(e) => warn!(error = %e, "a verified directory could not be used"),
-                        }
-                    }
-                    if snapshots.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-        };
+        let grace = cfg.stale_directory_grace_secs;
+        let follower = tokio::spawn(follow(manager.clone(), snapshots, grace));
         Self::serve(cfg, transport, manager, Some((FeedHandle(feed), follower))).await
     }
 
@@ -201,6 +195,66 @@ impl ProxyNode {
             follower.abort();
         }
         self.manager.close_all();
+        self.manager.client_identities().close_all().await;
         self.transport.shutdown().await;
     }
+}
+
+/// Applies each verified snapshot to the circuit manager, and stops new circuits while the
+/// snapshot held is past its validity plus `grace` seconds (checked on every snapshot and at
+/// least every [`STALE_CHECK_INTERVAL`]).
+async fn follow(manager: Arc<CircuitManager>, mut snapshots: SnapshotReceiver, grace: u64) {
+    let mut watch = StaleWatch::new(grace);
+    let check_every = STALE_CHECK_INTERVAL.min(Duration::from_secs(grace.max(1)));
+    let mut tick = tokio::time::interval(check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changed = true;
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if changed && let Some(s) = &snapshot {
+            match manager.set_directory(&s.to_directory()).await {
+                Ok(n) => info!(relays = n, issued_at = s.issued_at(), "directory in use"),
+                Err(e) => warn!(error = %e, "a verified directory could not be used"),
+            }
+        }
+        let valid_until = snapshot.as_ref().map(|s| s.valid_until());
+        match watch.observe(valid_until, unix_now()) {
+            Some(Change::BecameStale {
+                valid_until,
+                late_by,
+            }) => {
+                let why = format!(
+                    "the directory is stale: its snapshot was valid until {valid_until} \
+                     ({late_by} s ago, past the {grace} s grace); waiting for a fresh snapshot \
+                     from the registries or relays before building circuits"
+                );
+                warn!("{why}; new streams fail until then");
+                manager.set_directory_stale(Some(why));
+            }
+            Some(Change::FreshAgain { valid_until }) => {
+                info!(
+                    valid_until,
+                    "a fresh directory snapshot arrived; circuits are allowed again"
+                );
+                manager.set_directory_stale(None);
+            }
+            None => {}
+        }
+        tokio::select! {
+            result = snapshots.changed() => {
+                if result.is_err() {
+                    break;
+                }
+                changed = true;
+            }
+            _ = tick.tick() => changed = false,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -136,6 +136,9 @@ impl RegistryNode {
             data_dir: Some(cfg.data_dir.clone()),
             measure: cfg.measure.settings(),
             listing: cfg.listing_params(),
+            allow_private_addresses: cfg.allow_private_addresses,
+            publish_burst: cfg.publish_burst,
+            publish_refill: Duration::from_secs(cfg.publish_refill_secs),
             ..RegistrySettings::default()
         };
         let role = RegistryRole::start(

@@ -89,9 +89,10 @@ pub use settings::{
 };
 #[cfg(feature = "server")]
 pub use settings::{
-    RegistrySettings, default_expire_interval, default_max_clock_skew,
-    default_max_concurrent_probes, default_peer_timeout, default_probe_cache_entries,
-    default_probe_cache_ttl, default_probe_queue_timeout, default_probe_timeout,
+    RegistrySettings, default_allow_private_addresses, default_expire_interval,
+    default_max_clock_skew, default_max_concurrent_probes, default_peer_timeout,
+    default_probe_cache_entries, default_probe_cache_ttl, default_probe_queue_timeout,
+    default_probe_timeout, default_publish_burst, default_publish_refill, default_publish_sources,
     default_replication_wait, default_snapshot_interval, default_snapshot_validity,
 };
 #[cfg(feature = "server")]

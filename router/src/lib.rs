@@ -5,6 +5,8 @@ pub mod circuit;
 #[cfg(feature = "driver")]
 pub mod error;
 #[cfg(feature = "driver")]
+pub mod identities;
+#[cfg(feature = "driver")]
 pub mod manager;
 pub mod path;
 #[cfg(feature = "driver")]

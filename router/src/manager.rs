@@ -21,6 +21,7 @@ use braid_splitter::StrandId;
 
 use crate::circuit::{Circuit, CircuitSettings, OpenStream};
 use crate::error::RouterError;
+use crate::identities::ClientIdentities;
 use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
 use crate::strands::StrandSet;
@@ -53,6 +54,12 @@ pub struct RouterSettings {
     /// Clean circuits (K = 1) or strand sets (K > 1) kept built ahead for streams of a new
     /// isolation key (see `preemptive`); 0: none, every new key waits for its own builds.
     pub preemptive: usize,
+    /// Client identities (libp2p swarms with fresh keys, see [`crate::identities`]) at once:
+    /// one per isolation key and per clean circuit built ahead, never shared across keys.
+    pub max_client_identities: usize,
+    /// Build circuits on a client identity per isolation key (see [`crate::identities`]);
+    /// `false`: on the manager's own transport, one identity for everything.
+    pub identity_per_key: bool,
 }
 
 impl Default for RouterSettings {
@@ -72,6 +79,8 @@ impl Default for RouterSettings {
             strands: 3,
             braid: BraidSettings::default(),
             preemptive: 1,
+            max_client_identities: 16,
+            identity_per_key: false,
         }
     }
 }
@@ -150,6 +159,10 @@ pub struct CircuitManager {
     build_times: Mutex<VecDeque<Duration>>,
     records: Mutex<VecDeque<StreamRecord>>,
     spares: Mutex<preemptive::Spares>,
+    /// Why no circuit may be built now (the directory is stale), if so.
+    stale: RwLock<Option<String>>,
+    /// The identities circuits are built on (never `transport`'s).
+    identities: ClientIdentities,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -173,14 +186,53 @@ impl CircuitManager {
     pub fn new(transport: Transport, settings: RouterSettings) -> Self {
         CircuitManager {
             transport,
-            settings,
             relays: RwLock::new(Arc::new(Vec::new())),
             circuits: Mutex::new(Vec::new()),
             sets: Mutex::new(Vec::new()),
             build_times: Mutex::new(VecDeque::new()),
             records: Mutex::new(VecDeque::new()),
             spares: Mutex::new(preemptive::Spares::default()),
+            stale: RwLock::new(None),
+            identities: ClientIdentities::new(
+                settings_identities(&settings),
+                settings.max_dirtiness,
+            ),
+            settings,
         }
+    }
+
+    /// The transport circuits for `isolation` are built on: that key's own client identity
+    /// (`None`: a new one for a clean circuit built ahead). Never the manager's transport,
+    /// which fetches the directory.
+    async fn client_transport(
+        &self,
+        isolation: Option<&IsolationKey>,
+    ) -> Result<Transport, RouterError> {
+        if !self.settings.identity_per_key {
+            return Ok(self.transport.clone());
+        }
+        self.identities
+            .transport_for(isolation.map(|k| k.0.as_slice()))
+            .await
+    }
+
+    /// The client identities in use (for tests and diagnostics).
+    pub fn client_identities(&self) -> &ClientIdentities {
+        &self.identities
+    }
+
+    /// Stops (`Some(why)`) or allows again (`None`) building new circuits: the proxy says
+    /// why when its directory is past its validity and grace. Circuits already built carry
+    /// on; every build fails with `RouterError::Directory(why)` meanwhile.
+    pub fn set_directory_stale(&self, why: Option<String>) {
+        if let Ok(mut stale) = self.stale.write() {
+            *stale = why;
+        }
+    }
+
+    /// Why new circuits are not built now, if they are not.
+    pub fn directory_stale(&self) -> Option<String> {
+        self.stale.read().ok().and_then(|s| s.clone())
     }
 
     /// The settings in use.
@@ -392,13 +444,17 @@ impl CircuitManager {
         isolation: &IsolationKey,
     ) -> Result<Arc<Circuit>, RouterError> {
         let circuit = match self.take_spare_circuit(target) {
-            Some(c) => c,
+            Some(c) => {
+                self.identities.bind(&c, &isolation.0).await;
+                c
+            }
             None => {
                 let constraints = PathConstraints {
                     hops: self.settings.hops,
                     ..PathConstraints::default()
                 };
-                self.build_path(target, constraints).await?
+                self.build_path(target, constraints, Some(isolation))
+                    .await?
             }
         };
         let mut circuits = self
@@ -439,7 +495,12 @@ impl CircuitManager {
             .unwrap_or(0)
     }
 
+    /// The relays to build circuits over (every build goes through here), unless the
+    /// directory is stale.
     fn relays(&self) -> Result<Arc<Vec<Relay>>, RouterError> {
+        if let Some(why) = self.directory_stale() {
+            return Err(RouterError::Directory(why));
+        }
         let relays = self
             .relays
             .read()
@@ -486,32 +547,40 @@ impl CircuitManager {
     }
 
     /// Chooses a path under `constraints` and builds a circuit along it (not kept in any pool).
+    /// Built on `isolation`'s client identity (`None`: a clean circuit's own).
     pub(crate) async fn build_path(
         &self,
         target: &Target,
         constraints: PathConstraints,
+        isolation: Option<&IsolationKey>,
     ) -> Result<Arc<Circuit>, RouterError> {
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
         let path = select_path(&candidates, &constraints, &mut rand::rng())?;
-        self.build_on(&relays, path).await
+        self.build_on(&relays, path, isolation).await
     }
 
     async fn build_on(
         &self,
         relays: &[Relay],
         path: Vec<usize>,
+        isolation: Option<&IsolationKey>,
     ) -> Result<Arc<Circuit>, RouterError> {
         let specs: Vec<HopSpec> = path.iter().map(|&i| relays[i].spec.clone()).collect();
         let guard = relays[path[0]].peer;
+        let transport = self.client_transport(isolation).await?;
+        transport
+            .add_addresses(guard, relays[path[0]].addrs.clone())
+            .await?;
         let circuit = Circuit::build(
-            &self.transport,
+            &transport,
             guard,
             &specs,
             path,
             self.settings.circuit.clone(),
         )
         .await?;
+        self.identities.track(transport.peer_id(), &circuit).await;
         debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
         if let Ok(mut b) = self.build_times.lock() {
             if b.len() >= MAX_BUILD_SAMPLES {
@@ -566,6 +635,10 @@ impl CircuitManager {
             }
         }
     }
+}
+
+fn settings_identities(settings: &RouterSettings) -> usize {
+    settings.max_client_identities.max(1)
 }
 
 /// Unlisted relays kept for stable indexes before the list may be compacted.

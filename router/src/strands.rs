@@ -185,6 +185,7 @@ pub(crate) async fn open(
             spares: Arc::new(Mutex::new(Vec::new())),
             inflight: Arc::new(AtomicUsize::new(0)),
             refill: None,
+            isolation: isolation.clone(),
         };
         // The other strands link beside the `BeginBraid`, not after its answer, and carry
         // fragments without waiting for theirs: the exit keeps a `Link` that comes first until
@@ -269,6 +270,8 @@ pub struct Replacer {
     inflight: Arc<AtomicUsize>,
     /// The next clean set's build, held until this stream is answered (or dropped with it).
     refill: Option<Refill>,
+    /// The stream's isolation key: replacements are built on its client identity.
+    isolation: IsolationKey,
 }
 
 /// Counts a task under way until dropped.
@@ -388,6 +391,7 @@ impl StrandSupply for Replacer {
         let link = self.link;
         let timeout = manager.settings.stream_timeout;
         let guard = Inflight::start(&self.inflight);
+        let isolation = self.isolation.clone();
         tokio::spawn(async move {
             let linked = async {
                 // Avoid every non-exit relay of the other strands, the lost one's included: it
@@ -407,7 +411,10 @@ impl StrandSupply for Replacer {
                     siblings: exclude,
                     ..PathConstraints::default()
                 };
-                let circuit = match manager.build_path(&target, constraints).await {
+                let circuit = match manager
+                    .build_path(&target, constraints, Some(&isolation))
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => {
                         debug!(lost = strand.0, error = %e, "no replacement strand");

@@ -158,6 +158,7 @@ impl SimNetwork {
                 .map_err(|_| SimError::NotReady("addr".into()))?,
             hops: s.hops,
             strands: s.strands,
+            client_identity_per_key: s.client_identity_per_key,
             ..ProxyConfig::default()
         };
         let (proxy, directory_ready) = if list.is_empty() {
@@ -373,6 +374,9 @@ const SIM_MAX_PER_SUBNET: usize = 10_000;
 /// Starts `n` registries on 127.0.1.(1 + i), each on a free QUIC port, as one Raft group that
 /// builds a snapshot every second. Returns them, their list for the relays and the proxy, and
 /// the directory holding their data.
+/// Bytes of one bandwidth measurement in the simulator (256 KiB each way).
+const SIM_MEASURE_BYTES: u64 = 256 * 1024;
+
 async fn start_registries(
     n: usize,
 ) -> Result<(Vec<RegistryNode>, Vec<Registry>, Option<tempfile::TempDir>), SimError> {
@@ -410,10 +414,11 @@ async fn start_registries(
             registries: entries.clone(),
             snapshot_interval_secs: 1,
             snapshot_validity_secs: 600,
-            // No bandwidth measurements in the simulator (yet): their traffic would share the
-            // relays' rate limits and accounting budgets with the workloads being measured.
+            // Registries measure every relay soon after it is listed (the Guard flag needs a
+            // measurement), with small transfers: they share the relays' rate limits and
+            // budgets with the workloads being measured.
             measure: MeasureConfig {
-                enabled: false,
+                bytes: SIM_MEASURE_BYTES,
                 ..MeasureConfig::default()
             },
             // Every simulated relay is on 127.0.0.x (one /24) and fresh: no subnet cap to
@@ -422,6 +427,8 @@ async fn start_registries(
             max_relays_per_ipv6_48: SIM_MAX_PER_SUBNET,
             guard_min_uptime_secs: 0,
             guard_min_bandwidth: 1,
+            // Everything runs on loopback.
+            allow_private_addresses: true,
             ..RegistryConfig::default()
         };
         let timings = RegistryTimings::from_config(&cfg);

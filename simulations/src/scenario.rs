@@ -21,6 +21,9 @@ pub struct Scenario {
     pub hops: usize,
     /// Strands per stream (K, 1..=8).
     pub strands: usize,
+    /// The proxy builds circuits on a client identity per SOCKS username (proxy key
+    /// `client_identity_per_key`). Default false.
+    pub client_identity_per_key: bool,
     /// Registry nodes (0..=9). With some, relays publish their descriptors to them and the
     /// proxy learns the network from their signed directory snapshot; with 0 the harness hands
     /// the proxy a directory of every relay.
@@ -80,6 +83,7 @@ impl Default for Scenario {
             exits: 3,
             hops: 3,
             strands: 3,
+            client_identity_per_key: false,
             registries: 3,
             relay_rate: None,
             exit_rate: None,
@@ -107,6 +111,7 @@ impl Scenario {
             exits,
             hops,
             strands: 3,
+            client_identity_per_key: false,
             registries: 0,
             relay_rate: None,
             exit_rate: None,

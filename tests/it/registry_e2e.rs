@@ -80,7 +80,7 @@ impl Net {
         for (i, (data, addr)) in listens.iter().enumerate() {
             let text = format!(
                 "data_dir = {}\nlisten = [{}]\nsnapshot_interval_secs = {SNAPSHOT_SECS}\n\
-                 snapshot_validity_secs = 600\n\
+                 snapshot_validity_secs = 600\nallow_private_addresses = true\n\
                  # every relay is on 127.0.0.x: one /24\nmax_relays_per_ipv4_24 = 64\n{list}",
                 q(&data.display().to_string()),
                 q(addr)

@@ -6,6 +6,8 @@
 //!   address and expects the claimed peer id; the server and, later, registries use it.
 //! - [`DialbackServer`]: answers requests on a node's swarm, with anti-abuse limits.
 //! - [`request_dialback`]: the requester's side.
+//! - [`policy`]: which addresses may be dialed (the IP match, public addresses only); the
+//!   server and registries apply the same rules.
 //!
 //! It does not decide what a relay advertises; the node crate does that with the verdicts.
 
@@ -16,7 +18,7 @@ mod client;
 #[cfg(feature = "driver")]
 mod io;
 #[cfg(feature = "driver")]
-mod policy;
+pub mod policy;
 #[cfg(feature = "driver")]
 mod probe;
 #[cfg(feature = "driver")]

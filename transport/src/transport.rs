@@ -197,6 +197,14 @@ impl Transport {
         addresses.await.map_err(|_| Error::ShutDown)
     }
 
+    /// The peers with an established connection now (for diagnostics and tests: a relay's
+    /// view of which client identities reach it).
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
+        let (reply, peers) = oneshot::channel();
+        self.send(Command::ConnectedPeers { reply }).await?;
+        peers.await.map_err(|_| Error::ShutDown)
+    }
+
     /// Closes every connection to `peer` and refuses new ones, inbound and outbound, until
     /// [`Transport::unblock`]: a severed link. Streams on the closed connections end with an
     /// error. At most 1024 peers may be blocked at once: `Error::Limit` beyond that.

@@ -141,6 +141,13 @@ pub struct RegistryConfig {
     pub guard_min_bandwidth: u64,
     /// The weight (bytes per second) of a relay not measured yet, unless it claims less.
     pub unmeasured_weight: u64,
+    /// Dial-back private, loopback, link-local and documentation addresses too. Only for
+    /// test networks and the simulator (everything on loopback).
+    pub allow_private_addresses: bool,
+    /// Publishes one source address (IPv4, or IPv6 /64) may make in a burst.
+    pub publish_burst: u32,
+    /// Seconds after which one more publish per source address is allowed.
+    pub publish_refill_secs: u64,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -154,6 +161,18 @@ pub fn default_snapshot_validity_secs() -> u64 {
 /// Default most relays listed: 10 000.
 pub fn default_max_relays() -> usize {
     10_000
+}
+/// Default: public addresses only.
+pub fn default_allow_private_addresses() -> bool {
+    false
+}
+/// Default publish burst per source address: 8.
+pub fn default_publish_burst() -> u32 {
+    8
+}
+/// Default: one more publish per source address every 30 s.
+pub fn default_publish_refill_secs() -> u64 {
+    30
 }
 
 /// Default relays per IPv4 /24: [`braid_directory::listing::default_max_per_ipv4_24`] (2).
@@ -208,6 +227,9 @@ impl Default for RegistryConfig {
             guard_min_uptime_secs: default_guard_min_uptime_secs(),
             guard_min_bandwidth: default_guard_min_bandwidth(),
             unmeasured_weight: default_unmeasured_weight(),
+            allow_private_addresses: default_allow_private_addresses(),
+            publish_burst: default_publish_burst(),
+            publish_refill_secs: default_publish_refill_secs(),
         }
     }
 }

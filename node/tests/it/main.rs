@@ -5,3 +5,4 @@
 
 mod configs;
 mod registry_node;
+mod stale_directory;

@@ -2,19 +2,27 @@
 //! the handle that runs its server and leader loop.
 //!
 //! - `Publish`: the descriptor (signature already checked by the codec) must name the
-//!   requesting peer, be fresh by this registry's clock, and every claimed address must answer
-//!   a dial-back; then it is proposed to the replicated state. Any refusal stores nothing.
+//!   requesting peer, be fresh by this registry's clock, and every claimed address must be on
+//!   an IP the peer is connected from, be public (unless `allow_private_addresses`) and answer
+//!   a dial-back (`Reachability::check_publisher`, with per-source limits); then it is
+//!   proposed to the replicated state. Any refusal stores nothing. The check is made here, by
+//!   the registry holding the relay's connection; a follower forwards only the checked
+//!   command to the Raft leader (over `/braid/raft/1`, from configured members only), and
+//!   the leader does not dial anything for it, so a forwarded publish cannot make any
+//!   registry dial an address.
 //! - `GetSnapshot`: the newest majority-signed snapshot held, unless expired.
 //! - `CoSign` / `Offer`: only from the other configured registries (checked from the header,
 //!   before the body is read); see `cosign`.
 //!
 //! It does not replicate anything itself: the [`Replica`] does.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use braid_directory::SignedDescriptor;
 use braid_directory::snapshot::{SignedSnapshot, VerifiedSnapshot};
+use braid_transport::dialback::policy::ip_of;
 use braid_transport::{PeerId, Transport, peer_id_from_public};
 use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
@@ -106,9 +114,16 @@ impl RegistryCore {
         if let Err(e) = d.check_fresh(unix_now()) {
             return refused(RefuseCode::NotFresh, e.to_string());
         }
+        // The IPs of this peer's own connections to us: a publish forwarded by another
+        // registry never comes here (registries forward the checked command over Raft), so
+        // this is always the relay's own connection.
+        let source: Vec<IpAddr> = match self.transport.connected_addresses(peer).await {
+            Ok(list) => list.iter().filter_map(ip_of).collect(),
+            Err(_) => Vec::new(),
+        };
         if let Err(refusal) = self
             .reachability
-            .check(peer, &d.descriptor().addresses)
+            .check_publisher(peer, &d.descriptor().addresses, &source)
             .await
         {
             info!(%peer, code = ?refusal.code(), "registry: publish refused");

@@ -11,6 +11,8 @@ mod raft;
 #[cfg(feature = "server")]
 mod service;
 #[cfg(feature = "server")]
+mod service_dialback;
+#[cfg(feature = "server")]
 mod service_feed;
 mod state;
 #[cfg(feature = "store")]

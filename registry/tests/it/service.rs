@@ -232,7 +232,9 @@ async fn bad_or_unreachable_descriptors_are_refused_and_nothing_is_stored() {
             .await
             .unwrap_err();
         assert!(
-            error.to_string().contains("did not answer a dial-back"),
+            error
+                .to_string()
+                .contains("is not reachable from this registry"),
             "{error}"
         );
     }

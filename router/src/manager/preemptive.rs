@@ -188,7 +188,7 @@ impl CircuitManager {
         tokio::spawn(async move {
             let built = if manager.settings.strands > 1 {
                 manager
-                    .build_strands(&target)
+                    .build_strands(&target, None)
                     .await
                     .map(|(exit, circuits)| SpareSet {
                         exit,
@@ -201,7 +201,7 @@ impl CircuitManager {
                     ..PathConstraints::default()
                 };
                 manager
-                    .build_path(&target, constraints)
+                    .build_path(&target, constraints, None)
                     .await
                     .map(|c| SpareSet {
                         exit: c.path.last().copied().unwrap_or(usize::MAX),

@@ -41,12 +41,15 @@ impl CircuitManager {
     ) -> Result<NewSet, RouterError> {
         let (set, now, late) = match self.take_spare_set(target) {
             Some((exit, circuits, built_at)) => {
+                for c in &circuits {
+                    self.identities.bind(c, &isolation.0).await;
+                }
                 let now = circuits.clone();
                 let set = StrandSet::new(isolation.0.clone(), exit, circuits, built_at, false);
                 (Arc::new(set), now, None)
             }
             None => {
-                let (exit, mut builds) = self.start_strands(target)?;
+                let (exit, mut builds) = self.start_strands(target, Some(isolation))?;
                 let mut last_err = None;
                 let first = loop {
                     match builds.recv().await {
@@ -132,8 +135,9 @@ impl CircuitManager {
     pub(crate) async fn build_strands(
         self: &Arc<Self>,
         target: &Target,
+        isolation: Option<&IsolationKey>,
     ) -> Result<(usize, Vec<Arc<Circuit>>), RouterError> {
-        let (exit, mut builds) = self.start_strands(target)?;
+        let (exit, mut builds) = self.start_strands(target, isolation)?;
         let (mut circuits, mut last_err) = (Vec::new(), None);
         while let Some(built) = builds.recv().await {
             match built {
@@ -152,7 +156,13 @@ impl CircuitManager {
     /// outcomes), which closes when all ended. A failed build is tried once more on a fresh
     /// disjoint path, so a set has K strands when the directory allows. A circuit nobody takes
     /// any more is closed.
-    fn start_strands(self: &Arc<Self>, target: &Target) -> Result<(usize, Builds), RouterError> {
+    /// The circuits are built on `isolation`'s client identity (`None`: a clean set's own).
+    fn start_strands(
+        self: &Arc<Self>,
+        target: &Target,
+        isolation: Option<&IsolationKey>,
+    ) -> Result<(usize, Builds), RouterError> {
+        let isolation = isolation.cloned();
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
         let hops = self.settings.hops;
@@ -182,7 +192,7 @@ impl CircuitManager {
                 let mut failed = false;
                 let mut builds: FuturesUnordered<_> = paths
                     .into_iter()
-                    .map(|p| manager.build_on(&relays, p))
+                    .map(|p| manager.build_on(&relays, p, isolation.as_ref()))
                     .collect();
                 while let Some(result) = builds.next().await {
                     let outcome = match result {

@@ -8,6 +8,7 @@
 mod bandwidth;
 mod families;
 mod faults;
+mod identities;
 mod limits;
 mod preemptive;
 mod scenarios;

@@ -179,6 +179,7 @@ async fn fragments_altered_on_one_strand_are_rejected_and_resent() {
         exits: 1,
         hops: 3,
         strands: 3,
+        client_identity_per_key: false,
         registries: 0,
         relay_rate: None,
         exit_rate: None,

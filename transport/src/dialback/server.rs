@@ -28,7 +28,7 @@ use tracing::{debug, trace};
 use super::{
     PROTOCOL,
     io::{ReadError, read_frame, write_frame},
-    policy::{admit, ip_of},
+    policy::{AdmitRules, admit_with, ip_of},
     probe::probe,
     wire::{Frame, Reason, Request, Response, Verdict},
 };
@@ -248,7 +248,13 @@ async fn serve_one(
     observed: &[IpAddr],
 ) -> Verdict {
     let config = &shared.config;
-    let address = match admit(&peer, address, observed, config.allow_any_ip) {
+    // A relay helping a relay: private addresses are fine when the IP matches (a home LAN,
+    // loopback test networks); a registry is stricter (`policy::is_public`).
+    let rules = AdmitRules {
+        require_ip_match: !config.allow_any_ip,
+        allow_private: true,
+    };
+    let address = match admit_with(&peer, address, observed, rules) {
         Ok(address) => address,
         Err(reason) => return Verdict::Refused(reason),
     };

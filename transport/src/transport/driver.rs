@@ -50,6 +50,8 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// The peers with an established connection.
+    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
     /// Close every connection to the peer and refuse new ones (both directions) until
     /// `Unblock`. Answers `false` when the block list is full.
     Block {
@@ -288,6 +290,9 @@ impl Driver {
                     .map(|c| c.values().cloned().collect())
                     .unwrap_or_default();
                 let _ = reply.send(addresses);
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.connections.keys().copied().collect());
             }
             Command::Block { peer, reply } => {
                 let blocked = self.swarm.behaviour().blocked.blocked_peers();

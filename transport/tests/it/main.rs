@@ -10,6 +10,7 @@
 mod accept;
 mod dialback;
 mod identity;
+mod identity_cost;
 mod provider;
 mod routing;
 mod support;

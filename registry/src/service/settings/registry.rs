@@ -41,6 +41,17 @@ pub struct RegistrySettings {
     pub replication_wait: Duration,
     /// Bound on one co-sign or offer exchange with another registry.
     pub peer_timeout: Duration,
+    /// Dial private, loopback, link-local, shared and documentation addresses too (see
+    /// `dialback::policy::is_public`). Only for test networks and the simulator, which run on
+    /// loopback; on the open network it would let relays aim the registry at its own LAN.
+    pub allow_private_addresses: bool,
+    /// Publishes one source (IPv4 address or IPv6 /64) may have checked in a burst.
+    pub publish_burst: u32,
+    /// One more publish per source after each interval this long.
+    pub publish_refill: Duration,
+    /// Sources whose publish rate is tracked at once (the table is bounded; refilled buckets
+    /// go first, then the least recently charged).
+    pub publish_sources: usize,
     /// Where the served snapshot is kept across restarts (`directory-snapshot.bin`); `None`
     /// keeps it in memory only.
     pub data_dir: Option<PathBuf>,
@@ -51,9 +62,31 @@ pub struct RegistrySettings {
     pub listing: ListingParams,
 }
 
-/// 10 s per probe.
+/// 5 s per probe: a reachable relay answers a QUIC or TCP handshake well within it, and a
+/// black-holed address holds a probe slot no longer.
 pub fn default_probe_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(5)
+}
+
+/// Public addresses only.
+pub fn default_allow_private_addresses() -> bool {
+    false
+}
+
+/// 8 publishes in a burst per source (relays sharing an address, restarts).
+pub fn default_publish_burst() -> u32 {
+    8
+}
+
+/// Then one publish per 30 s per source (a relay republishes every 30 minutes and retries a
+/// failure after 60 s).
+pub fn default_publish_refill() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// 4096 sources tracked.
+pub fn default_publish_sources() -> usize {
+    4096
 }
 
 /// 8 probes at once (one relay's full address list).
@@ -121,6 +154,10 @@ impl Default for RegistrySettings {
             max_clock_skew: default_max_clock_skew(),
             replication_wait: default_replication_wait(),
             peer_timeout: default_peer_timeout(),
+            allow_private_addresses: default_allow_private_addresses(),
+            publish_burst: default_publish_burst(),
+            publish_refill: default_publish_refill(),
+            publish_sources: default_publish_sources(),
             data_dir: None,
             measure: MeasureSettings::default(),
             listing: ListingParams::default(),
@@ -135,6 +172,8 @@ impl RegistrySettings {
         self.measure.validate()?;
         nonzero("registry.max_concurrent_probes", self.max_concurrent_probes)?;
         nonzero("registry.probe_cache_entries", self.probe_cache_entries)?;
+        nonzero("registry.publish_burst", self.publish_burst as usize)?;
+        nonzero("registry.publish_sources", self.publish_sources)?;
         for (field, value) in [
             ("registry.probe_timeout", self.probe_timeout),
             ("registry.probe_queue_timeout", self.probe_queue_timeout),
@@ -144,6 +183,7 @@ impl RegistrySettings {
             ("registry.max_clock_skew", self.max_clock_skew),
             ("registry.replication_wait", self.replication_wait),
             ("registry.peer_timeout", self.peer_timeout),
+            ("registry.publish_refill", self.publish_refill),
         ] {
             positive(field, value)?;
         }

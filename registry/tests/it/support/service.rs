@@ -79,6 +79,10 @@ pub(crate) fn registry_settings(snapshot_interval: Duration) -> RegistrySettings
         snapshot_validity: Duration::from_secs(600),
         replication_wait: Duration::from_secs(2),
         peer_timeout: Duration::from_secs(20),
+        // The relays of these tests run on loopback.
+        allow_private_addresses: true,
+        // Every relay of these tests publishes from 127.0.0.1.
+        publish_burst: 1000,
         ..RegistrySettings::default()
     }
 }

@@ -1,0 +1,177 @@
+//! Client identities: the libp2p identity a proxy shows the guards is never shared across
+//! isolation keys. Each isolation key gets its own `Transport` (its own swarm and a fresh
+//! Ed25519 key that is never stored), and so does each clean circuit built ahead (bound to
+//! the key that takes it), so two SOCKS usernames never reach any relay under one peer id,
+//! and a key that comes back after its identity was closed gets a new one.
+//!
+//! Bounded: at most `max` identities at once. A new one first closes identities idle for
+//! `idle` (no open circuit was built on them); when the pool is still full, the least
+//! recently used idle one is closed; when every identity carries open circuits, the build
+//! is refused (`RouterError::Limit("client identities")`) rather than sharing one. The
+//! manager's own transport (directory fetches) is never one of them. It does not choose
+//! paths or build circuits.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use braid_transport::{Identity, PeerId, Transport, TransportConfig};
+use tokio::sync::Mutex;
+use tracing::debug;
+
+use crate::circuit::Circuit;
+use crate::error::RouterError;
+
+/// One identity and what it carries.
+struct Slot {
+    /// The isolation key it belongs to; `None` for a clean circuit's, until a key takes it.
+    key: Option<Vec<u8>>,
+    transport: Transport,
+    circuits: Vec<Weak<Circuit>>,
+    last_used: Instant,
+}
+
+impl Slot {
+    fn idle(&mut self) -> bool {
+        self.circuits
+            .retain(|c| c.upgrade().is_some_and(|c| !c.is_closed()));
+        self.circuits.is_empty()
+    }
+}
+
+/// The pool of client identities.
+pub struct ClientIdentities {
+    max: usize,
+    idle: Duration,
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl std::fmt::Debug for ClientIdentities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentities")
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentities {
+    /// At most `max` identities (at least 1); one with no open circuit for `idle` is closed.
+    pub fn new(max: usize, idle: Duration) -> Self {
+        Self {
+            max: max.max(1),
+            idle,
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The transport for `key` (`None`: a new one for a clean circuit built ahead).
+    pub(crate) async fn transport_for(&self, key: Option<&[u8]>) -> Result<Transport, RouterError> {
+        let mut slots = self.slots.lock().await;
+        if let Some(key) = key
+            && let Some(slot) = slots
+                .iter_mut()
+                .filter(|s| s.key.as_deref() == Some(key))
+                .max_by_key(|s| s.last_used)
+        {
+            slot.last_used = Instant::now();
+            return Ok(slot.transport.clone());
+        }
+        self.make_room(&mut slots)?;
+        let transport = Transport::start(
+            Identity::generate(),
+            TransportConfig {
+                listen: Vec::new(),
+                ..TransportConfig::default()
+            },
+        )
+        .await?;
+        debug!(
+            keyed = key.is_some(),
+            identities = slots.len() + 1,
+            "new client identity"
+        );
+        slots.push(Slot {
+            key: key.map(<[u8]>::to_vec),
+            transport: transport.clone(),
+            circuits: Vec::new(),
+            last_used: Instant::now(),
+        });
+        Ok(transport)
+    }
+
+    /// Records that `circuit` was built on the identity `client` (so it is not idle).
+    pub(crate) async fn track(&self, client: PeerId, circuit: &Arc<Circuit>) {
+        let mut slots = self.slots.lock().await;
+        if let Some(slot) = slots.iter_mut().find(|s| s.transport.peer_id() == client) {
+            slot.circuits.push(Arc::downgrade(circuit));
+            slot.last_used = Instant::now();
+        }
+    }
+
+    /// A clean circuit was taken by `key`: the identity it was built on is the key's from
+    /// now on (an identity already bound to another key is never rebound).
+    pub(crate) async fn bind(&self, circuit: &Arc<Circuit>, key: &[u8]) {
+        let mut slots = self.slots.lock().await;
+        let carries = |s: &Slot| {
+            s.circuits
+                .iter()
+                .any(|c| std::ptr::eq(c.as_ptr(), Arc::as_ptr(circuit)))
+        };
+        if let Some(slot) = slots.iter_mut().find(|s| carries(s))
+            && slot.key.is_none()
+        {
+            slot.key = Some(key.to_vec());
+            slot.last_used = Instant::now();
+        }
+    }
+
+    /// The peer ids in use now, with the isolation key each belongs to (for tests and
+    /// diagnostics; keys are the SOCKS credentials' hash, never the credentials).
+    pub async fn identities(&self) -> Vec<(PeerId, Option<Vec<u8>>)> {
+        let slots = self.slots.lock().await;
+        slots
+            .iter()
+            .map(|s| (s.transport.peer_id(), s.key.clone()))
+            .collect()
+    }
+
+    /// Closes every identity.
+    pub async fn close_all(&self) {
+        let slots: Vec<Slot> = self.slots.lock().await.drain(..).collect();
+        for slot in slots {
+            slot.transport.shutdown().await;
+        }
+    }
+
+    /// Closes identities idle too long, then, if the pool is full, the least recently used
+    /// idle one; refuses when every identity carries open circuits.
+    fn make_room(&self, slots: &mut Vec<Slot>) -> Result<(), RouterError> {
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        let mut i = 0;
+        while i < slots.len() {
+            let expired = now.duration_since(slots[i].last_used) > self.idle;
+            if expired && slots[i].idle() {
+                closed.push(slots.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if slots.len() >= self.max {
+            let oldest = slots
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, s)| s.idle().then_some((i, s.last_used)))
+                .min_by_key(|(_, at)| *at)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => closed.push(slots.remove(i)),
+                None => return Err(RouterError::Limit("client identities")),
+            }
+        }
+        for slot in closed {
+            debug!("client identity closed");
+            tokio::spawn(async move { slot.transport.shutdown().await });
+        }
+        Ok(())
+    }
+}
