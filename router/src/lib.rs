@@ -6,6 +6,7 @@ pub mod circuit;
 pub mod error;
 #[cfg(feature = "driver")]
 pub mod manager;
+pub mod guards;
 pub mod path;
 #[cfg(feature = "driver")]
 pub mod proxy;
