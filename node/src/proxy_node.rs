@@ -201,6 +201,7 @@ impl ProxyNode {
             follower.abort();
         }
         self.manager.close_all();
+        self.manager.save_guards();
         self.transport.shutdown().await;
     }
 }

@@ -25,9 +25,11 @@ use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
 use crate::strands::StrandSet;
 
+mod guarded;
 mod preemptive;
 mod sets;
 
+pub use guarded::{SAVE_INTERVAL, guard_eligible};
 pub use preemptive::{REFILL_WAIT, Refill};
 
 /// Client-side settings.
@@ -53,6 +55,10 @@ pub struct RouterSettings {
     /// Clean circuits (K = 1) or strand sets (K > 1) kept built ahead for streams of a new
     /// isolation key (see `preemptive`); 0: none, every new key waits for its own builds.
     pub preemptive: usize,
+    /// Entry guard settings; the primary guards are `max(guards.primary, strands)`.
+    pub guards: crate::guards::GuardSettings,
+    /// Where the entry guards are kept across restarts; `None`: in memory only.
+    pub guard_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RouterSettings {
@@ -72,6 +78,8 @@ impl Default for RouterSettings {
             strands: 3,
             braid: BraidSettings::default(),
             preemptive: 1,
+            guards: crate::guards::GuardSettings::default(),
+            guard_file: None,
         }
     }
 }
@@ -146,6 +154,7 @@ pub struct CircuitManager {
     build_times: Mutex<VecDeque<Duration>>,
     records: Mutex<VecDeque<StreamRecord>>,
     spares: Mutex<preemptive::Spares>,
+    guards: guarded::SharedKeeper,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -166,8 +175,11 @@ fn now_unix() -> u64 {
 
 impl CircuitManager {
     /// A manager over `transport` with no relays yet.
-    pub fn new(transport: Transport, settings: RouterSettings) -> Self {
+    pub fn new(transport: Transport, mut settings: RouterSettings) -> Self {
+        settings.guards.primary = settings.guards.primary.max(settings.strands);
+        let guards = guarded::load(settings.guards.clone(), settings.guard_file.as_deref());
         CircuitManager {
+            guards,
             transport,
             settings,
             relays: RwLock::new(Arc::new(Vec::new())),
@@ -284,6 +296,7 @@ impl CircuitManager {
         if compact {
             merged.retain(|r| r.listed);
         }
+        self.update_guards(&merged);
         if let Ok(mut w) = self.relays.write() {
             *w = Arc::new(merged);
         }
@@ -333,10 +346,19 @@ impl CircuitManager {
                     Err(e) => return Err(e),
                 },
             };
-            match circuit
+            let opened = circuit
                 .open_stream(target.clone(), self.settings.stream_timeout)
-                .await
-            {
+                .await;
+            if let Some(&guard) = circuit.path.first() {
+                match &opened {
+                    Ok(_) => self.report_use(guard, true),
+                    Err(RouterError::CircuitClosed | RouterError::Timeout(_)) => {
+                        self.report_use(guard, false)
+                    }
+                    Err(_) => {}
+                }
+            }
+            match opened {
                 Ok(s) => {
                     // A new key took a clean circuit or built one: get the next ready once
                     // this stream is answered (not competing with its round trip).
@@ -466,6 +488,8 @@ impl CircuitManager {
     }
 
     /// Chooses a path under `constraints` and builds a circuit along it (not kept in any pool).
+    /// Without a forced guard the first hop is the first usable primary guard that gives a
+    /// path (other primaries are kept out of the middle when possible).
     pub(crate) async fn build_path(
         &self,
         target: &Target,
@@ -473,8 +497,40 @@ impl CircuitManager {
     ) -> Result<Arc<Circuit>, RouterError> {
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
-        let path = select_path(&candidates, &constraints, &mut rand::rng())?;
+        let path = match constraints.guard {
+            Some(_) => select_path(&candidates, &constraints, &mut rand::rng())?,
+            None => self.guarded_path(&relays, &candidates, &constraints)?,
+        };
         self.build_on(&relays, path).await
+    }
+
+    fn guarded_path(
+        &self,
+        relays: &[Relay],
+        candidates: &[Candidate],
+        constraints: &PathConstraints,
+    ) -> Result<Vec<usize>, RouterError> {
+        let guards = self.guard_indexes(relays);
+        let mut last = None;
+        for &g in &guards {
+            let mut apart = PathConstraints {
+                guard: Some(g),
+                ..constraints.clone()
+            };
+            apart.exclude.extend(guards.iter().filter(|&&o| o != g));
+            let with = PathConstraints {
+                guard: Some(g),
+                ..constraints.clone()
+            };
+            let mut rng = rand::rng();
+            match select_path(candidates, &apart, &mut rng)
+                .or_else(|_| select_path(candidates, &with, &mut rng))
+            {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or(RouterError::NoGuard, RouterError::NoPath))
     }
 
     async fn build_on(
@@ -483,15 +539,18 @@ impl CircuitManager {
         path: Vec<usize>,
     ) -> Result<Arc<Circuit>, RouterError> {
         let specs: Vec<HopSpec> = path.iter().map(|&i| relays[i].spec.clone()).collect();
-        let guard = relays[path[0]].peer;
-        let circuit = Circuit::build(
+        let first = path[0];
+        let guard = relays[first].peer;
+        let built = Circuit::build(
             &self.transport,
             guard,
             &specs,
             path,
             self.settings.circuit.clone(),
         )
-        .await?;
+        .await;
+        self.report_build(relays, first, built.as_ref().map(|_| ()));
+        let circuit = built?;
         debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
         if let Ok(mut b) = self.build_times.lock() {
             if b.len() >= MAX_BUILD_SAMPLES {

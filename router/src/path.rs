@@ -50,6 +50,8 @@ pub struct PathConstraints {
     pub exclude: Vec<usize>,
     /// Use this candidate index as the exit (strands of one stream share an exit).
     pub exit: Option<usize>,
+    /// Use this candidate index as the first hop (an entry guard, see [`crate::guards`]).
+    pub guard: Option<usize>,
 }
 
 impl Default for PathConstraints {
@@ -58,6 +60,7 @@ impl Default for PathConstraints {
             hops: DEFAULT_HOPS,
             exclude: Vec::new(),
             exit: None,
+            guard: None,
         }
     }
 }
@@ -72,6 +75,12 @@ pub enum PathError {
     /// The forced exit is not a candidate, is excluded, or may not exit to the target.
     #[error("forced exit {index} is unknown, excluded or does not allow the target")]
     ExitNotUsable {
+        /// The forced candidate index.
+        index: usize,
+    },
+    /// The forced first hop is not a candidate, is excluded, or is the exit.
+    #[error("forced guard {index} is unknown, excluded or the exit")]
+    GuardNotUsable {
         /// The forced candidate index.
         index: usize,
     },
@@ -98,6 +107,9 @@ pub fn select_path<R: Rng + ?Sized>(
     let hops = constraints.hops;
     if !(1..=MAX_HOPS).contains(&hops) {
         return Err(PathError::BadHops(hops));
+    }
+    if let Some(guard) = constraints.guard {
+        return select_from_guard(candidates, constraints, guard, rng);
     }
     let excluded: HashSet<usize> = constraints.exclude.iter().copied().collect();
     // Distinct by index: a duplicated index counts once (its first entry is used).
@@ -158,6 +170,52 @@ pub fn select_path<R: Rng + ?Sized>(
     }
     path.push(exit);
     Ok(path.into_iter().map(|c| c.index).collect())
+}
+
+/// [`select_path`] with the first hop forced to `guard`: the rest of the path is chosen as
+/// usual among the other candidates (out of the guard's /16 or /32 when that leaves a path).
+fn select_from_guard<R: Rng + ?Sized>(
+    candidates: &[Candidate],
+    constraints: &PathConstraints,
+    guard: usize,
+    rng: &mut R,
+) -> Result<Vec<usize>, PathError> {
+    let not_usable = PathError::GuardNotUsable { index: guard };
+    let g = candidates
+        .iter()
+        .find(|c| c.index == guard)
+        .filter(|_| !constraints.exclude.contains(&guard))
+        .ok_or(not_usable.clone())?;
+    if constraints.hops == 1 {
+        // A one-hop path: the guard is the exit.
+        let only = PathConstraints {
+            guard: None,
+            exit: Some(guard),
+            ..constraints.clone()
+        };
+        return select_path(candidates, &only, rng).map_err(|_| not_usable);
+    }
+    if constraints.exit == Some(guard) {
+        return Err(not_usable);
+    }
+    let mut rest = PathConstraints {
+        hops: constraints.hops - 1,
+        guard: None,
+        ..constraints.clone()
+    };
+    rest.exclude.push(guard);
+    let family: Vec<usize> = candidates
+        .iter()
+        .filter(|c| c.index != guard && subnet(c).is_some() && subnet(c) == subnet(g))
+        .map(|c| c.index)
+        .collect();
+    let mut apart = rest.clone();
+    apart.exclude.extend(family);
+    let tail = match select_path(candidates, &apart, rng) {
+        Ok(tail) => tail,
+        Err(_) => select_path(candidates, &rest, rng)?,
+    };
+    Ok(std::iter::once(guard).chain(tail).collect())
 }
 
 /// A relay family by address: the IPv4 /16 or the IPv6 /32.
