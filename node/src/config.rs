@@ -566,7 +566,11 @@ impl Validate for ProxyConfig {
             return Err(bad(path, "guard_sample_size", "must be 1..=256"));
         }
         positive(path, "guard_lifetime_days", self.guard_lifetime_days)?;
-        positive(path, "path_bias_min_circuits", self.path_bias_min_circuits.into())?;
+        positive(
+            path,
+            "path_bias_min_circuits",
+            self.path_bias_min_circuits.into(),
+        )?;
         positive(path, "path_bias_min_uses", self.path_bias_min_uses.into())?;
         if self.path_bias_circuit_percent > 100 {
             return Err(bad(path, "path_bias_circuit_percent", "must be 0..=100"));

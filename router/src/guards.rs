@@ -400,7 +400,12 @@ impl Guards {
     }
 
     /// A circuit build through guard `id` ended with `outcome`.
-    pub fn record_build(&mut self, id: &GuardId, outcome: BuildOutcome, now: u64) -> Vec<GuardAction> {
+    pub fn record_build(
+        &mut self,
+        id: &GuardId,
+        outcome: BuildOutcome,
+        now: u64,
+    ) -> Vec<GuardAction> {
         let primary = self.primary.contains(id);
         let next_order = self
             .guards
@@ -472,14 +477,18 @@ impl Guards {
             total >= min.max(1) && u64::from(good) * 100 < u64::from(total) * u64::from(percent)
         };
         let uses_good = b.uses - b.use_failures;
-        let (kind, good, total) =
-            if below(b.successes, b.attempts, pb.min_circuits, pb.min_circuit_percent) {
-                (BiasKind::Builds, b.successes, b.attempts)
-            } else if below(uses_good, b.uses, pb.min_uses, pb.min_use_percent) {
-                (BiasKind::Uses, uses_good, b.uses)
-            } else {
-                return None;
-            };
+        let (kind, good, total) = if below(
+            b.successes,
+            b.attempts,
+            pb.min_circuits,
+            pb.min_circuit_percent,
+        ) {
+            (BiasKind::Builds, b.successes, b.attempts)
+        } else if below(uses_good, b.uses, pb.min_uses, pb.min_use_percent) {
+            (BiasKind::Uses, uses_good, b.uses)
+        } else {
+            return None;
+        };
         g.disabled_at = Some(now);
         let action = GuardAction::Disabled {
             id: g.id,

@@ -4,9 +4,9 @@
 pub mod circuit;
 #[cfg(feature = "driver")]
 pub mod error;
+pub mod guards;
 #[cfg(feature = "driver")]
 pub mod manager;
-pub mod guards;
 pub mod path;
 #[cfg(feature = "driver")]
 pub mod proxy;

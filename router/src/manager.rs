@@ -152,6 +152,7 @@ pub struct CircuitManager {
     circuits: Mutex<Vec<Entry>>,
     sets: Mutex<Vec<Arc<StrandSet>>>,
     build_times: Mutex<VecDeque<Duration>>,
+    built_paths: Mutex<VecDeque<Vec<usize>>>,
     records: Mutex<VecDeque<StreamRecord>>,
     spares: Mutex<preemptive::Spares>,
     guards: guarded::SharedKeeper,
@@ -186,6 +187,7 @@ impl CircuitManager {
             circuits: Mutex::new(Vec::new()),
             sets: Mutex::new(Vec::new()),
             build_times: Mutex::new(VecDeque::new()),
+            built_paths: Mutex::new(VecDeque::new()),
             records: Mutex::new(VecDeque::new()),
             spares: Mutex::new(preemptive::Spares::default()),
         }
@@ -316,6 +318,15 @@ impl CircuitManager {
         self.build_times
             .lock()
             .map(|b| b.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The path (directory indexes, guard first) of every circuit built so far, of every
+    /// kind (single, strand, clean, replacement), oldest first (bounded).
+    pub fn built_paths(&self) -> Vec<Vec<usize>> {
+        self.built_paths
+            .lock()
+            .map(|b| b.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -557,6 +568,12 @@ impl CircuitManager {
                 b.pop_front();
             }
             b.push_back(circuit.build_time);
+        }
+        if let Ok(mut b) = self.built_paths.lock() {
+            if b.len() >= MAX_BUILD_SAMPLES {
+                b.pop_front();
+            }
+            b.push_back(circuit.path.clone());
         }
         Ok(circuit)
     }

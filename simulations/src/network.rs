@@ -249,7 +249,17 @@ impl SimNetwork {
     /// the same entry guards), over the same directory or registries; returns once it lists
     /// every relay.
     pub async fn restart_proxy(&mut self) -> Result<(), SimError> {
+        self.restart_proxy_after(|_| {}).await
+    }
+
+    /// As [`SimNetwork::restart_proxy`], calling `between` with the proxy's settings after the
+    /// old proxy stopped (and saved its guards) and before the new one starts.
+    pub async fn restart_proxy_after(
+        &mut self,
+        between: impl FnOnce(&ProxyConfig),
+    ) -> Result<(), SimError> {
         self.proxy.shutdown().await;
+        between(&self.proxy_cfg);
         let relays = self.relays.len();
         self.proxy = if self.registry_list.is_empty() {
             ProxyNode::start(&self.proxy_cfg, &self.directory).await?
@@ -268,6 +278,11 @@ impl SimNetwork {
             proxy
         };
         Ok(())
+    }
+
+    /// The proxy's settings (its `data_dir` holds the entry guard file).
+    pub fn proxy_config(&self) -> &ProxyConfig {
+        &self.proxy_cfg
     }
 
     /// Relay `i`'s peer id.

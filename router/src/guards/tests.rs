@@ -67,7 +67,11 @@ fn disabled_guards_make_room_for_more_up_to_the_bound() {
     let (mut g, list, mut r) = started(10, settings);
     assert_eq!(g.sampled().len(), 4);
     let first = g.primary()[0];
-    g.guards.iter_mut().find(|x| x.id == first).unwrap().disabled_at = Some(T0);
+    g.guards
+        .iter_mut()
+        .find(|x| x.id == first)
+        .unwrap()
+        .disabled_at = Some(T0);
     let _ = g.update_listing(&list, T0 + 1, &mut r);
     assert_eq!(g.sampled().len(), 5, "one more, up to the bound");
     g.guards.iter_mut().for_each(|x| x.disabled_at = Some(T0));
@@ -325,13 +329,13 @@ fn a_known_file_decodes() {
     let hex = hex::encode(g.encode());
     let expected = format!(
         "{}{}{}{}{}{}{}{}{}{}",
-        "4247524401",       // magic, version
-        "0001",             // one guard
-        "ab".repeat(32),    // identity
-        "0872656c6179313731", // "relay171"
-        "000000006b49d200", // added
-        "00000000",         // confirmation order 0
-        "000000006b49d201", // confirmed
+        "4247524401",                       // magic, version
+        "0001",                             // one guard
+        "ab".repeat(32),                    // identity
+        "0872656c6179313731",               // "relay171"
+        "000000006b49d200",                 // added
+        "00000000",                         // confirmation order 0
+        "000000006b49d201",                 // confirmed
         "00000000000000000000000000000000", // unlisted, disabled
         "00000001000000010000000000000000", // attempts 1, built 1, uses 0, failures 0
         ""
@@ -348,7 +352,10 @@ fn bad_files_are_rejected_with_their_reason() {
     assert!(Guards::decode(GuardSettings::default(), &good).is_ok());
     // Every strict prefix is an error (a truncated file).
     for n in 0..good.len() {
-        assert!(Guards::decode(GuardSettings::default(), &good[..n]).is_err(), "{n}");
+        assert!(
+            Guards::decode(GuardSettings::default(), &good[..n]).is_err(),
+            "{n}"
+        );
     }
     let decode = |b: &[u8]| Guards::decode(GuardSettings::default(), b).unwrap_err();
     let mut trailing = good.clone();

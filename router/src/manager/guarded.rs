@@ -208,7 +208,11 @@ impl CircuitManager {
             Err(_) => return Vec::new(),
         };
         ids.iter()
-            .filter_map(|id| relays.iter().position(|r| r.listed && &r.desc.identity == id))
+            .filter_map(|id| {
+                relays
+                    .iter()
+                    .position(|r| r.listed && &r.desc.identity == id)
+            })
             .collect()
     }
 
@@ -222,7 +226,12 @@ impl CircuitManager {
     }
 
     /// A circuit build whose first hop is relay `guard` ended.
-    pub(super) fn report_build(&self, relays: &[Relay], guard: usize, result: Result<(), &RouterError>) {
+    pub(super) fn report_build(
+        &self,
+        relays: &[Relay],
+        guard: usize,
+        result: Result<(), &RouterError>,
+    ) {
         let (Some(r), Some(outcome)) = (relays.get(guard), outcome_of(&result)) else {
             return;
         };

@@ -217,10 +217,26 @@ impl CircuitManager {
                 let guards = manager.guard_indexes(&relays);
                 let mut avoid = built.clone();
                 avoid.extend_from_slice(&failed);
-                paths = guarded_paths(&candidates, hops, exit, &guards, &mut avoid, &built_guards, missing);
+                paths = guarded_paths(
+                    &candidates,
+                    hops,
+                    exit,
+                    &guards,
+                    &mut avoid,
+                    &built_guards,
+                    missing,
+                );
                 if paths.len() < missing {
                     let mut avoid = built.clone();
-                    paths = guarded_paths(&candidates, hops, exit, &guards, &mut avoid, &built_guards, missing);
+                    paths = guarded_paths(
+                        &candidates,
+                        hops,
+                        exit,
+                        &guards,
+                        &mut avoid,
+                        &built_guards,
+                        missing,
+                    );
                 }
                 if paths.is_empty() {
                     break;
@@ -289,7 +305,10 @@ fn guarded_paths(
         }
     }
     if paths.len() < n {
-        debug!(chosen = paths.len(), "fewer strands than asked: guards or relays ran out");
+        debug!(
+            chosen = paths.len(),
+            "fewer strands than asked: guards or relays ran out"
+        );
     }
     paths
 }

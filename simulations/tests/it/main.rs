@@ -7,6 +7,7 @@
 
 mod bandwidth;
 mod faults;
+mod guards;
 mod limits;
 mod preemptive;
 mod scenarios;
