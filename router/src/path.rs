@@ -9,7 +9,8 @@
 //! test network, where every relay is in 127.0/16) is the rule dropped for the whole path.
 //!
 //! This module does not know relays, descriptors or exit policies: the caller flattens its
-//! directory into [`Candidate`]s. It has no guard persistence, no declared-family handling and
+//! directory into [`Candidate`]s. Entry guards are chosen in [`crate::guards`]; a path's first
+//! hop may be forced (`PathConstraints::guard`). It has no declared-family handling and
 //! no position-specific weights (Tor's Wgg/Wmm/Wee); a relay's weight is its bandwidth. Relays
 //! whose bandwidth is 0 are only picked when every remaining relay has bandwidth 0.
 
