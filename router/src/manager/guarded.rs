@@ -35,6 +35,8 @@ pub(super) struct Keeper {
     file: Option<PathBuf>,
     last_save: Option<Instant>,
     save_pending: bool,
+    /// Saved at shutdown: no later write (a new proxy may own the file by then).
+    closed: bool,
 }
 
 pub(super) type SharedKeeper = Arc<Mutex<Keeper>>;
@@ -70,6 +72,7 @@ pub(super) fn load(settings: GuardSettings, file: Option<&Path>) -> SharedKeeper
         file: file.map(Path::to_path_buf),
         last_save: None,
         save_pending: false,
+        closed: false,
     }))
 }
 
@@ -104,10 +107,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Saves now if due, otherwise schedules one save after [`SAVE_INTERVAL`].
-fn save(keeper: &SharedKeeper) {
+/// Saves now if due (in a blocking task unless `inline`), otherwise schedules one save after
+/// [`SAVE_INTERVAL`].
+fn save(keeper: &SharedKeeper, inline: bool) {
     let Ok(mut k) = keeper.lock() else { return };
-    let Some(file) = k.file.clone() else { return };
+    let Some(file) = k.file.clone().filter(|_| !k.closed) else {
+        return;
+    };
     let due = k.last_save.is_none_or(|t| t.elapsed() >= SAVE_INTERVAL);
     if !due {
         if !k.save_pending {
@@ -120,7 +126,7 @@ fn save(keeper: &SharedKeeper) {
                         k.save_pending = false;
                         k.last_save = None;
                     }
-                    save(&keeper);
+                    save(&keeper, false);
                 });
             }
         }
@@ -129,8 +135,16 @@ fn save(keeper: &SharedKeeper) {
     k.last_save = Some(Instant::now());
     let bytes = k.state.encode();
     drop(k);
-    if let Err(e) = write_atomic(&file, &bytes) {
-        warn!(file = %file.display(), error = %e, "could not save the entry guards");
+    let write = move || {
+        if let Err(e) = write_atomic(&file, &bytes) {
+            warn!(file = %file.display(), error = %e, "could not save the entry guards");
+        }
+    };
+    // The write syncs to disk: off the async workers when there are any. Writes are at most
+    // one per SAVE_INTERVAL, so two never overlap in practice; each is atomic anyway.
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if !inline => drop(rt.spawn_blocking(write)),
+        _ => write(),
     }
 }
 
@@ -159,7 +173,7 @@ fn apply(keeper: &SharedKeeper, actions: Vec<GuardAction>) {
         }
     }
     if changed {
-        save(keeper);
+        save(keeper, false);
     }
 }
 
@@ -289,11 +303,15 @@ impl CircuitManager {
             .collect()
     }
 
-    /// Writes the guard file now (at shutdown), if there is one.
+    /// Writes the guard file now, if there is one, and no more after (call it at shutdown);
+    /// returns once it is written.
     pub fn save_guards(&self) {
         if let Ok(mut k) = self.guards.lock() {
             k.last_save = None;
         }
-        save(&self.guards);
+        save(&self.guards, true);
+        if let Ok(mut k) = self.guards.lock() {
+            k.closed = true;
+        }
     }
 }
