@@ -8,6 +8,7 @@
 //! are logged at warn with their nickname.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,7 +138,13 @@ fn save(keeper: &SharedKeeper, inline: bool) {
     drop(k);
     let write = move || {
         if let Err(e) = write_atomic(&file, &bytes) {
-            warn!(file = %file.display(), error = %e, "could not save the entry guards");
+            // Warn once per process; a data dir that cannot be written stays so.
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if WARNED.swap(true, Ordering::Relaxed) {
+                debug!(file = %file.display(), error = %e, "could not save the entry guards");
+            } else {
+                warn!(file = %file.display(), error = %e, "could not save the entry guards");
+            }
         }
     };
     // The write syncs to disk: off the async workers when there are any. Writes are at most
