@@ -51,6 +51,7 @@ fn relay(i: u32) -> SignedDescriptor {
         exit_policy,
         published,
         expires: published + 3 * 24 * HOUR,
+        family: Vec::new(),
     }
     .sign(&key)
     .unwrap()

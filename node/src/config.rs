@@ -165,10 +165,64 @@ pub struct ProxyConfig {
     pub stream_timeout_secs: u64,
     /// Seconds after which a circuit takes no new streams.
     pub max_circuit_dirtiness_secs: u64,
+    /// Directory for the entry guard file (`guards`); never an identity key.
+    pub data_dir: PathBuf,
+    /// Primary entry guards (1..=16); at least `strands` are kept.
+    pub primary_guards: usize,
+    /// Most sampled guards (the hard cap of the guard sample, 1..=256).
+    pub guard_sample_size: usize,
+    /// Days a sampled guard is kept (Tor: 120).
+    pub guard_lifetime_days: u64,
+    /// Circuit builds through a guard before path bias judges its build rate (Tor: 150).
+    pub path_bias_min_circuits: u32,
+    /// A guard with fewer than this percent of its circuits built is dropped (Tor: 30).
+    pub path_bias_circuit_percent: u32,
+    /// Streams or strands through a guard before path bias judges its use rate (Tor: 20).
+    pub path_bias_min_uses: u32,
+    /// A guard with fewer than this percent of its streams and strands without a stall or
+    /// loss is dropped (Tor: 60).
+    pub path_bias_use_percent: u32,
 }
 
 /// Most clean circuits (or strand sets) a proxy may keep built ahead.
 pub const MAX_PREEMPTIVE: usize = 8;
+/// The entry guard file's name in a proxy's `data_dir`.
+pub const GUARD_FILE: &str = "guards";
+/// Most primary guards a proxy may keep.
+pub const MAX_PRIMARY_GUARDS: usize = 16;
+
+/// Default proxy data directory (the entry guard file).
+pub fn default_proxy_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/braid-proxy")
+}
+/// Default number of primary guards (Tor's 3).
+pub fn default_primary_guards() -> usize {
+    braid_router::guards::GuardSettings::default().primary
+}
+/// Default hard cap of the guard sample (Tor's 60).
+pub fn default_guard_sample_size() -> usize {
+    braid_router::guards::GuardSettings::default().max_sample
+}
+/// Default guard lifetime in days (Tor's 120).
+pub fn default_guard_lifetime_days() -> u64 {
+    braid_router::guards::GuardSettings::default().sampled_lifetime / braid_router::guards::DAY
+}
+/// Default path-bias minimum of circuit builds (Tor's 150).
+pub fn default_path_bias_min_circuits() -> u32 {
+    braid_router::guards::PathBiasSettings::default().min_circuits
+}
+/// Default path-bias build-rate threshold in percent (Tor's 30).
+pub fn default_path_bias_circuit_percent() -> u32 {
+    braid_router::guards::PathBiasSettings::default().min_circuit_percent
+}
+/// Default path-bias minimum of uses (Tor's 20).
+pub fn default_path_bias_min_uses() -> u32 {
+    braid_router::guards::PathBiasSettings::default().min_uses
+}
+/// Default path-bias use-rate threshold in percent (Tor's 60).
+pub fn default_path_bias_use_percent() -> u32 {
+    braid_router::guards::PathBiasSettings::default().min_use_percent
+}
 
 /// Default nickname.
 pub fn default_nickname() -> String {
@@ -292,6 +346,14 @@ impl Default for ProxyConfig {
             circuit_build_timeout_secs: d.circuit.build_timeout.as_secs(),
             stream_timeout_secs: d.stream_timeout.as_secs(),
             max_circuit_dirtiness_secs: d.max_dirtiness.as_secs(),
+            data_dir: default_proxy_data_dir(),
+            primary_guards: default_primary_guards(),
+            guard_sample_size: default_guard_sample_size(),
+            guard_lifetime_days: default_guard_lifetime_days(),
+            path_bias_min_circuits: default_path_bias_min_circuits(),
+            path_bias_circuit_percent: default_path_bias_circuit_percent(),
+            path_bias_min_uses: default_path_bias_min_uses(),
+            path_bias_use_percent: default_path_bias_use_percent(),
         }
     }
 }
@@ -560,6 +622,25 @@ impl Validate for ProxyConfig {
             "max_circuit_dirtiness_secs",
             self.max_circuit_dirtiness_secs,
         )?;
+        if !(1..=MAX_PRIMARY_GUARDS).contains(&self.primary_guards) {
+            return Err(bad(path, "primary_guards", "must be 1..=16"));
+        }
+        if !(1..=braid_router::guards::MAX_FILE_GUARDS).contains(&self.guard_sample_size) {
+            return Err(bad(path, "guard_sample_size", "must be 1..=256"));
+        }
+        positive(path, "guard_lifetime_days", self.guard_lifetime_days)?;
+        positive(
+            path,
+            "path_bias_min_circuits",
+            self.path_bias_min_circuits.into(),
+        )?;
+        positive(path, "path_bias_min_uses", self.path_bias_min_uses.into())?;
+        if self.path_bias_circuit_percent > 100 {
+            return Err(bad(path, "path_bias_circuit_percent", "must be 0..=100"));
+        }
+        if self.path_bias_use_percent > 100 {
+            return Err(bad(path, "path_bias_use_percent", "must be 0..=100"));
+        }
         parse_registries(path, "registries", &self.registries)?;
         if self.directory_refresh_secs < 10 {
             return Err(bad(path, "directory_refresh_secs", "must be at least 10"));
@@ -584,6 +665,18 @@ impl ProxyConfig {
         };
         s.circuit.max_streams = self.max_streams_per_circuit;
         s.circuit.build_timeout = Duration::from_secs(self.circuit_build_timeout_secs);
+        let g = &mut s.guards;
+        g.primary = self.primary_guards;
+        g.max_sample = self.guard_sample_size;
+        g.min_sample = g.min_sample.min(self.guard_sample_size);
+        g.sampled_lifetime = self
+            .guard_lifetime_days
+            .saturating_mul(braid_router::guards::DAY);
+        g.path_bias.min_circuits = self.path_bias_min_circuits;
+        g.path_bias.min_circuit_percent = self.path_bias_circuit_percent;
+        g.path_bias.min_uses = self.path_bias_min_uses;
+        g.path_bias.min_use_percent = self.path_bias_use_percent;
+        s.guard_file = Some(self.data_dir.join(GUARD_FILE));
         s
     }
 

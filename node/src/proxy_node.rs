@@ -195,6 +195,7 @@ impl ProxyNode {
             follower.abort();
         }
         self.manager.close_all();
+        self.manager.save_guards();
         self.manager.client_identities().close_all().await;
         self.transport.shutdown().await;
     }

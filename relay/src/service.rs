@@ -88,6 +88,9 @@ pub struct Faults {
     /// (0 is a braided stream's first strand) before onion encryption, so the client's
     /// splitter must reject and recover it. Applies to every braided stream.
     pub corrupt_strand: Option<(u32, u32)>,
+    /// While set: take every circuit's `Create` and never answer it, holding the stream open
+    /// until the client gives up (a relay that accepts circuits and stalls them).
+    pub stall: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the relay service needs.

@@ -38,6 +38,9 @@ pub enum RouterError {
     /// A limit was reached.
     #[error("limit reached: {0}")]
     Limit(&'static str),
+    /// No primary entry guard is usable (none sampled, or none listed).
+    #[error("no usable entry guard")]
+    NoGuard,
     /// The directory has no usable relays.
     #[error("directory: {0}")]
     Directory(String),

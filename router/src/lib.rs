@@ -4,6 +4,7 @@
 pub mod circuit;
 #[cfg(feature = "driver")]
 pub mod error;
+pub mod guards;
 #[cfg(feature = "driver")]
 pub mod identities;
 #[cfg(feature = "driver")]

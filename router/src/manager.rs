@@ -26,9 +26,11 @@ use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
 use crate::strands::StrandSet;
 
+mod guarded;
 mod preemptive;
 mod sets;
 
+pub use guarded::{SAVE_INTERVAL, guard_eligible};
 pub use preemptive::{REFILL_WAIT, Refill};
 
 /// Client-side settings.
@@ -60,6 +62,10 @@ pub struct RouterSettings {
     /// Build circuits on a client identity per isolation key (see [`crate::identities`]);
     /// `false`: on the manager's own transport, one identity for everything.
     pub identity_per_key: bool,
+    /// Entry guard settings; the primary guards are `max(guards.primary, strands)`.
+    pub guards: crate::guards::GuardSettings,
+    /// Where the entry guards are kept across restarts; `None`: in memory only.
+    pub guard_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RouterSettings {
@@ -81,6 +87,8 @@ impl Default for RouterSettings {
             preemptive: 1,
             max_client_identities: 16,
             identity_per_key: false,
+            guards: crate::guards::GuardSettings::default(),
+            guard_file: None,
         }
     }
 }
@@ -157,12 +165,14 @@ pub struct CircuitManager {
     circuits: Mutex<Vec<Entry>>,
     sets: Mutex<Vec<Arc<StrandSet>>>,
     build_times: Mutex<VecDeque<Duration>>,
+    built_paths: Mutex<VecDeque<Vec<usize>>>,
     records: Mutex<VecDeque<StreamRecord>>,
     spares: Mutex<preemptive::Spares>,
     /// Why no circuit may be built now (the directory is stale), if so.
     stale: RwLock<Option<String>>,
     /// The identities circuits are built on (never `transport`'s).
     identities: ClientIdentities,
+    guards: guarded::SharedKeeper,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -183,13 +193,17 @@ fn now_unix() -> u64 {
 
 impl CircuitManager {
     /// A manager over `transport` with no relays yet.
-    pub fn new(transport: Transport, settings: RouterSettings) -> Self {
+    pub fn new(transport: Transport, mut settings: RouterSettings) -> Self {
+        settings.guards.primary = settings.guards.primary.max(settings.strands);
+        let guards = guarded::load(settings.guards.clone(), settings.guard_file.as_deref());
         CircuitManager {
+            guards,
             transport,
             relays: RwLock::new(Arc::new(Vec::new())),
             circuits: Mutex::new(Vec::new()),
             sets: Mutex::new(Vec::new()),
             build_times: Mutex::new(VecDeque::new()),
+            built_paths: Mutex::new(VecDeque::new()),
             records: Mutex::new(VecDeque::new()),
             spares: Mutex::new(preemptive::Spares::default()),
             stale: RwLock::new(None),
@@ -340,6 +354,7 @@ impl CircuitManager {
         if compact {
             merged.retain(|r| r.listed);
         }
+        self.update_guards(&merged);
         if let Ok(mut w) = self.relays.write() {
             *w = Arc::new(merged);
         }
@@ -359,6 +374,15 @@ impl CircuitManager {
         self.build_times
             .lock()
             .map(|b| b.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The path (directory indexes, guard first) of every circuit built so far, of every
+    /// kind (single, strand, clean, replacement), oldest first (bounded).
+    pub fn built_paths(&self) -> Vec<Vec<usize>> {
+        self.built_paths
+            .lock()
+            .map(|b| b.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -389,10 +413,19 @@ impl CircuitManager {
                     Err(e) => return Err(e),
                 },
             };
-            match circuit
+            let opened = circuit
                 .open_stream(target.clone(), self.settings.stream_timeout)
-                .await
-            {
+                .await;
+            if let Some(&guard) = circuit.path.first() {
+                match &opened {
+                    Ok(_) => self.report_use(guard, true),
+                    Err(RouterError::CircuitClosed | RouterError::Timeout(_)) => {
+                        self.report_use(guard, false)
+                    }
+                    Err(_) => {}
+                }
+            }
+            match opened {
                 Ok(s) => {
                     // A new key took a clean circuit or built one: get the next ready once
                     // this stream is answered (not competing with its round trip).
@@ -547,6 +580,8 @@ impl CircuitManager {
     }
 
     /// Chooses a path under `constraints` and builds a circuit along it (not kept in any pool).
+    /// Without a forced guard the first hop is the first usable primary guard that gives a
+    /// path (other primaries are kept out of the middle when possible).
     /// Built on `isolation`'s client identity (`None`: a clean circuit's own).
     pub(crate) async fn build_path(
         &self,
@@ -556,8 +591,40 @@ impl CircuitManager {
     ) -> Result<Arc<Circuit>, RouterError> {
         let relays = self.relays()?;
         let candidates = Self::candidates(&relays, target)?;
-        let path = select_path(&candidates, &constraints, &mut rand::rng())?;
+        let path = match constraints.guard {
+            Some(_) => select_path(&candidates, &constraints, &mut rand::rng())?,
+            None => self.guarded_path(&relays, &candidates, &constraints)?,
+        };
         self.build_on(&relays, path, isolation).await
+    }
+
+    fn guarded_path(
+        &self,
+        relays: &[Relay],
+        candidates: &[Candidate],
+        constraints: &PathConstraints,
+    ) -> Result<Vec<usize>, RouterError> {
+        let guards = self.guard_indexes(relays);
+        let mut last = None;
+        for &g in &guards {
+            let mut apart = PathConstraints {
+                guard: Some(g),
+                ..constraints.clone()
+            };
+            apart.exclude.extend(guards.iter().filter(|&&o| o != g));
+            let with = PathConstraints {
+                guard: Some(g),
+                ..constraints.clone()
+            };
+            let mut rng = rand::rng();
+            match select_path(candidates, &apart, &mut rng)
+                .or_else(|_| select_path(candidates, &with, &mut rng))
+            {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or(RouterError::NoGuard, RouterError::NoPath))
     }
 
     async fn build_on(
@@ -567,19 +634,22 @@ impl CircuitManager {
         isolation: Option<&IsolationKey>,
     ) -> Result<Arc<Circuit>, RouterError> {
         let specs: Vec<HopSpec> = path.iter().map(|&i| relays[i].spec.clone()).collect();
-        let guard = relays[path[0]].peer;
+        let first = path[0];
+        let guard = relays[first].peer;
         let transport = self.client_transport(isolation).await?;
         transport
-            .add_addresses(guard, relays[path[0]].addrs.clone())
+            .add_addresses(guard, relays[first].addrs.clone())
             .await?;
-        let circuit = Circuit::build(
+        let built = Circuit::build(
             &transport,
             guard,
             &specs,
             path,
             self.settings.circuit.clone(),
         )
-        .await?;
+        .await;
+        self.report_build(relays, first, built.as_ref().map(|_| ()));
+        let circuit = built?;
         self.identities.track(transport.peer_id(), &circuit).await;
         debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
         if let Ok(mut b) = self.build_times.lock() {
@@ -587,6 +657,12 @@ impl CircuitManager {
                 b.pop_front();
             }
             b.push_back(circuit.build_time);
+        }
+        if let Ok(mut b) = self.built_paths.lock() {
+            if b.len() >= MAX_BUILD_SAMPLES {
+                b.pop_front();
+            }
+            b.push_back(circuit.path.clone());
         }
         Ok(circuit)
     }

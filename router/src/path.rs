@@ -23,8 +23,9 @@
 //! even when another draw would not.
 //!
 //! This module does not know relays, descriptors or exit policies: the caller flattens its
-//! directory into [`Candidate`]s (flags, declared families as candidate indexes). It has no
-//! guard persistence.
+//! directory into [`Candidate`]s (flags, declared families as candidate indexes). Entry
+//! guards are chosen in [`crate::guards`]; a path's first hop may be forced
+//! ([`PathConstraints::guard`]), and then obeys every rule above but the guard position weight.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -82,6 +83,8 @@ pub struct PathConstraints {
     /// guard and middles share no declared family (and, when the relays allow, no network)
     /// with them.
     pub siblings: Vec<usize>,
+    /// Use this candidate index as the first hop (an entry guard, see [`crate::guards`]).
+    pub guard: Option<usize>,
 }
 
 impl Default for PathConstraints {
@@ -91,6 +94,7 @@ impl Default for PathConstraints {
             exclude: Vec::new(),
             exit: None,
             siblings: Vec::new(),
+            guard: None,
         }
     }
 }
@@ -105,6 +109,12 @@ pub enum PathError {
     /// The forced exit is not a candidate, is excluded, or may not exit to the target.
     #[error("forced exit {index} is unknown, excluded or does not allow the target")]
     ExitNotUsable {
+        /// The forced candidate index.
+        index: usize,
+    },
+    /// The forced first hop is not a candidate, is excluded, or is the exit.
+    #[error("forced guard {index} is unknown, excluded or the exit")]
+    GuardNotUsable {
         /// The forced candidate index.
         index: usize,
     },
@@ -176,6 +186,28 @@ pub fn select_path_with_rule<R: Rng + ?Sized>(
         .filter_map(|i| by_index.get(i).copied())
         .collect();
 
+    let guard = match constraints.guard {
+        Some(index) => Some(
+            *usable
+                .iter()
+                .find(|c| c.index == index)
+                .ok_or(PathError::GuardNotUsable { index })?,
+        ),
+        None => None,
+    };
+    if let Some(g) = guard {
+        if hops == 1 {
+            // A one-hop path: the guard is the exit.
+            return match constraints.exit {
+                Some(e) if e != g.index => Err(PathError::GuardNotUsable { index: g.index }),
+                _ if g.exit_for_target => Ok((vec![g.index], SubnetRule::Strict)),
+                _ => Err(PathError::GuardNotUsable { index: g.index }),
+            };
+        }
+        if constraints.exit == Some(g.index) {
+            return Err(PathError::GuardNotUsable { index: g.index });
+        }
+    }
     let exit = match constraints.exit {
         Some(index) => *usable
             .iter()
@@ -185,7 +217,7 @@ pub fn select_path_with_rule<R: Rng + ?Sized>(
             let exits: Vec<&Candidate> = usable
                 .iter()
                 .copied()
-                .filter(|c| c.exit_for_target)
+                .filter(|c| c.exit_for_target && Some(c.index) != constraints.guard)
                 .collect();
             pick_weighted(&exits, &weights, Position::Exit, rng).ok_or(PathError::NoExit)?
         }
@@ -206,6 +238,11 @@ pub fn select_path_with_rule<R: Rng + ?Sized>(
                 && !siblings.iter().any(|s| same_family(c, s))
         })
         .collect();
+    if let Some(g) = guard
+        && !others.iter().any(|c| c.index == g.index)
+    {
+        return Err(PathError::GuardNotUsable { index: g.index });
+    }
     let mut last_error = PathError::NoRelayForHop { hop: 0 };
     for rule in [
         SubnetRule::Strict,
@@ -213,7 +250,7 @@ pub fn select_path_with_rule<R: Rng + ?Sized>(
         SubnetRule::Dropped,
     ] {
         for _ in 0..ATTEMPTS_PER_LEVEL {
-            match draw(&others, exit, &siblings, hops, rule, &weights, rng) {
+            match draw(&others, exit, guard, &siblings, hops, rule, &weights, rng) {
                 Ok(path) => return Ok((path, rule)),
                 Err(hop) => last_error = PathError::NoRelayForHop { hop },
             }
@@ -222,11 +259,13 @@ pub fn select_path_with_rule<R: Rng + ?Sized>(
     Err(last_error)
 }
 
-/// One try at the guard and middles under `rule`: the path's indexes (exit last), or the hop
+/// One try at the guard (`guard` when forced) and middles under `rule`: the path's indexes (exit last), or the hop
 /// at which no relay was allowed.
+#[allow(clippy::too_many_arguments)] // one draw of one path: every input is its own
 fn draw<R: Rng + ?Sized>(
     others: &[&Candidate],
     exit: &Candidate,
+    guard: Option<&Candidate>,
     siblings: &[&Candidate],
     hops: usize,
     rule: SubnetRule,
@@ -257,7 +296,11 @@ fn draw<R: Rng + ?Sized>(
                     }
             })
             .collect();
-        let pick = pick_weighted(&pool, weights, position, rng).ok_or(hop)?;
+        let pick = match guard {
+            // The forced guard, if this level's rules allow it.
+            Some(g) if hop == 0 => *pool.iter().find(|c| c.index == g.index).ok_or(hop)?,
+            _ => pick_weighted(&pool, weights, position, rng).ok_or(hop)?,
+        };
         path.push(pick);
     }
     path.push(exit);

@@ -186,6 +186,7 @@ pub(crate) async fn open(
             inflight: Arc::new(AtomicUsize::new(0)),
             refill: None,
             isolation: isolation.clone(),
+            lost: std::collections::BTreeSet::new(),
         };
         // The other strands link beside the `BeginBraid`, not after its answer, and carry
         // fragments without waiting for theirs: the exit keeps a `Link` that comes first until
@@ -272,6 +273,8 @@ pub struct Replacer {
     refill: Option<Refill>,
     /// The stream's isolation key: replacements are built on its client identity.
     isolation: IsolationKey,
+    /// Strands reported lost (their guards were charged a use failure).
+    lost: std::collections::BTreeSet<StrandId>,
 }
 
 /// Counts a task under way until dropped.
@@ -376,10 +379,26 @@ impl StrandSupply for Replacer {
     }
 
     fn lost(&mut self, strand: StrandId, _live: usize) {
+        // Path bias: the strand's guard is charged a use failure (stalled or died).
+        let lost_path = self.paths().get(&strand).cloned().unwrap_or_default();
+        if self.lost.insert(strand)
+            && let Some(&guard) = lost_path.first()
+        {
+            self.manager.report_use(guard, false);
+        }
         if self.budget == 0 || self.events.is_closed() {
             return;
         }
         self.budget -= 1;
+        // Guards of the strands still live: a replacement starts at the lost strand's guard
+        // if it is still usable, else at a primary guard no live strand uses.
+        let live_guards: Vec<usize> = self
+            .paths()
+            .iter()
+            .filter(|(id, _)| !self.lost.contains(id))
+            .filter_map(|(_, p)| p.first().copied())
+            .collect();
+        let own_guard = lost_path.first().copied();
         let id = StrandId(self.next);
         self.next += 1;
         let manager = self.manager.clone();
@@ -395,12 +414,17 @@ impl StrandSupply for Replacer {
         tokio::spawn(async move {
             let linked = async {
                 // Avoid every non-exit relay of the other strands, the lost one's included: it
-                // may be the relay that died.
+                // may be the relay that died; only its guard may be used again.
+                let Some(guard) = manager.replacement_guard(own_guard, &live_guards) else {
+                    debug!(lost = strand.0, "no primary guard for a replacement strand");
+                    return None;
+                };
                 let exclude: Vec<usize> = paths
                     .lock()
                     .map(|p| {
                         p.values()
-                            .flat_map(|path| path.iter().copied().filter(|&i| i != exit))
+                            .flat_map(|path| path.iter().copied())
+                            .filter(|&i| i != exit && i != guard)
                             .collect()
                     })
                     .unwrap_or_default();
@@ -409,6 +433,7 @@ impl StrandSupply for Replacer {
                     hops: manager.settings.hops,
                     exit: Some(exit),
                     siblings: exclude,
+                    guard: Some(guard),
                     ..PathConstraints::default()
                 };
                 let circuit = match manager
@@ -451,6 +476,14 @@ impl StrandSupply for Replacer {
 
 impl Drop for Replacer {
     fn drop(&mut self) {
+        // Path bias: every strand not lost ran clean.
+        for (id, path) in self.paths() {
+            if !self.lost.contains(&id)
+                && let Some(&guard) = path.first()
+            {
+                self.manager.report_use(guard, true);
+            }
+        }
         if let Ok(mut s) = self.spares.lock() {
             for c in s.drain(..) {
                 c.close();

@@ -47,6 +47,11 @@ pub struct SimNetwork {
     peer_ids: Vec<PeerId>,
     /// Registry data directories, removed on drop.
     _registry_data: Option<tempfile::TempDir>,
+    /// The proxy's data directory (its entry guards), removed on drop.
+    _proxy_data: tempfile::TempDir,
+    /// The proxy's settings and the registries it follows, for [`SimNetwork::restart_proxy`].
+    proxy_cfg: ProxyConfig,
+    registry_list: Vec<Registry>,
     servers: Vec<JoinHandle<()>>,
     /// `killed[i]`: relay `i` was stopped by a fault.
     killed: Mutex<Vec<bool>>,
@@ -131,6 +136,16 @@ impl SimNetwork {
         s: &Scenario,
         setup: impl Fn(usize, &mut RelayConfig) -> Faults,
     ) -> Result<Self, SimError> {
+        Self::start_full(s, setup, |_| {}).await
+    }
+
+    /// As [`SimNetwork::start_configured`], and `proxy` may change the proxy's settings (its
+    /// `data_dir` is a fresh temporary directory unless `proxy` sets one).
+    pub async fn start_full(
+        s: &Scenario,
+        setup: impl Fn(usize, &mut RelayConfig) -> Faults,
+        proxy: impl FnOnce(&mut ProxyConfig),
+    ) -> Result<Self, SimError> {
         s.validate().map_err(|message| SimError::Scenario {
             path: s.name.clone(),
             message,
@@ -152,15 +167,21 @@ impl SimNetwork {
         }
         let directory = Directory::new(relays.iter().map(|r| r.descriptor().clone()).collect())
             .map_err(|e| SimError::NotReady(e.to_string()))?;
-        let proxy_cfg = ProxyConfig {
+        let proxy_data = tempfile::tempdir().map_err(|source| SimError::Io {
+            context: "proxy data directory".into(),
+            source,
+        })?;
+        let mut proxy_cfg = ProxyConfig {
             socks_listen: "127.0.0.1:0"
                 .parse()
                 .map_err(|_| SimError::NotReady("addr".into()))?,
             hops: s.hops,
             strands: s.strands,
             client_identity_per_key: s.client_identity_per_key,
+            data_dir: proxy_data.path().to_path_buf(),
             ..ProxyConfig::default()
         };
+        proxy(&mut proxy_cfg);
         let (proxy, directory_ready) = if list.is_empty() {
             (ProxyNode::start(&proxy_cfg, &directory).await?, None)
         } else {
@@ -220,8 +241,56 @@ impl SimNetwork {
             directory_ready,
             peer_ids,
             _registry_data: registry_data,
+            _proxy_data: proxy_data,
+            proxy_cfg,
+            registry_list: list,
             servers,
         })
+    }
+
+    /// Stops the proxy and starts a new one with the same settings and data directory (so
+    /// the same entry guards), over the same directory or registries; returns once it lists
+    /// every relay.
+    pub async fn restart_proxy(&mut self) -> Result<(), SimError> {
+        self.restart_proxy_after(|_| {}).await
+    }
+
+    /// As [`SimNetwork::restart_proxy`], calling `between` with the proxy's settings after the
+    /// old proxy stopped (and saved its guards) and before the new one starts.
+    pub async fn restart_proxy_after(
+        &mut self,
+        between: impl FnOnce(&ProxyConfig),
+    ) -> Result<(), SimError> {
+        self.proxy.shutdown().await;
+        between(&self.proxy_cfg);
+        let relays = self.relays.len();
+        self.proxy = if self.registry_list.is_empty() {
+            ProxyNode::start(&self.proxy_cfg, &self.directory).await?
+        } else {
+            let proxy = ProxyNode::start_with_registries(
+                &self.proxy_cfg,
+                &self.registry_list,
+                SIM_REFRESH,
+                LISTED_TIMEOUT,
+            )
+            .await?;
+            let deadline = Instant::now() + LISTED_TIMEOUT;
+            while proxy.manager().relay_count() < relays && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            proxy
+        };
+        Ok(())
+    }
+
+    /// The proxy's settings (its `data_dir` holds the entry guard file).
+    pub fn proxy_config(&self) -> &ProxyConfig {
+        &self.proxy_cfg
+    }
+
+    /// Relay `i`'s peer id.
+    pub fn peer_id(&self, i: usize) -> Option<PeerId> {
+        self.peer_ids.get(i).copied()
     }
 
     /// A path of the proxy's directory indexes (a strand path, a stream record's path) as

@@ -69,7 +69,7 @@ fn a_family_holds_only_when_declared_both_ways() {
         assert!(!related(s, s), "never related to itself");
     }
     assert_eq!(families.members(&id(1)), &[id(2)]);
-    let mut six = vec![id(5), id(7)];
+    let mut six = [id(5), id(7)];
     six.sort_unstable();
     assert_eq!(families.members(&id(6)), &six[..]);
     assert!(families.members(&id(3)).is_empty());

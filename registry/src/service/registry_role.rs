@@ -28,8 +28,8 @@ use ed25519_dalek::SigningKey;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::measure::Measurer;
 use super::attest::MeasuredBandwidth;
+use super::measure::Measurer;
 use super::persisted::{Adopted, Served};
 use super::reachability::Reachability;
 use super::registries::add_addresses;

@@ -64,6 +64,7 @@ async fn list(
         exit_policy: ExitPolicy::reject_all(),
         published: t,
         expires: t + 3600,
+        family: Vec::new(),
     }
     .sign(key)
     .unwrap();

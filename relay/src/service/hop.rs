@@ -61,6 +61,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
             return;
         }
     };
+    if shared.config.faults.stall.load(Ordering::Relaxed) {
+        // Fault: hold the circuit, answer nothing, until the client gives up.
+        while let Ok(Some(_)) = up_r.read().await {}
+        return;
+    }
     let accepted = match accept_create(&shared.config.onion_secret, &first.body[..]) {
         Ok(a) => a,
         Err(e) => {

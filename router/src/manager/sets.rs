@@ -151,11 +151,12 @@ impl CircuitManager {
         Ok((exit, circuits))
     }
 
-    /// Chooses K disjoint paths to one exit for `target` and builds them at once in a task;
-    /// each build's outcome comes out of the returned channel as it ends (bounded: at most 2K
-    /// outcomes), which closes when all ended. A failed build is tried once more on a fresh
-    /// disjoint path, so a set has K strands when the directory allows. A circuit nobody takes
-    /// any more is closed.
+    /// Chooses K disjoint paths to one exit for `target`, each from its own primary guard,
+    /// and builds them at once in a task; each build's outcome comes out of the returned
+    /// channel as it ends (bounded: at most 2K outcomes), which closes when all ended. A failed
+    /// build is tried once more on a fresh disjoint path from a primary guard no built strand
+    /// uses, so a set has K strands when the guards and the directory allow: never more
+    /// strands than usable primary guards. A circuit nobody takes any more is closed.
     /// The circuits are built on `isolation`'s client identity (`None`: a clean set's own).
     fn start_strands(
         self: &Arc<Self>,
@@ -167,43 +168,48 @@ impl CircuitManager {
         let candidates = Self::candidates(&relays, target)?;
         let hops = self.settings.hops;
         let want = self.settings.strands.max(1);
-        let first = select_path(
-            &candidates,
-            &PathConstraints {
-                hops,
-                ..PathConstraints::default()
-            },
-            &mut rand::rng(),
-        )?;
-        let exit = *first
-            .last()
-            .ok_or(RouterError::BuildFailed("empty path".into()))?;
-        // Non-exit relays already in a path: no two strands share one.
-        let mut used: Vec<usize> = first[..first.len() - 1].to_vec();
-        let mut paths = vec![first];
-        paths.extend(more_paths(&candidates, hops, exit, &mut used, want - 1));
+        let guards = self.guard_indexes(&relays);
+        if guards.is_empty() {
+            return Err(RouterError::NoGuard);
+        }
+        let exit = choose_exit(&candidates, &guards)?;
+        // Relays already in a path (not as exit): no two strands share one.
+        let mut used: Vec<usize> = Vec::new();
+        let paths = guarded_paths(&candidates, hops, exit, &guards, &mut used, &[], want);
+        if paths.is_empty() {
+            return Err(RouterError::NoGuard);
+        }
         let (tx, rx) = mpsc::channel(2 * want);
         let manager = self.clone();
         tokio::spawn(async move {
-            // Non-exit relays of the circuits built so far.
+            let mut paths = paths;
+            // Relays (not the exit) of the circuits built so far, and their guards.
             let mut built: Vec<usize> = Vec::new();
+            let mut built_guards: Vec<usize> = Vec::new();
             let mut count = 0;
             for round in 0..2 {
-                let mut failed = false;
+                let mut failed: Vec<usize> = Vec::new();
                 let mut builds: FuturesUnordered<_> = paths
                     .into_iter()
-                    .map(|p| manager.build_on(&relays, p, isolation.as_ref()))
+                    .map(|p| {
+                        let manager = &manager;
+                        let relays = &relays;
+                        let isolation = isolation.as_ref();
+                        async move { (p.clone(), manager.build_on(relays, p, isolation).await) }
+                    })
                     .collect();
-                while let Some(result) = builds.next().await {
+                while let Some((path, result)) = builds.next().await {
                     let outcome = match result {
                         Ok(c) => {
                             count += 1;
                             built.extend_from_slice(&c.path[..c.path.len().saturating_sub(1)]);
+                            built_guards.extend(c.path.first());
                             Ok(c)
                         }
                         Err(e) => {
                             debug!(round, error = %e, "strand circuit build failed");
-                            failed = true;
+                            // Its middles (the relay that failed is not known).
+                            failed.extend_from_slice(&path[1..path.len().saturating_sub(1)]);
                             Err(e)
                         }
                     };
@@ -211,15 +217,37 @@ impl CircuitManager {
                         c.close();
                     }
                 }
+                drop(builds);
                 let missing = want.saturating_sub(count);
-                if missing == 0 || !failed || round == 1 {
+                if missing == 0 || failed.is_empty() || round == 1 {
                     break;
                 }
-                // Avoid the built strands' relays, and the failed paths' too when enough
-                // others are left (the relay that failed is not known).
-                paths = more_paths(&candidates, hops, exit, &mut used, missing);
+                // Primary guards no built strand uses (a failed one may be tried again unless
+                // it is unreachable now); middles avoid the built strands' relays, and the
+                // failed paths' too when enough others are left.
+                let guards = manager.guard_indexes(&relays);
+                let mut avoid = built.clone();
+                avoid.extend_from_slice(&failed);
+                paths = guarded_paths(
+                    &candidates,
+                    hops,
+                    exit,
+                    &guards,
+                    &mut avoid,
+                    &built_guards,
+                    missing,
+                );
                 if paths.len() < missing {
-                    paths = more_paths(&candidates, hops, exit, &mut built, missing);
+                    let mut avoid = built.clone();
+                    paths = guarded_paths(
+                        &candidates,
+                        hops,
+                        exit,
+                        &guards,
+                        &mut avoid,
+                        &built_guards,
+                        missing,
+                    );
                 }
                 if paths.is_empty() {
                     break;
@@ -230,37 +258,71 @@ impl CircuitManager {
     }
 }
 
-/// Up to `n` more paths to `exit` that avoid every relay in `used` (which they are added to),
-/// and their declared families and, when the relays allow, networks; fewer when the directory
-/// has too few relays for that many disjoint paths.
-fn more_paths(
+/// The exit of a new strand set: bandwidth-weighted among the exits for the target, one that
+/// is not a usable primary guard when there is one (so every guard can start a strand).
+fn choose_exit(candidates: &[Candidate], guards: &[usize]) -> Result<usize, RouterError> {
+    let mut rng = rand::rng();
+    let one_hop = |exclude: Vec<usize>| PathConstraints {
+        hops: 1,
+        exclude,
+        ..PathConstraints::default()
+    };
+    let path = select_path(candidates, &one_hop(guards.to_vec()), &mut rng)
+        .or_else(|_| select_path(candidates, &one_hop(Vec::new()), &mut rng))?;
+    path.first()
+        .copied()
+        .ok_or(RouterError::BuildFailed("empty path".into()))
+}
+
+/// Up to `n` paths to `exit`, each from a distinct guard of `guards` (in order) that is not
+/// in `busy`, avoiding every relay in `used` (which they are added to) and, where possible,
+/// the other guards as middles; fewer when guards or relays run out.
+fn guarded_paths(
     candidates: &[Candidate],
     hops: usize,
     exit: usize,
+    guards: &[usize],
     used: &mut Vec<usize>,
+    busy: &[usize],
     n: usize,
 ) -> Vec<Vec<usize>> {
     let mut rng = rand::rng();
     let mut paths = Vec::new();
-    while paths.len() < n {
-        // The relays of the other strands are siblings: never reused, and no family or (when
-        // the relays allow) network shared with them.
-        let constraints = PathConstraints {
+    for &g in guards {
+        if paths.len() >= n {
+            break;
+        }
+        if g == exit || busy.contains(&g) || used.contains(&g) {
+            continue;
+        }
+        let with = PathConstraints {
             hops,
             exit: Some(exit),
+            guard: Some(g),
+            // The relays of the other strands are siblings: never reused, and no family or
+            // (when the relays allow) network shared with them.
             siblings: used.clone(),
             ..PathConstraints::default()
         };
-        match select_path(candidates, &constraints, &mut rng) {
+        let mut apart = with.clone();
+        apart
+            .exclude
+            .extend(guards.iter().filter(|&&o| o != g && o != exit));
+        match select_path(candidates, &apart, &mut rng)
+            .or_else(|_| select_path(candidates, &with, &mut rng))
+        {
             Ok(p) => {
                 used.extend_from_slice(&p[..p.len() - 1]);
                 paths.push(p);
             }
-            Err(e) => {
-                debug!(error = %e, chosen = paths.len(), "fewer disjoint strands than asked");
-                break;
-            }
+            Err(e) => debug!(error = %e, guard = g, "no strand path from this guard"),
         }
+    }
+    if paths.len() < n {
+        debug!(
+            chosen = paths.len(),
+            "fewer strands than asked: guards or relays ran out"
+        );
     }
     paths
 }

@@ -658,3 +658,83 @@ fn class_of_flags() {
     assert_eq!(Class::of(true, true), Class::GuardExit);
     assert_eq!(Class::of(false, false), Class::Plain);
 }
+
+#[test]
+fn a_forced_guard_is_the_first_hop_and_never_elsewhere() {
+    let candidates = spread();
+    let mut rng = rng(11);
+    for guard in [100, 103, 107] {
+        let c = PathConstraints {
+            guard: Some(guard),
+            ..PathConstraints::default()
+        };
+        for _ in 0..100 {
+            let path = select_path(&candidates, &c, &mut rng).unwrap();
+            assert_eq!(path[0], guard);
+            assert_eq!(path.len(), 3);
+            assert_eq!(path.iter().filter(|&&i| i == guard).count(), 1);
+            assert!(path[2] >= 107 && path[2] != guard);
+        }
+    }
+    // With a forced exit too, and exclusions honoured.
+    let c = PathConstraints {
+        guard: Some(101),
+        exit: Some(109),
+        exclude: vec![102, 103],
+        ..PathConstraints::default()
+    };
+    for _ in 0..100 {
+        let path = select_path(&candidates, &c, &mut rng).unwrap();
+        assert_eq!((path[0], path[2]), (101, 109));
+        assert!(![102, 103].contains(&path[1]));
+    }
+    // The guard's /16 is avoided when possible.
+    let mut same = spread();
+    same.push(relay(110, "10.1.9.9", 1_000_000, false));
+    let c = PathConstraints {
+        guard: Some(101),
+        ..PathConstraints::default()
+    };
+    for _ in 0..100 {
+        assert!(!select_path(&same, &c, &mut rng).unwrap().contains(&110));
+    }
+}
+
+#[test]
+fn a_forced_guard_that_cannot_be_used_is_an_error() {
+    let candidates = spread();
+    let mut rng = rng(12);
+    let err = |c: PathConstraints| {
+        select_path(&candidates, &c, &mut StdRng::seed_from_u64(13)).unwrap_err()
+    };
+    let unknown = PathConstraints {
+        guard: Some(5),
+        ..PathConstraints::default()
+    };
+    assert_eq!(err(unknown), PathError::GuardNotUsable { index: 5 });
+    let excluded = PathConstraints {
+        guard: Some(101),
+        exclude: vec![101],
+        ..PathConstraints::default()
+    };
+    assert_eq!(err(excluded), PathError::GuardNotUsable { index: 101 });
+    let is_exit = PathConstraints {
+        guard: Some(109),
+        exit: Some(109),
+        ..PathConstraints::default()
+    };
+    assert_eq!(err(is_exit), PathError::GuardNotUsable { index: 109 });
+    // One hop: the guard must be an exit for the target.
+    let one = PathConstraints {
+        hops: 1,
+        guard: Some(108),
+        ..PathConstraints::default()
+    };
+    assert_eq!(select_path(&candidates, &one, &mut rng).unwrap(), vec![108]);
+    let one_middle = PathConstraints {
+        hops: 1,
+        guard: Some(100),
+        ..PathConstraints::default()
+    };
+    assert_eq!(err(one_middle), PathError::GuardNotUsable { index: 100 });
+}

@@ -58,6 +58,7 @@ async fn a_flipped_bit_tears_the_circuit_down_and_a_new_one_works() {
         replay_at_cell: None,
         remaining: Arc::new(AtomicU64::new(1)),
         corrupt_strand: None,
+        ..Faults::default()
     };
     let net = faulty_then_clean(faults).await;
     assert!(
@@ -75,6 +76,7 @@ async fn a_replayed_cell_is_rejected() {
         replay_at_cell: Some(2),
         remaining: Arc::new(AtomicU64::new(1)),
         corrupt_strand: None,
+        ..Faults::default()
     };
     let net = faulty_then_clean(faults).await;
     assert!(

@@ -8,6 +8,7 @@
 mod bandwidth;
 mod families;
 mod faults;
+mod guards;
 mod identities;
 mod limits;
 mod preemptive;
