@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use braid_directory::Directory;
 use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
-use braid_simulations::{Scenario, SimNetwork, run};
+use braid_simulations::{Scenario, SimNetwork, exposure, run};
 use clap::{Parser, Subcommand};
 
 /// braid: an onion-style privacy relay network.
@@ -31,6 +31,37 @@ enum Command {
         /// With --serve: stop after this many seconds.
         #[arg(long = "for", value_name = "SECONDS")]
         for_secs: Option<u64>,
+        /// Write the report as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        report_json: Option<PathBuf>,
+    },
+    /// The guard exposure experiment: how often an adversary running a share of the relays
+    /// holds both a stream's first hop and its exit (real guard and path code, no packets).
+    Exposure {
+        /// Relays in the synthetic directory.
+        #[arg(long, default_value_t = 1000)]
+        relays: usize,
+        /// How many of them are exits.
+        #[arg(long, default_value_t = 250)]
+        exits: usize,
+        /// The adversary's share of the relays (0..=1).
+        #[arg(long, default_value_t = 0.05)]
+        adversary: f64,
+        /// Clients, each with its own guards.
+        #[arg(long, default_value_t = 500)]
+        clients: usize,
+        /// Streams per client, each on a fresh isolation key.
+        #[arg(long, default_value_t = 100)]
+        streams: usize,
+        /// Strands per stream (K).
+        #[arg(long, default_value_t = 3)]
+        strands: usize,
+        /// Strands rebuilt per stream by clients without guards.
+        #[arg(long, default_value_t = 6)]
+        rebuilds: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Write the report as JSON to this file.
         #[arg(long, value_name = "PATH")]
         report_json: Option<PathBuf>,
@@ -122,6 +153,35 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             for_secs,
             report_json,
         } => sim(scenario, serve, for_secs, report_json).await,
+        Command::Exposure {
+            relays,
+            exits,
+            adversary,
+            clients,
+            streams,
+            strands,
+            rebuilds,
+            seed,
+            report_json,
+        } => {
+            let params = exposure::ExposureParams {
+                relays,
+                exits,
+                adversary,
+                clients,
+                streams,
+                strands,
+                rebuilds,
+                seed,
+            };
+            let report = exposure::run(&params)?;
+            println!("{}", report.table());
+            if let Some(path) = report_json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Relay { config } => relay(config).await,
         Command::Proxy { config } => proxy(config).await,
         Command::Registry { config } => registry(config).await,

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod exposure;
 pub mod fault;
 pub mod http;
 pub mod network;

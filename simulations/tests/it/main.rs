@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod bandwidth;
+mod exposure;
 mod families;
 mod faults;
 mod guards;
