@@ -355,10 +355,33 @@ impl Guards {
             .iter()
             .filter(|r| r.eligible && self.get(&r.id).is_none())
             .collect();
-        while self.guards.len() < max
+        // Guards the directory no longer lists do not count against the sample's size (they
+        // would otherwise keep a proxy whose network changed from sampling any listed relay for
+        // `unlisted_lifetime`); they count against the file's bound, and the longest unlisted
+        // goes first when that is reached.
+        while self
+            .guards
+            .iter()
+            .filter(|g| g.unlisted_since.is_none())
+            .count()
+            < max
             && self.guards.iter().filter(|g| g.filtered()).count() < self.settings.min_sample
             && !pool.is_empty()
         {
+            if self.guards.len() >= MAX_FILE_GUARDS {
+                let oldest = self
+                    .guards
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, g)| g.unlisted_since.map(|t| (t, i)))
+                    .min();
+                match oldest {
+                    Some((_, i)) => {
+                        self.guards.remove(i);
+                    }
+                    None => break,
+                }
+            }
             let i = pick_weighted(&pool, rng);
             let r = pool.swap_remove(i);
             let spread = self.settings.sampled_lifetime / 10;

@@ -313,9 +313,10 @@ impl World<'_> {
             if primary.is_empty() {
                 return Err(ExposureError("no primary guard".into()));
             }
+            let forced: Vec<Option<usize>> = primary.iter().map(|&g| Some(g)).collect();
             let mut exposed = false;
             for _ in 0..p.streams {
-                let firsts = self.stream(primary.iter().map(|&g| Some(g)), rng)?;
+                let firsts = self.stream(&forced, rng)?;
                 t.streams += 1;
                 if firsts {
                     t.exposed_streams += 1;
@@ -344,10 +345,11 @@ impl World<'_> {
             clients: p.clients,
             exposed_clients: 0,
         };
+        let fresh = vec![None; k + rebuilds];
         for _ in 0..p.clients {
             let mut exposed = false;
             for _ in 0..p.streams {
-                let firsts = self.stream(std::iter::repeat_n(None, k + rebuilds), rng)?;
+                let firsts = self.stream(&fresh, rng)?;
                 t.streams += 1;
                 if firsts {
                     t.exposed_streams += 1;
@@ -360,23 +362,29 @@ impl World<'_> {
     }
 
     /// Chooses one stream's strand paths (one per entry of `guards`: forced or fresh) to one
-    /// exit and says whether the exit and some first hop are the adversary's.
-    fn stream(
-        &self,
-        guards: impl Iterator<Item = Option<usize>>,
-        rng: &mut StdRng,
-    ) -> Result<bool, ExposureError> {
+    /// exit, as the router's strand sets do (other guards kept out of the middles where
+    /// possible, a guard already used by another strand skipped), and says whether the exit
+    /// and some first hop are the adversary's.
+    fn stream(&self, guards: &[Option<usize>], rng: &mut StdRng) -> Result<bool, ExposureError> {
         let mut exit = None;
         let mut siblings: Vec<usize> = Vec::new();
         let mut firsts: Vec<usize> = Vec::new();
-        for guard in guards {
-            let c = PathConstraints {
+        for &guard in guards {
+            if guard.is_some_and(|g| siblings.contains(&g)) {
+                continue;
+            }
+            let with = PathConstraints {
                 guard,
                 exit,
                 siblings: siblings.clone(),
                 ..PathConstraints::default()
             };
-            let path = select_path(self.candidates, &c, rng)
+            let mut apart = with.clone();
+            apart
+                .exclude
+                .extend(guards.iter().flatten().filter(|&&o| Some(o) != guard));
+            let path = select_path(self.candidates, &apart, rng)
+                .or_else(|_| select_path(self.candidates, &with, rng))
                 .map_err(|e| ExposureError(format!("path: {e}")))?;
             let (last, rest) = path
                 .split_last()

@@ -167,7 +167,8 @@ impl Net {
     fn proxy(&mut self) {
         let text = format!(
             "socks_listen = \"127.0.0.1:0\"\ndirectory_refresh_secs = {REFRESH_SECS}\n\
-             strands = 1\n{}",
+             strands = 1\ndata_dir = {:?}\n{}",
+            self.dir.path().join("proxy").display().to_string(),
             self.list
         );
         let path = write_file(self.dir.path(), "proxy.toml", &text);

@@ -290,8 +290,9 @@ impl Network {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut config = format!(
-            "socks_listen = \"127.0.0.1:0\"\ndirectory = {}\nhops = 3\n",
-            toml_str(&directory.display().to_string())
+            "socks_listen = \"127.0.0.1:0\"\ndirectory = {}\nhops = 3\ndata_dir = {}\n",
+            toml_str(&directory.display().to_string()),
+            toml_str(&dir.path().join("proxy").display().to_string())
         );
         if let Some(k) = options.strands {
             config.push_str(&format!("strands = {k}\n"));

@@ -473,8 +473,9 @@ fn curl_through_a_circuit_that_crosses_the_home_relay() {
         dir.path(),
         "proxy",
         &format!(
-            "socks_listen = \"127.0.0.1:1080\"\ndirectory = {:?}\nhops = 3\n",
-            directory.to_str().unwrap()
+            "socks_listen = \"127.0.0.1:1080\"\ndirectory = {:?}\nhops = 3\ndata_dir = {:?}\n",
+            directory.to_str().unwrap(),
+            dir.path().join("proxy-data").to_str().unwrap()
         ),
     );
     proxy.wait_ready();

@@ -399,3 +399,64 @@ fn nicknames_are_clipped_on_a_char_boundary() {
     let odd = format!("a{}", "é".repeat(40));
     assert_eq!(store::clip_nickname(&odd).len(), 63);
 }
+
+#[test]
+fn guards_of_an_old_directory_do_not_keep_new_relays_out() {
+    // 20 guards sampled from one network, then a directory with none of them (a proxy pointed
+    // at another network, or a test reusing a data dir): the new relays are sampled at once and
+    // the primaries come from them, while the old ones wait out their unlisted lifetime.
+    let (mut g, _, mut r) = started(20, GuardSettings::default());
+    assert_eq!(g.sampled().len(), 20);
+    let other: Vec<ListedRelay> = (100..105).map(|i| relay(i, 1000)).collect();
+    let _ = g.update_listing(&other, T0 + 60, &mut r);
+    let primary = g.usable_primary(T0 + 60);
+    assert_eq!(primary.len(), 3, "{primary:?}");
+    assert!(primary.iter().all(|id| id[0] >= 100), "{primary:?}");
+    assert_eq!(g.sampled().len(), 25, "old guards kept, unlisted");
+    // The file's bound holds: the longest unlisted go first.
+    for round in 0..12u64 {
+        let fresh: Vec<ListedRelay> = (0..25u8)
+            .map(|i| ListedRelay {
+                id: [
+                    i.wrapping_add(110 + (round as u8 % 6) * 25),
+                    round as u8 + 1,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+                nickname: format!("n{round}-{i}"),
+                bandwidth: 1000,
+                eligible: true,
+            })
+            .collect();
+        let _ = g.update_listing(&fresh, T0 + 120 + round, &mut r);
+        assert!(g.sampled().len() <= MAX_FILE_GUARDS);
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 use braid_relay::Target;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::CircuitManager;
 use crate::circuit::Circuit;
@@ -319,9 +319,10 @@ fn guarded_paths(
         }
     }
     if paths.len() < n {
-        debug!(
+        info!(
             chosen = paths.len(),
-            "fewer strands than asked: guards or relays ran out"
+            asked = n,
+            "fewer disjoint strands than asked: primary guards or relays ran out"
         );
     }
     paths
