@@ -19,6 +19,8 @@ use tracing::{debug, info, warn};
 use super::{CircuitManager, Relay, now_unix};
 use crate::error::RouterError;
 use crate::guards::{BiasKind, BuildOutcome, GuardAction, GuardSettings, Guards, ListedRelay};
+use crate::path::Candidate;
+use crate::path::weights::{Position, PositionWeights, WEIGHT_SCALE};
 
 /// Least time between two writes of the guard file.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -207,15 +209,37 @@ impl CircuitManager {
     /// The directory changed: sample and re-filter the guards.
     pub(super) fn update_guards(&self, relays: &[Relay]) {
         let any_guard = relays.iter().any(|r| r.listed && r.flags.is_guard());
-        let listed: Vec<ListedRelay> = relays
+        let listed: Vec<&Relay> = relays.iter().filter(|r| r.listed).collect();
+        // Guards are sampled by their weight in the guard position (Tor's Wgg/Wgd): when exit
+        // bandwidth is scarce an exit weighs 0 there and is never a guard, so every primary can
+        // start a strand to an exit.
+        let as_candidates: Vec<Candidate> = listed
             .iter()
-            .filter(|r| r.listed)
-            .map(|r| ListedRelay {
-                id: r.desc.identity,
-                nickname: r.desc.nickname.clone(),
-                // The registries' weight (measured, capped by the claim), never the claim.
+            .enumerate()
+            .map(|(index, r)| Candidate {
+                index,
+                ip: None,
                 bandwidth: r.weight,
-                eligible: guard_eligible(r.flags, any_guard),
+                exit_for_target: false,
+                guard: guard_eligible(r.flags, any_guard),
+                exit: r.flags.is_exit(),
+                family: Vec::new(),
+            })
+            .collect();
+        let weights = PositionWeights::of(&as_candidates.iter().collect::<Vec<_>>());
+        let listed: Vec<ListedRelay> = listed
+            .iter()
+            .zip(&as_candidates)
+            .map(|(r, c)| {
+                let weight = weights.weight(Position::Guard, c);
+                ListedRelay {
+                    id: r.desc.identity,
+                    nickname: r.desc.nickname.clone(),
+                    // The registries' weight (measured, capped by the claim) in the guard
+                    // position, never the claim.
+                    bandwidth: u64::try_from(weight / u128::from(WEIGHT_SCALE)).unwrap_or(u64::MAX),
+                    eligible: c.guard && weight > 0,
+                }
             })
             .collect();
         let actions = match self.guards.lock() {
