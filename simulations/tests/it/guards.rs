@@ -62,12 +62,20 @@ async fn first_hops_are_primary_guards(strands: usize) {
     if strands > 1 {
         let records = manager.stream_records();
         assert_eq!(records.len(), 40);
+        // A stream opens on its first strand built and the others join as they are built; a
+        // strand whose build times out on a loaded machine is retried only from a primary no
+        // other strand uses (never from a fresh relay), so a set may have fewer than K.
         for r in &records {
             let firsts: Vec<usize> = r.paths.values().map(|p| p[0]).collect();
             let distinct: HashSet<_> = firsts.iter().collect();
             assert_eq!(distinct.len(), firsts.len(), "strands share a guard");
-            assert_eq!(firsts.len(), strands, "K strands from K primaries");
+            assert!(
+                (1..=strands).contains(&firsts.len()),
+                "1 to K strands: {firsts:?}"
+            );
         }
+        let full = records.iter().filter(|r| r.paths.len() == strands).count();
+        assert!(full >= 1, "no stream had K strands from K primaries");
     }
     net.shutdown().await;
 }
