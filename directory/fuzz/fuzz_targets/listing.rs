@@ -47,6 +47,7 @@ fn pool() -> &'static [SignedDescriptor] {
                     },
                     published: T0 + u64::from(i % 3),
                     expires: T0 + 86_400,
+                    family: Vec::new(),
                 }
                 .sign(&key)
                 .expect("a valid descriptor")
