@@ -2,14 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use braid_directory::Directory;
-use braid_node::config::RegistryConfig;
-use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
-use braid_simulations::{Scenario, SimNetwork, exposure, run};
+use braid_simulations::exposure;
 use clap::{Parser, Subcommand};
+
+mod nodes;
+mod sim;
+mod stop;
+
+use nodes::{directory, proxy, registry, relay};
+use sim::sim;
 
 /// braid: an onion-style privacy relay network.
 #[derive(Debug, Parser)]
@@ -191,133 +194,4 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Directory { out, descriptors } => directory(out, descriptors),
     }
-}
-
-async fn sim(
-    scenario: Option<PathBuf>,
-    serve: bool,
-    for_secs: Option<u64>,
-    report_json: Option<PathBuf>,
-) -> Result<ExitCode> {
-    let s = match &scenario {
-        Some(p) => Scenario::load(p)?,
-        None => Scenario::default(),
-    };
-    let net = SimNetwork::start(&s).await?;
-    run::wait_ready(&net, Duration::from_secs(30)).await?;
-    if serve {
-        println!("ready socks5={}", net.socks_addr());
-        wait_for_stop(for_secs).await?;
-        net.shutdown().await;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let report = run::run_fetches(&s, &net).await;
-    println!("{}", report.table());
-    if let Some(ready) = net.directory_ready {
-        println!(
-            "registries: {} (one Raft group); every relay listed in the proxy's verified directory \
-             {:.2} s after the relays started",
-            net.registries.len(),
-            ready.as_secs_f64()
-        );
-    }
-    if let Some(path) = report_json {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
-    }
-    net.shutdown().await;
-    Ok(if report.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-async fn relay(config: PathBuf) -> Result<ExitCode> {
-    let cfg: RelayConfig = load_config(&config)?;
-    let node = RelayNode::from_config(&cfg).await?;
-    if node.advertises() {
-        println!(
-            "ready descriptor={}",
-            cfg.data_dir
-                .join(braid_node::relay_node::DESCRIPTOR_FILE)
-                .display()
-        );
-    } else {
-        println!(
-            "ready descriptor=none ({})",
-            node.why_not_advertised()
-                .unwrap_or_else(|| "not advertised".into())
-        );
-    }
-    wait_for_stop(None).await?;
-    node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn proxy(config: PathBuf) -> Result<ExitCode> {
-    let cfg: ProxyConfig = load_config(&config)?;
-    let node = ProxyNode::from_config(&cfg).await?;
-    println!("ready socks5={}", node.socks_addr());
-    wait_for_stop(None).await?;
-    node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn registry(config: PathBuf) -> Result<ExitCode> {
-    let cfg: RegistryConfig = load_config(&config)?;
-    let node = RegistryNode::from_config(&cfg).await?;
-    println!("ready peer_id={}", node.peer_id());
-    // One stdout line whenever the Raft role changes (operators and tests watch these).
-    let roles = async {
-        let mut last = None;
-        loop {
-            let s = node.raft_status();
-            let role = (s.leader == Some(s.id), s.leader, s.term);
-            if last != Some(role) {
-                match s.leader {
-                    Some(l) if l == s.id => println!("role leader term={}", s.term),
-                    Some(l) => println!("role follower leader={l} term={}", s.term),
-                    None => println!("role candidate term={}", s.term),
-                }
-                last = Some(role);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    tokio::select! {
-        stop = wait_for_stop(None) => stop?,
-        () = roles => {}
-    }
-    node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn directory(out: PathBuf, descriptors: Vec<PathBuf>) -> Result<ExitCode> {
-    let mut all = Vec::new();
-    for p in &descriptors {
-        all.push(braid_node::relay_node::read_descriptor(p)?);
-    }
-    let dir = Directory::new(all)?;
-    std::fs::write(&out, dir.to_text()).with_context(|| format!("writing {}", out.display()))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Waits for SIGINT, SIGTERM, or `for_secs` seconds.
-async fn wait_for_stop(for_secs: Option<u64>) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let limit = async {
-        match for_secs {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = limit => {}
-    }
-    Ok(())
 }
