@@ -10,10 +10,14 @@ use serde::de::DeserializeOwned;
 
 use crate::error::NodeError;
 
+mod log;
 mod measure;
 mod proxy;
 mod registries;
 mod relay;
+pub mod units;
+
+pub use log::{LOG_LEVELS, LogConfig, LogFormat, default_log_level};
 
 pub use measure::{
     MAX_CONCURRENT_MEASUREMENTS, MeasureConfig, default_measure_bytes,

@@ -22,12 +22,15 @@ pub struct MeasureConfig {
     /// Whether this registry measures relays at all.
     pub enabled: bool,
     /// Mean seconds between two measurements of one relay (each jittered by ±25 %).
+    #[serde(deserialize_with = "super::units::secs")]
     pub interval_secs: u64,
     /// Bytes sent through and echoed back by the relay per measurement (at most 4 MiB).
+    #[serde(deserialize_with = "super::units::size")]
     pub bytes: u64,
     /// Measurements running at once.
     pub max_concurrent: usize,
     /// Bytes all measurements started within any hour may carry (at least `bytes`).
+    #[serde(deserialize_with = "super::units::size")]
     pub bytes_per_hour: u64,
 }
 

@@ -23,9 +23,11 @@ pub struct ProxyConfig {
     /// directory snapshot, verifies it against their keys and refreshes it.
     pub registries: Vec<RegistryEntry>,
     /// Seconds between directory refreshes from the registries.
+    #[serde(deserialize_with = "super::units::secs")]
     pub directory_refresh_secs: u64,
     /// Seconds past the snapshot's `valid_until` that the proxy still builds circuits with
     /// it; after that it builds none until a fresh snapshot arrives.
+    #[serde(deserialize_with = "super::units::secs")]
     pub stale_directory_grace_secs: u64,
     /// Hops per circuit.
     pub hops: usize,
@@ -48,12 +50,16 @@ pub struct ProxyConfig {
     /// App connections served at once.
     pub max_clients: usize,
     /// Seconds an app has to finish the SOCKS5 handshake.
+    #[serde(deserialize_with = "super::units::secs")]
     pub socks_handshake_timeout_secs: u64,
     /// Seconds allowed to build a circuit.
+    #[serde(deserialize_with = "super::units::secs")]
     pub circuit_build_timeout_secs: u64,
     /// Seconds allowed for the exit to open a stream.
+    #[serde(deserialize_with = "super::units::secs")]
     pub stream_timeout_secs: u64,
     /// Seconds after which a circuit takes no new streams.
+    #[serde(deserialize_with = "super::units::secs")]
     pub max_circuit_dirtiness_secs: u64,
     /// Directory for the entry guard file (`guards`); never an identity key.
     pub data_dir: PathBuf,
@@ -72,6 +78,8 @@ pub struct ProxyConfig {
     /// A guard with fewer than this percent of its streams and strands without a stall or
     /// loss is dropped (Tor: 60).
     pub path_bias_use_percent: u32,
+    /// Log level and format (the `[log]` table).
+    pub log: super::LogConfig,
 }
 
 /// Most clean circuits (or strand sets) a proxy may keep built ahead.
@@ -165,12 +173,14 @@ impl Default for ProxyConfig {
             path_bias_circuit_percent: default_path_bias_circuit_percent(),
             path_bias_min_uses: default_path_bias_min_uses(),
             path_bias_use_percent: default_path_bias_use_percent(),
+            log: super::LogConfig::default(),
         }
     }
 }
 
 impl Validate for ProxyConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        self.log.validate(path)?;
         if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
             return Err(bad(path, "hops", "must be 1..=8"));
         }

@@ -124,8 +124,10 @@ pub struct RegistryConfig {
     /// Every registry of the group, this one included.
     pub registries: Vec<RegistryEntry>,
     /// Seconds between directory snapshots (each signed by a majority of the registries).
+    #[serde(deserialize_with = "super::units::secs")]
     pub snapshot_interval_secs: u64,
     /// Seconds a snapshot stays valid after it is issued.
+    #[serde(deserialize_with = "super::units::secs")]
     pub snapshot_validity_secs: u64,
     /// Relays the directory may list at once.
     pub max_relays: usize,
@@ -136,10 +138,13 @@ pub struct RegistryConfig {
     /// Relays listed at most per IPv6 /48.
     pub max_relays_per_ipv6_48: usize,
     /// Seconds a relay must have been listed before it gets the Guard flag.
+    #[serde(deserialize_with = "super::units::secs")]
     pub guard_min_uptime_secs: u64,
     /// Measured bytes per second a relay needs for the Guard flag.
+    #[serde(deserialize_with = "super::units::rate")]
     pub guard_min_bandwidth: u64,
     /// The weight (bytes per second) of a relay not measured yet, unless it claims less.
+    #[serde(deserialize_with = "super::units::rate")]
     pub unmeasured_weight: u64,
     /// Dial-back private, loopback, link-local and documentation addresses too. Only for
     /// test networks and the simulator (everything on loopback).
@@ -147,7 +152,10 @@ pub struct RegistryConfig {
     /// Publishes one source address (IPv4, or IPv6 /64) may make in a burst.
     pub publish_burst: u32,
     /// Seconds after which one more publish per source address is allowed.
+    #[serde(deserialize_with = "super::units::secs")]
     pub publish_refill_secs: u64,
+    /// Log level and format (the `[log]` table).
+    pub log: super::LogConfig,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -230,12 +238,14 @@ impl Default for RegistryConfig {
             allow_private_addresses: default_allow_private_addresses(),
             publish_burst: default_publish_burst(),
             publish_refill_secs: default_publish_refill_secs(),
+            log: super::LogConfig::default(),
         }
     }
 }
 
 impl Validate for RegistryConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        self.log.validate(path)?;
         let list = parse_registries(path, "registries", &self.registries)?;
         if list.is_empty() {
             return Err(bad(

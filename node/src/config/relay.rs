@@ -24,6 +24,7 @@ pub struct RelayConfig {
     /// Addresses to advertise; empty means the bound listen addresses with a specific IP.
     pub advertise: Vec<String>,
     /// Advertised bandwidth in bytes per second (a path-selection weight).
+    #[serde(deserialize_with = "super::units::rate")]
     pub bandwidth: u64,
     /// Exit policy lines, first match wins; the default refuses everything (not an exit).
     pub exit_policy: Vec<String>,
@@ -31,18 +32,22 @@ pub struct RelayConfig {
     /// the descriptor. Clients keep two relays off one path only when each lists the other.
     pub family: Vec<String>,
     /// How long a signed descriptor stays valid, in seconds.
+    #[serde(deserialize_with = "super::units::secs")]
     pub descriptor_lifetime_secs: u64,
     /// Most relayed bytes per second, both directions and all circuits together; unset: no
     /// rate limit.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "super::units::opt_rate")]
     pub bandwidth_rate: Option<u64>,
     /// Most bytes relayed at once after an idle spell (the token bucket's size); unset: equal
     /// to `bandwidth_rate`. Only meaningful with `bandwidth_rate`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "super::units::opt_size")]
     pub bandwidth_burst: Option<u64>,
     /// Relayed bytes allowed per accounting period; once spent, the relay takes no new
     /// circuits until the period ends. Unset: no budget.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "super::units::opt_size")]
     pub accounting_max: Option<u64>,
     /// The accounting period: a UTC day or a UTC calendar month.
     pub accounting_period: AccountingPeriod,
@@ -50,6 +55,7 @@ pub struct RelayConfig {
     /// When no mapping is possible the relay runs without advertising itself.
     pub upnp: bool,
     /// Lease of the UPnP mappings in seconds (renewed at half of it); at least 10.
+    #[serde(deserialize_with = "super::units::secs")]
     pub upnp_lease_secs: u64,
     /// Nodes asked to dial the relay back (`/braid/dialback/1`) before it advertises itself:
     /// multiaddrs `/ip4|ip6/<ip>/udp/<port>/quic-v1/p2p/<peer id>` or `.../tcp/<port>/p2p/..`,
@@ -58,10 +64,12 @@ pub struct RelayConfig {
     pub reachability_peers: Vec<String>,
     /// Seconds between reachability re-tests (10..=86400); on loss the descriptor is removed,
     /// on recovery written again. Only used with `reachability_peers`.
+    #[serde(deserialize_with = "super::units::secs")]
     pub reachability_interval_secs: u64,
     /// Seconds between publications of the descriptor to the registries (only with
     /// `registries`); must be well under `descriptor_lifetime_secs`, or the relay drops out of
     /// the directory between two publications.
+    #[serde(deserialize_with = "super::units::secs")]
     pub republish_interval_secs: u64,
     /// Bounds on what the relay accepts.
     pub limits: LimitsConfig,
@@ -69,6 +77,8 @@ pub struct RelayConfig {
     /// to them, and fetches, caches and serves their signed directory snapshot. Empty: the
     /// relay only writes its descriptor to `data_dir/descriptor`.
     pub registries: Vec<RegistryEntry>,
+    /// Log level and format (the `[log]` table).
+    pub log: super::LogConfig,
 }
 
 /// How long one accounting period lasts (periods start at midnight UTC).
@@ -93,8 +103,10 @@ pub struct LimitsConfig {
     /// Streams on one exit circuit at once.
     pub max_streams_per_circuit: usize,
     /// Seconds allowed for a circuit handshake (including extending to the next hop).
+    #[serde(deserialize_with = "super::units::secs")]
     pub handshake_timeout_secs: u64,
     /// Seconds allowed for an exit's name resolution plus TCP connect.
+    #[serde(deserialize_with = "super::units::secs")]
     pub connect_timeout_secs: u64,
 }
 
@@ -160,6 +172,7 @@ impl Default for RelayConfig {
             republish_interval_secs: default_republish_interval_secs(),
             limits: LimitsConfig::default(),
             registries: Vec::new(),
+            log: super::LogConfig::default(),
         }
     }
 }
@@ -179,6 +192,7 @@ impl Default for LimitsConfig {
 
 impl Validate for RelayConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        self.log.validate(path)?;
         let n = &self.nickname;
         if n.is_empty()
             || n.len() > 32
