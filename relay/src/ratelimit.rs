@@ -79,6 +79,16 @@ impl TokenBucket {
         ))
     }
 
+    /// Changes the rate and burst at `now` (a SIGHUP reload): credit earned so far at the old
+    /// rate is kept, capped at the new burst; waits computed from now on use the new rate.
+    pub fn set_limit(&mut self, limit: BandwidthLimit, now: Duration) {
+        self.refill(now);
+        self.limit = limit;
+        self.credit = self
+            .credit
+            .min(u128::from(limit.burst.get()) * NANOS_PER_SEC);
+    }
+
     fn refill(&mut self, now: Duration) {
         let Some(elapsed) = now.checked_sub(self.last) else {
             // A clock that went backwards adds nothing; keep the later time.
@@ -212,6 +222,32 @@ mod tests {
         );
         assert_eq!(b.take(Duration::from_millis(100), 1 << 20), Ok(()));
         assert_eq!(b.available(Duration::from_millis(100)), 0);
+    }
+
+    #[test]
+    fn a_new_limit_keeps_earned_credit_and_paces_at_the_new_rate() {
+        let mut b = bucket(1000, 4096);
+        assert_eq!(b.take(Duration::ZERO, 4096), Ok(()));
+        // 500 ms at 1000 B/s earned 500 bytes; the new limit keeps them.
+        b.set_limit(
+            BandwidthLimit {
+                rate: nz(10_000),
+                burst: nz(8192),
+            },
+            Duration::from_millis(500),
+        );
+        assert_eq!(b.available(Duration::from_millis(500)), 500);
+        // From then on 10 000 B/s: 100 ms more gives 1000 more.
+        assert_eq!(b.available(Duration::from_millis(600)), 1500);
+        // A smaller burst caps the credit at once.
+        b.set_limit(
+            BandwidthLimit {
+                rate: nz(10_000),
+                burst: nz(1000),
+            },
+            Duration::from_millis(600),
+        );
+        assert_eq!(b.available(Duration::from_secs(10)), 1000);
     }
 
     #[test]

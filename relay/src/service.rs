@@ -33,6 +33,7 @@ use tracing::{debug, warn};
 use crate::cell::DestroyReason;
 use crate::error::RelayError;
 use crate::ratelimit::{AccountingLimit, BandwidthLimit};
+pub use limit::AccountingState;
 use crate::shared::{CIRCUIT_PROTOCOL, io};
 
 /// Limits a relay enforces. Every field is a real bound; none means "unlimited".
@@ -179,6 +180,7 @@ pub(crate) async fn next_relay_cell<R: tokio::io::AsyncRead + Unpin>(
 #[derive(Debug)]
 pub struct RelayService {
     stats: Arc<RelayStats>,
+    limiter: Arc<limit::Limiter>,
     task: JoinHandle<()>,
 }
 
@@ -190,7 +192,7 @@ pub(crate) struct Shared {
     measures: Arc<Semaphore>,
     per_peer: Mutex<HashMap<PeerId, usize>>,
     exit: Arc<exit::ExitContext>,
-    limiter: limit::Limiter,
+    limiter: Arc<limit::Limiter>,
 }
 
 impl RelayService {
@@ -227,13 +229,14 @@ impl RelayService {
                 ..crate::braid::BraidSettings::default()
             },
         });
+        let limiter = Arc::new(limit::Limiter::new(config.bandwidth, config.accounting));
         let shared = Arc::new(Shared {
             transport,
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),
             measures: Arc::new(Semaphore::new(limits.max_measure_circuits)),
             per_peer: Mutex::new(HashMap::new()),
             stats: stats.clone(),
-            limiter: limit::Limiter::new(config.bandwidth, config.accounting),
+            limiter: limiter.clone(),
             config,
             exit,
         });
@@ -246,12 +249,39 @@ impl RelayService {
             }
             debug!("circuit listener ended");
         });
-        Ok(RelayService { stats, task })
+        Ok(RelayService {
+            stats,
+            limiter,
+            task,
+        })
     }
 
     /// The relay's counters.
     pub fn stats(&self) -> Arc<RelayStats> {
         self.stats.clone()
+    }
+
+    /// Changes the rate limit while circuits run (`None`: no limit); open circuits continue
+    /// at the new rate.
+    pub fn set_bandwidth(&self, bandwidth: Option<BandwidthLimit>) {
+        self.limiter.set_bandwidth(bandwidth);
+    }
+
+    /// Changes the accounting budget while circuits run (`None`: no budget); the bytes
+    /// counted in this period are kept while the period length is unchanged.
+    pub fn set_accounting(&self, accounting: Option<AccountingLimit>) {
+        self.limiter.set_accounting(accounting);
+    }
+
+    /// Resumes the accounting count persisted before a restart: `used` bytes in the period
+    /// that began at `period_start` (ignored if that is not the current period).
+    pub fn resume_accounting(&self, period_start: u64, used: u64) {
+        self.limiter.resume_accounting(period_start, used);
+    }
+
+    /// The accounting budget's state now (`None`: no budget configured).
+    pub fn accounting(&self) -> Option<AccountingState> {
+        self.limiter.accounting()
     }
 
     /// Stops accepting circuits. Open circuits end when the transport shuts down.

@@ -112,6 +112,36 @@ impl Accounting {
         }
     }
 
+    /// Resumes counting after a restart: `used` bytes were counted in the period that began at
+    /// `period_start` (as persisted). They count only if that is the period containing
+    /// `now_unix` under `limit`; otherwise (a new period, or another period length) it starts
+    /// from nothing.
+    pub fn resume(limit: AccountingLimit, now_unix: u64, period_start: u64, used: u64) -> Self {
+        let mut a = Accounting::new(limit, now_unix);
+        if a.period_start == period_start {
+            a.used = used;
+        }
+        a
+    }
+
+    /// Changes the budget at `now_unix` (a SIGHUP reload). Bytes counted so far are kept when
+    /// the period length is unchanged; a new period length starts a new period from nothing.
+    pub fn set_limit(&mut self, limit: AccountingLimit, now_unix: u64) {
+        self.roll(now_unix);
+        let used = if limit.period == self.limit.period {
+            self.used
+        } else {
+            0
+        };
+        *self = Accounting::new(limit, now_unix);
+        self.used = used;
+    }
+
+    /// When the current period began (Unix seconds).
+    pub fn period_start(&self) -> u64 {
+        self.period_start
+    }
+
     /// Counts `bytes` relayed at `now_unix`, first starting a new period if this one is over.
     pub fn record(&mut self, now_unix: u64, bytes: u64) {
         self.roll(now_unix);
@@ -266,6 +296,36 @@ mod tests {
         a.record(t0, 1000);
         assert!(a.exhausted(unix(2024, 2, 29, 86_399)));
         assert!(!a.exhausted(unix(2024, 3, 1, 0)));
+    }
+
+    #[test]
+    fn resuming_counts_only_the_same_period() {
+        let t = unix(2026, 12, 7, 3600);
+        let l = limit(1000, Period::Month);
+        let a = Accounting::resume(l, t, unix(2026, 12, 1, 0), 999);
+        assert_eq!(a.used_at(t), 999);
+        assert_eq!(a.period_start(), unix(2026, 12, 1, 0));
+        // Saved last month: a new period.
+        let a = Accounting::resume(l, t, unix(2026, 11, 1, 0), 999);
+        assert_eq!(a.used_at(t), 0);
+        // Saved under day periods: not this month's count.
+        let a = Accounting::resume(limit(1000, Period::Day), t, unix(2026, 12, 1, 0), 999);
+        assert_eq!(a.used_at(t), 0);
+    }
+
+    #[test]
+    fn a_new_budget_keeps_the_count_unless_the_period_changes() {
+        let t = unix(2026, 12, 7, 3600);
+        let mut a = Accounting::new(limit(1000, Period::Month), t);
+        a.record(t, 600);
+        a.set_limit(limit(500, Period::Month), t + 1);
+        assert!(a.exhausted(t + 1));
+        a.set_limit(limit(5000, Period::Month), t + 2);
+        assert!(!a.exhausted(t + 2));
+        assert_eq!(a.used_at(t + 2), 600);
+        a.set_limit(limit(5000, Period::Day), t + 3);
+        assert_eq!(a.used_at(t + 3), 0);
+        assert_eq!(a.period_end(), unix(2026, 12, 8, 0));
     }
 
     #[test]

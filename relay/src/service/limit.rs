@@ -5,7 +5,10 @@
 //! what it has written and sleeps; while it sleeps it reads nothing from upstream, so QUIC flow
 //! control pushes back to the sender. The [`Accounting`] budget counts the same bytes; once it
 //! is spent the relay refuses new circuits (open ones continue) until the period ends.
-//! The locks are held only for the arithmetic, never across an `.await`.
+//! The locks are held only for the arithmetic, never across an `.await`. Both limits can be
+//! changed while circuits run ([`Limiter::set_bandwidth`], [`Limiter::set_accounting`], a
+//! SIGHUP reload): a circuit waiting for credit asks again after its wait and then sees the
+//! new rate, so no circuit is dropped.
 //! This is not a fair scheduler: circuits compete for credit in whatever order they wake.
 
 use std::sync::{Mutex, PoisonError};
@@ -33,8 +36,21 @@ struct Budget {
 #[derive(Debug)]
 pub(crate) struct Limiter {
     epoch: Instant,
-    bucket: Option<Mutex<TokenBucket>>,
-    budget: Option<Mutex<Budget>>,
+    bucket: Mutex<Option<TokenBucket>>,
+    budget: Mutex<Option<Budget>>,
+}
+
+/// The accounting budget's state, for persisting it and for status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountingState {
+    /// When the current period began (Unix seconds).
+    pub period_start: u64,
+    /// When it ends (Unix seconds).
+    pub period_end: u64,
+    /// Relayed bytes counted in it.
+    pub used: u64,
+    /// The budget.
+    pub limit: AccountingLimit,
 }
 
 fn now_unix() -> u64 {
@@ -52,14 +68,69 @@ impl Limiter {
     ) -> Self {
         Limiter {
             epoch: Instant::now(),
-            bucket: bandwidth.map(|b| Mutex::new(TokenBucket::new(b, Duration::ZERO))),
-            budget: accounting.map(|a| {
-                Mutex::new(Budget {
-                    accounting: Accounting::new(a, now_unix()),
-                    hibernating: false,
-                })
-            }),
+            bucket: Mutex::new(bandwidth.map(|b| TokenBucket::new(b, Duration::ZERO))),
+            budget: Mutex::new(accounting.map(|a| Budget {
+                accounting: Accounting::new(a, now_unix()),
+                hibernating: false,
+            })),
         }
+    }
+
+    /// Sets the rate limit now (`None`: no limit), keeping credit already earned.
+    pub(crate) fn set_bandwidth(&self, bandwidth: Option<BandwidthLimit>) {
+        let now = self.epoch.elapsed();
+        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        *bucket = match (bucket.take(), bandwidth) {
+            (Some(mut b), Some(limit)) => {
+                b.set_limit(limit, now);
+                Some(b)
+            }
+            (None, Some(limit)) => Some(TokenBucket::new(limit, now)),
+            (_, None) => None,
+        };
+    }
+
+    /// Sets the accounting budget now (`None`: no budget); bytes counted in this period are
+    /// kept while the period length is unchanged.
+    pub(crate) fn set_accounting(&self, accounting: Option<AccountingLimit>) {
+        let now = now_unix();
+        let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        *budget = match (budget.take(), accounting) {
+            (Some(mut b), Some(limit)) => {
+                b.accounting.set_limit(limit, now);
+                Some(b)
+            }
+            (None, Some(limit)) => Some(Budget {
+                accounting: Accounting::new(limit, now),
+                hibernating: false,
+            }),
+            (_, None) => None,
+        };
+        if let Some(b) = budget.as_mut() {
+            b.update(now);
+        }
+    }
+
+    /// Resumes the count persisted before a restart (see [`Accounting::resume`]).
+    pub(crate) fn resume_accounting(&self, period_start: u64, used: u64) {
+        let now = now_unix();
+        let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = budget.as_mut() {
+            b.accounting = Accounting::resume(b.accounting.limit(), now, period_start, used);
+            b.update(now);
+        }
+    }
+
+    /// The accounting budget's state now (`None`: no budget).
+    pub(crate) fn accounting(&self) -> Option<AccountingState> {
+        let now = now_unix();
+        let budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        budget.as_ref().map(|b| AccountingState {
+            period_start: b.accounting.period_start(),
+            period_end: b.accounting.period_end(),
+            used: b.accounting.used_at(now),
+            limit: b.accounting.limit(),
+        })
     }
 
     /// Waits for credit for one relayed cell, flushing `w` first if it has to wait (so cells
@@ -85,35 +156,34 @@ impl Limiter {
     }
 
     fn try_take(&self) -> Result<(), Duration> {
-        let Some(bucket) = &self.bucket else {
-            return Ok(());
-        };
         let now = self.epoch.elapsed();
-        bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(now, CELL_COST)
+        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        match bucket.as_mut() {
+            Some(b) => b.take(now, CELL_COST),
+            None => Ok(()),
+        }
     }
 
     fn count(&self) {
-        let Some(budget) = &self.budget else {
-            return;
-        };
         let now = now_unix();
-        let mut b = budget.lock().unwrap_or_else(PoisonError::into_inner);
-        b.accounting.record(now, CELL_COST);
-        b.update(now);
+        let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = budget.as_mut() {
+            b.accounting.record(now, CELL_COST);
+            b.update(now);
+        }
     }
 
     /// Whether a new circuit may start (false while the period's budget is spent).
     pub(crate) fn admits_new_circuit(&self) -> bool {
-        let Some(budget) = &self.budget else {
-            return true;
-        };
         let now = now_unix();
-        let mut b = budget.lock().unwrap_or_else(PoisonError::into_inner);
-        b.update(now);
-        !b.hibernating
+        let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        match budget.as_mut() {
+            Some(b) => {
+                b.update(now);
+                !b.hibernating
+            }
+            None => true,
+        }
     }
 }
 
@@ -185,6 +255,65 @@ mod tests {
         // Open circuits keep relaying.
         limiter.pace_incoming().await;
         assert!(!limiter.admits_new_circuit());
+    }
+
+    #[tokio::test]
+    async fn a_rate_change_applies_to_waiting_cells() {
+        let slow = BandwidthLimit {
+            rate: nz(CELL_COST),
+            burst: nz(CELL_COST),
+        };
+        let limiter = std::sync::Arc::new(Limiter::new(Some(slow), None));
+        limiter.pace_incoming().await;
+        // The next cell would wait a second at the old rate; lift the rate meanwhile.
+        let l = limiter.clone();
+        let waiting = tokio::spawn(async move {
+            let t = Instant::now();
+            for _ in 0..20 {
+                l.pace_incoming().await;
+            }
+            t.elapsed()
+        });
+        limiter.set_bandwidth(Some(BandwidthLimit {
+            rate: nz(CELL_COST * 1000),
+            burst: nz(CELL_COST),
+        }));
+        let took = waiting.await.expect("join");
+        // At most the one wait begun at the old rate (1 s), then 19 cells at 1000/s.
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        limiter.set_bandwidth(None);
+        let t = Instant::now();
+        for _ in 0..1000 {
+            limiter.pace_incoming().await;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_count_and_a_lowered_budget_hibernate() {
+        let limit = AccountingLimit {
+            budget: nz(10 * CELL_COST),
+            period: Period::Month,
+        };
+        let limiter = Limiter::new(None, Some(limit));
+        let state = limiter.accounting().expect("budget");
+        assert_eq!(state.used, 0);
+        limiter.resume_accounting(state.period_start, 9 * CELL_COST);
+        assert!(limiter.admits_new_circuit());
+        limiter.pace_incoming().await;
+        assert!(!limiter.admits_new_circuit());
+        assert_eq!(limiter.accounting().expect("budget").used, 10 * CELL_COST);
+        // A bigger budget by reload wakes it, a smaller one puts it back to sleep.
+        limiter.set_accounting(Some(AccountingLimit {
+            budget: nz(20 * CELL_COST),
+            ..limit
+        }));
+        assert!(limiter.admits_new_circuit());
+        limiter.set_accounting(Some(limit));
+        assert!(!limiter.admits_new_circuit());
+        // A count from another period is not resumed.
+        limiter.resume_accounting(state.period_start.saturating_sub(86_400 * 40), 1);
+        assert!(limiter.admits_new_circuit());
     }
 
     #[tokio::test]
