@@ -69,5 +69,31 @@ fn positive(path: &Path, key: &'static str, v: u64) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The keys whose values differ between two configs of one kind, as `key` or `table.key`
+/// (for a SIGHUP reload to say what changed). Two configs that do not serialize give none.
+pub fn changed_keys<T: serde::Serialize>(old: &T, new: &T) -> Vec<String> {
+    let (Ok(toml::Value::Table(a)), Ok(toml::Value::Table(b))) =
+        (toml::Value::try_from(old), toml::Value::try_from(new))
+    else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
+                for sub in changed_keys(x, y) {
+                    out.push(format!("{k}.{sub}"));
+                }
+            }
+            (x, y) if x != y => out.push(k.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
 pub use proxy::*;
 pub use relay::*;

@@ -3,9 +3,11 @@
 //! router. What it advertises, and the reachability self-test that decides it, are in
 //! `reachability`.
 
+pub mod accounting;
 mod advert;
 mod reachability;
 mod registries;
+mod reload;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -26,6 +28,7 @@ use advert::{Advert, Status};
 
 pub use reachability::reachability_peer;
 pub use registries::RETRY_CAP;
+pub use reload::{RELOADABLE_KEYS, ReloadLine, merged};
 
 /// File name of the signed descriptor a relay writes into its data directory.
 pub const DESCRIPTOR_FILE: &str = "descriptor";
@@ -47,6 +50,9 @@ pub struct RelayNode {
     mappings: Mutex<Option<MappingHandle>>,
     /// Publication to and directory from the registries, if configured.
     registry: Mutex<Option<registries::RelayRegistry>>,
+    /// The data directory and the task persisting the accounting count into it (only for a
+    /// relay started from its config), stopped and saved once more on shutdown.
+    accounting_saver: Mutex<Option<(std::path::PathBuf, tokio::task::JoinHandle<()>)>>,
 }
 
 fn now_unix() -> u64 {
@@ -68,26 +74,105 @@ impl RelayNode {
     ///
     /// Each case logs one line saying what happened (`reachability: ...`).
     pub async fn from_config(cfg: &RelayConfig) -> Result<Self, NodeError> {
+        Self::from_config_or_stop(cfg, std::future::pending())
+            .await?
+            .ok_or_else(|| NodeError::Service("start-up stopped".into()))
+    }
+
+    /// [`RelayNode::from_config`], stopped cleanly when `stop` completes first: a stop during
+    /// the UPnP step lets that step finish and then removes its mappings; a stop during the
+    /// reachability test or the first contact with the registries shuts the relay down at
+    /// once. `Ok(None)` means it was stopped (and is shut down).
+    pub async fn from_config_or_stop(
+        cfg: &RelayConfig,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Self>, NodeError> {
+        let mut stop = std::pin::pin!(stop);
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let onion = load_or_create_onion_key(&cfg.data_dir)?;
-        let node = Self::start(cfg, identity, onion, Faults::default()).await?;
+        let mut start = std::pin::pin!(Self::start(cfg, identity, onion, Faults::default()));
+        let node = tokio::select! {
+            node = &mut start => node?,
+            () = &mut stop => {
+                info!("stop requested during start-up: finishing the UPnP step to undo it");
+                let node = start.await?;
+                node.shutdown().await;
+                return Ok(None);
+            }
+        };
+        node.start_accounting(&cfg.data_dir);
         let path = cfg.data_dir.join(DESCRIPTOR_FILE);
-        let monitor = reachability::publish(&node.advert, cfg, &node.transport, path).await?;
+        let published = tokio::select! {
+            r = reachability::publish(&node.advert, cfg, &node.transport, path) => r,
+            () = &mut stop => {
+                info!("stop requested during the reachability test: shutting down");
+                node.shutdown().await;
+                return Ok(None);
+            }
+        };
+        let monitor = match published {
+            Ok(m) => m,
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e);
+            }
+        };
         *node.monitor.lock().unwrap_or_else(|p| p.into_inner()) = monitor;
         if !cfg.registries.is_empty() {
-            let list = crate::config::parse_registries(
-                Path::new("<relay config>"),
-                "registries",
-                &cfg.registries,
-            )?;
-            node.join_registries(
-                &list,
-                Duration::from_secs(cfg.republish_interval_secs),
-                Duration::from_secs(crate::config::default_directory_refresh_secs()),
-            )
-            .await?;
+            let joined = async {
+                let list = crate::config::parse_registries(
+                    Path::new("<relay config>"),
+                    "registries",
+                    &cfg.registries,
+                )?;
+                node.join_registries(
+                    &list,
+                    Duration::from_secs(cfg.republish_interval_secs),
+                    Duration::from_secs(crate::config::default_directory_refresh_secs()),
+                )
+                .await
+            };
+            let joined = tokio::select! {
+                r = joined => r,
+                () = &mut stop => {
+                    info!("stop requested while contacting the registries: shutting down");
+                    node.shutdown().await;
+                    return Ok(None);
+                }
+            };
+            if let Err(e) = joined {
+                node.shutdown().await;
+                return Err(e);
+            }
         }
-        Ok(node)
+        Ok(Some(node))
+    }
+
+    /// Resumes the accounting count saved in `data_dir` (when a budget is configured), logs
+    /// where the budget stands, and keeps saving the count every minute.
+    fn start_accounting(&self, data_dir: &Path) {
+        if self.service.accounting().is_some() {
+            if let Some(saved) = accounting::load(data_dir) {
+                self.service
+                    .resume_accounting(saved.period_start, saved.used);
+            }
+            if let Some(state) = self.service.accounting() {
+                accounting::log_state(&state);
+            }
+        }
+        let task = tokio::spawn(accounting::keep_saving(
+            data_dir.to_path_buf(),
+            self.service.accounting_source(),
+        ));
+        *self
+            .accounting_saver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((data_dir.to_path_buf(), task));
+    }
+
+    /// The accounting budget's state now (`None`: no budget configured).
+    pub fn accounting(&self) -> Option<braid_relay::service::AccountingState> {
+        self.service.accounting()
     }
 
     /// Starts a relay with the given keys (the simulator passes fresh ones).
@@ -183,6 +268,7 @@ impl RelayNode {
             monitor: Mutex::new(None),
             mappings: Mutex::new(mappings),
             registry: Mutex::new(None),
+            accounting_saver: Mutex::new(None),
         })
     }
 
@@ -282,6 +368,19 @@ impl RelayNode {
         }
         self.dialback.stop();
         self.service.stop();
+        let saver = self
+            .accounting_saver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((dir, task)) = saver {
+            task.abort();
+            if let Some(state) = self.service.accounting()
+                && let Err(e) = accounting::save(&dir, &state)
+            {
+                warn!(dir = %dir.display(), error = %e, "accounting: cannot save the count");
+            }
+        }
         let mappings = match self.mappings.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

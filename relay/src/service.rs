@@ -33,8 +33,8 @@ use tracing::{debug, warn};
 use crate::cell::DestroyReason;
 use crate::error::RelayError;
 use crate::ratelimit::{AccountingLimit, BandwidthLimit};
-pub use limit::AccountingState;
 use crate::shared::{CIRCUIT_PROTOCOL, io};
+pub use limit::AccountingState;
 
 /// Limits a relay enforces. Every field is a real bound; none means "unlimited".
 #[derive(Debug, Clone)]
@@ -282,6 +282,12 @@ impl RelayService {
     /// The accounting budget's state now (`None`: no budget configured).
     pub fn accounting(&self) -> Option<AccountingState> {
         self.limiter.accounting()
+    }
+
+    /// A function giving the accounting state at any time, for a task that persists it.
+    pub fn accounting_source(&self) -> impl Fn() -> Option<AccountingState> + Send + 'static {
+        let limiter = self.limiter.clone();
+        move || limiter.accounting()
     }
 
     /// Stops accepting circuits. Open circuits end when the transport shuts down.
