@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use braid_simulations::exposure;
 use clap::{Parser, Subcommand};
 
+mod check;
+mod log;
 mod nodes;
 mod sim;
 mod stop;
@@ -20,6 +22,15 @@ use sim::sim;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Level of braid's log lines: error, warn, info, debug, trace (libraries stay at warn),
+    /// or a full tracing filter directive. Overrides the config's [log] level; RUST_LOG
+    /// overrides both.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format: text (colours only on a terminal) or json (one object per line).
+    /// Overrides the config's [log] format.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +105,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check a config file without starting the node (no key created, no port bound): prints
+    /// `config OK (ROLE)` and exits 0, or prints the error and exits 1.
+    Check {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The role the file is for; without it, told from the keys only that role has.
+        #[arg(long, value_parser = ["relay", "proxy", "registry"])]
+        role: Option<String>,
+    },
     /// Bundle relays' signed descriptor files into a directory file for proxies.
     Directory {
         /// Where to write the directory.
@@ -107,16 +128,33 @@ enum Command {
 
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = match &cli.command {
+        Command::Relay { config } | Command::Proxy { config } | Command::Registry { config } => {
+            braid_node::config::LogConfig::peek(config)
+        }
+        _ => None,
+    };
     let default_level = match cli.command {
         Command::Sim { .. } => "warn",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match cli.log_format.as_deref() {
+        Some("json") => braid_node::config::LogFormat::Json,
+        Some(_) => braid_node::config::LogFormat::Text,
+        None => config.as_ref().map(|c| c.format).unwrap_or_default(),
+    };
+    let logging = match log::init(
+        cli.log_level.as_deref(),
+        config.as_ref().map(|c| c.level.as_str()),
+        default_level,
+        format,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("braid: {}", error_text(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,7 +165,7 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, logging)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("braid: {}", error_text(&e));
@@ -137,7 +175,7 @@ pub(crate) fn main() -> ExitCode {
 }
 
 /// The error and its causes, each cause shown once even when a message already quotes it.
-fn error_text(e: &anyhow::Error) -> String {
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -148,7 +186,7 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-async fn dispatch(command: Command) -> Result<ExitCode> {
+async fn dispatch(command: Command, mut logging: log::Logging) -> Result<ExitCode> {
     match command {
         Command::Sim {
             scenario,
@@ -185,9 +223,10 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Relay { config } => relay(config).await,
-        Command::Proxy { config } => proxy(config).await,
-        Command::Registry { config } => registry(config).await,
+        Command::Relay { config } => relay(config, &mut logging).await,
+        Command::Proxy { config } => proxy(config, &mut logging).await,
+        Command::Registry { config } => registry(config, &mut logging).await,
+        Command::Check { config, role } => Ok(check::check(&config, role.as_deref())),
         Command::Id { data_dir } => {
             println!("{}", braid_node::keys::node_id(&data_dir)?);
             Ok(ExitCode::SUCCESS)

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::NodeError;
 
+mod check;
 mod log;
 mod measure;
 mod proxy;
@@ -17,6 +18,7 @@ mod registries;
 mod relay;
 pub mod units;
 
+pub use check::{Role, check, detect_role};
 pub use log::{LOG_LEVELS, LogConfig, LogFormat, default_log_level};
 
 pub use measure::{

@@ -1,6 +1,6 @@
 //! `braid relay`, `braid proxy`, `braid registry` and `braid directory`: running one node.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,11 +9,46 @@ use braid_directory::Directory;
 use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
 
-use super::stop::wait_for_stop;
+use super::log::Logging;
+use super::stop::Signals;
 
-pub(crate) async fn relay(config: PathBuf) -> Result<ExitCode> {
+/// Re-reads the config at `path` on SIGHUP and applies its log level; `None` (and a warning)
+/// when the file does not load, so the node keeps its running config.
+fn reload<T>(path: &Path, logging: &mut Logging, level: impl Fn(&T) -> &str) -> Option<T>
+where
+    T: serde::de::DeserializeOwned + braid_node::config::Validate + serde::Serialize,
+{
+    let new: T = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("reload: {e}; keeping the running config");
+            return None;
+        }
+    };
+    if let Some(line) = logging.set_level(level(&new)) {
+        tracing::info!("reload: {line}");
+    }
+    Some(new)
+}
+
+/// Logs the keys that changed in a reloaded config and cannot change while running.
+fn needs_restart<T: serde::Serialize>(old: &T, new: &T) {
+    let keys = braid_node::config::changed_keys(old, new);
+    let keys: Vec<_> = keys.iter().filter(|k| !k.starts_with("log.")).collect();
+    if keys.is_empty() {
+        tracing::info!("reload: nothing else changed");
+    }
+    for key in keys {
+        tracing::warn!("reload: {key} changed: needs a restart");
+    }
+}
+
+pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
+    let mut signals = Signals::install()?;
     let cfg: RelayConfig = load_config(&config)?;
-    let node = RelayNode::from_config(&cfg).await?;
+    let Some(node) = RelayNode::from_config_or_stop(&cfg, signals.stopped()).await? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     if node.advertises() {
         println!(
             "ready descriptor={}",
@@ -28,23 +63,57 @@ pub(crate) async fn relay(config: PathBuf) -> Result<ExitCode> {
                 .unwrap_or_else(|| "not advertised".into())
         );
     }
-    wait_for_stop(None).await?;
+    let mut running = cfg;
+    signals
+        .serve(|| {
+            let Some(new) = reload(&config, logging, |c: &RelayConfig| &c.log.level) else {
+                return;
+            };
+            for line in node.reload(&running, &new) {
+                match line {
+                    braid_node::relay_node::ReloadLine::Applied(l) => {
+                        tracing::info!("reload: {l}");
+                    }
+                    braid_node::relay_node::ReloadLine::NeedsRestart(key) => {
+                        tracing::warn!("reload: {key} changed: needs a restart");
+                    }
+                }
+            }
+            running = braid_node::relay_node::merged(&running, &new);
+        })
+        .await;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn proxy(config: PathBuf) -> Result<ExitCode> {
+pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
+    let mut signals = Signals::install()?;
     let cfg: ProxyConfig = load_config(&config)?;
-    let node = ProxyNode::from_config(&cfg).await?;
+    let node = tokio::select! {
+        node = ProxyNode::from_config(&cfg) => node?,
+        () = signals.stopped() => return Ok(ExitCode::SUCCESS),
+    };
     println!("ready socks5={}", node.socks_addr());
-    wait_for_stop(None).await?;
+    let mut running = cfg;
+    signals
+        .serve(|| {
+            if let Some(new) = reload(&config, logging, |c: &ProxyConfig| &c.log.level) {
+                needs_restart(&running, &new);
+                running.log = new.log;
+            }
+        })
+        .await;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn registry(config: PathBuf) -> Result<ExitCode> {
+pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
+    let mut signals = Signals::install()?;
     let cfg: RegistryConfig = load_config(&config)?;
-    let node = RegistryNode::from_config(&cfg).await?;
+    let node = tokio::select! {
+        node = RegistryNode::from_config(&cfg) => node?,
+        () = signals.stopped() => return Ok(ExitCode::SUCCESS),
+    };
     println!("ready peer_id={}", node.peer_id());
     // One stdout line whenever the Raft role changes (operators and tests watch these).
     let roles = async {
@@ -63,8 +132,15 @@ pub(crate) async fn registry(config: PathBuf) -> Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
+    let mut running = cfg;
+    let serve = signals.serve(|| {
+        if let Some(new) = reload(&config, logging, |c: &RegistryConfig| &c.log.level) {
+            needs_restart(&running, &new);
+            running.log = new.log;
+        }
+    });
     tokio::select! {
-        stop = wait_for_stop(None) => stop?,
+        () = serve => {}
         () = roles => {}
     }
     node.shutdown().await;

@@ -49,6 +49,21 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The `[log]` table of the config file at `path`, read before logging starts: the file's
+    /// other keys are not checked here and any error gives `None` (the full load that follows
+    /// reports it).
+    pub fn peek(path: &Path) -> Option<LogConfig> {
+        /// Only the `[log]` table; every other key is ignored.
+        #[derive(Deserialize)]
+        struct Peek {
+            #[serde(default)]
+            log: LogConfig,
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let peek: Peek = toml::from_str(&text).ok()?;
+        Some(peek.log)
+    }
+
     /// Checks `level`; `path` names the file in errors.
     pub fn validate(&self, path: &Path) -> Result<(), NodeError> {
         if !LOG_LEVELS.contains(&self.level.as_str()) {
