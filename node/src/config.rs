@@ -64,6 +64,52 @@ fn bad(path: &Path, key: &'static str, reason: impl Into<String>) -> NodeError {
     }
 }
 
+/// Checks that every entry of a `listen` list is an address the transport can listen on:
+/// `/ip4|ip6/<ip>/tcp/<port>` or `/ip4|ip6/<ip>/udp/<port>/quic-v1`. Checked when the config
+/// is loaded, so a bad one is refused before any key is created or port bound.
+fn check_listen(path: &Path, key: &'static str, list: &[String]) -> Result<(), NodeError> {
+    for text in list {
+        let addr: braid_transport::Multiaddr = text
+            .parse()
+            .map_err(|e| bad(path, key, format!("not a multiaddr: {text:?}: {e}")))?;
+        let canonical = addr.to_string();
+        let parts: Vec<&str> = canonical.split('/').skip(1).collect();
+        let ip_ok = |kind: &str, ip: &str| match kind {
+            "ip4" => ip.parse::<std::net::Ipv4Addr>().is_ok(),
+            "ip6" => ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            _ => false,
+        };
+        let supported = match parts.as_slice() {
+            [kind, ip, "tcp", port] => ip_ok(kind, ip) && port.parse::<u16>().is_ok(),
+            [kind, ip, "udp", port, "quic-v1"] => ip_ok(kind, ip) && port.parse::<u16>().is_ok(),
+            _ => false,
+        };
+        if !supported {
+            return Err(bad(
+                path,
+                key,
+                format!(
+                    "unsupported address {text:?}: use /ip4|ip6/<ip>/udp/<port>/quic-v1 or \
+                     /ip4|ip6/<ip>/tcp/<port>"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `listen` addresses of a config, checked as [`check_listen`] does (errors name
+/// `<built-in>`: a config loaded from a file was checked already).
+pub(crate) fn listen_addrs(list: &[String]) -> Result<Vec<braid_transport::Multiaddr>, NodeError> {
+    check_listen(Path::new("<built-in>"), "listen", list)?;
+    list.iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|e| bad(Path::new("<built-in>"), "listen", format!("{a:?}: {e}")))
+        })
+        .collect()
+}
+
 fn positive(path: &Path, key: &'static str, v: u64) -> Result<(), NodeError> {
     if v == 0 {
         return Err(bad(path, key, "must be greater than 0"));

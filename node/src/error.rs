@@ -40,6 +40,14 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A relay descriptor file is unreadable or not a valid signed descriptor.
+    #[error("descriptor file {path}: {reason}")]
+    Descriptor {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] braid_transport::Error),
@@ -63,4 +71,24 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl NodeError {
+    /// The same error, naming `file` where it names a placeholder (`<registry config>`,
+    /// `<built-in>` ...): a node started from a config file reports checks made after loading
+    /// it (such as "this node is not in the registries list") against that file.
+    pub fn in_file(self, file: &std::path::Path) -> Self {
+        match self {
+            NodeError::ConfigValue { path, key, reason }
+                if path.to_string_lossy().starts_with('<') =>
+            {
+                NodeError::ConfigValue {
+                    path: file.to_path_buf(),
+                    key,
+                    reason,
+                }
+            }
+            other => other,
+        }
+    }
 }

@@ -102,7 +102,7 @@ impl RegistryNode {
                 reason: format!("this node's peer id {me} is not in the list"),
             })?;
         let signing = ed25519_dalek::SigningKey::from_bytes(&identity.secret_bytes());
-        let listen: Vec<Multiaddr> = cfg.listen.iter().filter_map(|a| a.parse().ok()).collect();
+        let listen: Vec<Multiaddr> = crate::config::listen_addrs(&cfg.listen)?;
         let transport = Transport::start(
             identity,
             TransportConfig {

@@ -183,7 +183,7 @@ impl RelayNode {
         faults: Faults,
     ) -> Result<Self, NodeError> {
         let policy = ExitPolicy::parse_rules(&cfg.exit_policy)?;
-        let listen: Vec<Multiaddr> = cfg.listen.iter().filter_map(|a| a.parse().ok()).collect();
+        let listen: Vec<Multiaddr> = crate::config::listen_addrs(&cfg.listen)?;
         let signing = ed25519_dalek::SigningKey::from_bytes(&identity.secret_bytes());
         let transport = Transport::start(
             identity,
@@ -447,13 +447,11 @@ fn advertisable(a: &Multiaddr) -> bool {
 
 /// Reads a descriptor file written by [`RelayNode::write_descriptor`].
 pub fn read_descriptor(path: &Path) -> Result<SignedDescriptor, NodeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| NodeError::Io {
-        context: format!("reading descriptor {}", path.display()),
-        source,
-    })?;
-    let bytes = hex::decode(text.trim()).map_err(|e| NodeError::KeyFile {
+    let bad = |reason: String| NodeError::Descriptor {
         path: path.to_path_buf(),
-        reason: format!("not hex: {e}"),
-    })?;
-    Ok(SignedDescriptor::decode(&bytes)?)
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let bytes = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
+    SignedDescriptor::decode(&bytes).map_err(|e| bad(e.to_string()))
 }

@@ -46,7 +46,8 @@ fn needs_restart<T: serde::Serialize>(old: &T, new: &T) {
 pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
     let mut signals = Signals::install()?;
     let cfg: RelayConfig = load_config(&config)?;
-    let Some(node) = RelayNode::from_config_or_stop(&cfg, signals.stopped()).await? else {
+    let started = RelayNode::from_config_or_stop(&cfg, signals.stopped()).await;
+    let Some(node) = started.map_err(|e| e.in_file(&config))? else {
         return Ok(ExitCode::SUCCESS);
     };
     if node.advertises() {
@@ -90,7 +91,7 @@ pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<Exit
     let mut signals = Signals::install()?;
     let cfg: ProxyConfig = load_config(&config)?;
     let node = tokio::select! {
-        node = ProxyNode::from_config(&cfg) => node?,
+        node = ProxyNode::from_config(&cfg) => node.map_err(|e| e.in_file(&config))?,
         () = signals.stopped() => return Ok(ExitCode::SUCCESS),
     };
     println!("ready socks5={}", node.socks_addr());
@@ -111,7 +112,7 @@ pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<E
     let mut signals = Signals::install()?;
     let cfg: RegistryConfig = load_config(&config)?;
     let node = tokio::select! {
-        node = RegistryNode::from_config(&cfg) => node?,
+        node = RegistryNode::from_config(&cfg) => node.map_err(|e| e.in_file(&config))?,
         () = signals.stopped() => return Ok(ExitCode::SUCCESS),
     };
     println!("ready peer_id={}", node.peer_id());

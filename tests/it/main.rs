@@ -16,6 +16,8 @@ mod config_errors;
 mod e2e_curl;
 mod exit_policy;
 mod layers;
+mod ops;
+mod ops_signals;
 mod registry_e2e;
 mod sim_serve;
 mod socks_peers;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use braid_transport::{Multiaddr, PeerId, public_from_peer_id};
 use serde::{Deserialize, Serialize};
 
-use super::{Validate, bad, default_data_dir, default_listen, positive};
+use super::{Validate, bad, check_listen, default_data_dir, default_listen, positive};
 use crate::error::NodeError;
 
 /// The most registries a group may have (a snapshot needs a majority of their signatures).
@@ -246,6 +246,10 @@ impl Default for RegistryConfig {
 impl Validate for RegistryConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
         self.log.validate(path)?;
+        if self.listen.is_empty() {
+            return Err(bad(path, "listen", "at least one address is needed"));
+        }
+        check_listen(path, "listen", &self.listen)?;
         let list = parse_registries(path, "registries", &self.registries)?;
         if list.is_empty() {
             return Err(bad(

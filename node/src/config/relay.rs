@@ -8,7 +8,7 @@ use std::time::Duration;
 use braid_directory::ExitPolicy;
 use serde::{Deserialize, Serialize};
 
-use super::{RegistryEntry, Validate, bad, parse_registries, positive};
+use super::{RegistryEntry, Validate, bad, check_listen, parse_registries, positive};
 use crate::error::NodeError;
 
 /// Settings of `braid relay`.
@@ -209,13 +209,13 @@ impl Validate for RelayConfig {
         if self.listen.is_empty() {
             return Err(bad(path, "listen", "at least one address is needed"));
         }
-        for (key, list) in [("listen", &self.listen), ("advertise", &self.advertise)] {
-            if let Some(a) = list
-                .iter()
-                .find(|a| a.parse::<braid_transport::Multiaddr>().is_err())
-            {
-                return Err(bad(path, key, format!("not a multiaddr: {a:?}")));
-            }
+        check_listen(path, "listen", &self.listen)?;
+        if let Some(a) = self
+            .advertise
+            .iter()
+            .find(|a| a.parse::<braid_transport::Multiaddr>().is_err())
+        {
+            return Err(bad(path, "advertise", format!("not a multiaddr: {a:?}")));
         }
         positive(path, "bandwidth", self.bandwidth)?;
         ExitPolicy::parse_rules(&self.exit_policy)

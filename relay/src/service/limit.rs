@@ -200,7 +200,9 @@ impl Budget {
             );
         } else if !exhausted && self.hibernating {
             self.hibernating = false;
-            info!("new accounting period: accepting circuits again");
+            info!(
+                "accounting budget available again (new period or bigger budget): accepting circuits"
+            );
         }
     }
 }

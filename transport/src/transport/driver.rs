@@ -212,7 +212,7 @@ impl Driver {
                 .listen_on(address.clone())
                 .map_err(|e| Error::Listen {
                     address: address.clone(),
-                    reason: e.to_string(),
+                    reason: error_chain(&e),
                 })?;
             self.listeners.push(id);
             pending.insert(id, address.clone());
@@ -238,7 +238,7 @@ impl Driver {
                 } => {
                     let reason = match reason {
                         Ok(()) => "listener closed".to_owned(),
-                        Err(e) => e.to_string(),
+                        Err(e) => error_chain(e),
                     };
                     pending
                         .get(listener_id)
@@ -246,7 +246,7 @@ impl Driver {
                 }
                 SwarmEvent::ListenerError { listener_id, error } => pending
                     .get(listener_id)
-                    .map(|address| (address.clone(), error.to_string())),
+                    .map(|address| (address.clone(), error_chain(error))),
                 _ => None,
             };
             if let Some((address, reason)) = failed {
@@ -614,4 +614,23 @@ fn without_p2p(address: &Multiaddr) -> Multiaddr {
         address.pop();
     }
     address
+}
+
+/// An error and its sources as one line, skipping empty messages: libp2p's `TransportError`
+/// prints nothing itself and keeps the OS error ("Address already in use") in its source.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        "unknown error (no reason given)".to_owned()
+    } else {
+        parts.join(": ")
+    }
 }
