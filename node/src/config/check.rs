@@ -99,7 +99,7 @@ pub fn detect_role(path: &Path) -> Result<Option<Role>, NodeError> {
             (score, *role)
         })
         .collect();
-    scores.sort_by(|a, b| b.0.cmp(&a.0));
+    scores.sort_by_key(|s| std::cmp::Reverse(s.0));
     Ok(match scores.as_slice() {
         [(best, role), (second, _), ..] if *best > 0 && best > second => Some(*role),
         _ => None,
@@ -124,6 +124,30 @@ mod tests {
             assert_eq!(detect_role(&path).expect("read"), Some(role), "{file}");
             check(&path, role).expect(file);
         }
+    }
+
+    #[test]
+    fn changed_keys_name_tables_and_optional_keys() {
+        let old = RelayConfig::default();
+        let mut new = old.clone();
+        new.bandwidth_rate = Some(100_000);
+        new.listen = vec!["/ip4/127.0.0.1/tcp/1".into()];
+        new.limits.max_circuits = 3;
+        new.log.level = "debug".into();
+        assert_eq!(
+            crate::config::changed_keys(&old, &new),
+            [
+                "bandwidth_rate",
+                "limits.max_circuits",
+                "listen",
+                "log.level"
+            ]
+        );
+        assert!(crate::config::changed_keys(&old, &old).is_empty());
+        let merged = crate::relay_node::merged(&old, &new);
+        assert_eq!(merged.bandwidth_rate, Some(100_000));
+        assert_eq!(merged.listen, old.listen);
+        assert_eq!(merged.limits, old.limits);
     }
 
     #[test]
