@@ -53,6 +53,8 @@ pub struct RelayNode {
     /// The data directory and the task persisting the accounting count into it (only for a
     /// relay started from its config), stopped and saved once more on shutdown.
     accounting_saver: Mutex<Option<(std::path::PathBuf, tokio::task::JoinHandle<()>)>>,
+    /// Where the advertised descriptor is written (only for a relay started from its config).
+    descriptor_path: Mutex<Option<std::path::PathBuf>>,
 }
 
 fn now_unix() -> u64 {
@@ -102,6 +104,10 @@ impl RelayNode {
         };
         node.start_accounting(&cfg.data_dir);
         let path = cfg.data_dir.join(DESCRIPTOR_FILE);
+        *node
+            .descriptor_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
         let published = tokio::select! {
             r = reachability::publish(&node.advert, cfg, &node.transport, path) => r,
             () = &mut stop => {
@@ -269,6 +275,7 @@ impl RelayNode {
             mappings: Mutex::new(mappings),
             registry: Mutex::new(None),
             accounting_saver: Mutex::new(None),
+            descriptor_path: Mutex::new(None),
         })
     }
 

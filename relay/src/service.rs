@@ -177,11 +177,20 @@ pub(crate) async fn next_relay_cell<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// A running relay service.
-#[derive(Debug)]
 pub struct RelayService {
     stats: Arc<RelayStats>,
     limiter: Arc<limit::Limiter>,
+    exit: Arc<exit::ExitContext>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RelayService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayService")
+            .field("stats", &self.stats)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Shared {
@@ -214,7 +223,7 @@ impl RelayService {
         let stats = Arc::new(RelayStats::default());
         let exit = Arc::new(exit::ExitContext {
             stats: stats.clone(),
-            policy: config.exit_policy.clone(),
+            policy: std::sync::RwLock::new(config.exit_policy.clone()),
             resolver,
             connect_timeout: limits.connect_timeout,
             max_streams: limits.max_streams_per_circuit,
@@ -230,6 +239,7 @@ impl RelayService {
             },
         });
         let limiter = Arc::new(limit::Limiter::new(config.bandwidth, config.accounting));
+        let exit_context = exit.clone();
         let shared = Arc::new(Shared {
             transport,
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),
@@ -252,6 +262,7 @@ impl RelayService {
         Ok(RelayService {
             stats,
             limiter,
+            exit: exit_context,
             task,
         })
     }
@@ -282,6 +293,26 @@ impl RelayService {
     /// The accounting budget's state now (`None`: no budget configured).
     pub fn accounting(&self) -> Option<AccountingState> {
         self.limiter.accounting()
+    }
+
+    /// Replaces the exit policy while circuits run: streams opened from now on are checked
+    /// against `policy`. `Err` (and no change) when it would turn the relay into an exit or
+    /// back, which needs a restart (the exit's resolver and circuit handling start with it).
+    pub fn set_exit_policy(&self, policy: ExitPolicy) -> Result<(), String> {
+        let mut current = self
+            .exit
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_exit() != policy.is_exit() {
+            return Err(if policy.is_exit() {
+                "would make this relay an exit: needs a restart".into()
+            } else {
+                "would stop this exit from exiting: needs a restart".into()
+            });
+        }
+        *current = policy;
+        Ok(())
     }
 
     /// A function giving the accounting state at any time, for a task that persists it.

@@ -70,17 +70,21 @@ pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<Exit
             let Some(new) = reload(&config, logging, |c: &RelayConfig| &c.log.level) else {
                 return;
             };
-            for line in node.reload(&running, &new) {
+            let lines = node.reload(&running, &new);
+            for line in &lines {
                 match line {
                     braid_node::relay_node::ReloadLine::Applied(l) => {
                         tracing::info!("reload: {l}");
                     }
-                    braid_node::relay_node::ReloadLine::NeedsRestart(key) => {
-                        tracing::warn!("reload: {key} changed: needs a restart");
+                    braid_node::relay_node::ReloadLine::NeedsRestart(l) => {
+                        tracing::warn!("reload: {l}");
                     }
                 }
             }
-            running = braid_node::relay_node::merged(&running, &new);
+            if lines.is_empty() {
+                tracing::info!("reload: nothing else changed");
+            }
+            running = braid_node::relay_node::merged(&running, &new, &lines);
         })
         .await;
     node.shutdown().await;

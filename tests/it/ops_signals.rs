@@ -149,6 +149,31 @@ fn sighup_changes_the_rate_and_keeps_open_circuits() {
         "the reload did not lift the rate: {slow:.0} -> {fast:.0} B/s"
     );
     assert!(across_time < Duration::from_secs(15), "{across_time:?}");
+    // A new exit policy by reload: the exit refuses the server's port from now on, and its
+    // descriptor is signed again with the policy.
+    let descriptor = net.dir().join(format!("relay{exit}/descriptor"));
+    let before = std::fs::read_to_string(&descriptor).unwrap();
+    let text: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("exit_policy"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        &path,
+        format!("{text}exit_policy = [\"reject *:{port}\", \"accept *:*\"]\n"),
+    )
+    .unwrap();
+    sighup(net.relays[exit].pid());
+    wait_log(
+        &mut net.relays[exit],
+        "descriptor signed again and written",
+        Duration::from_secs(10),
+    );
+    assert_ne!(std::fs::read_to_string(&descriptor).unwrap(), before);
+    let url = format!("http://127.0.0.1:{port}/bytes/4096");
+    let refused = curl_fetch(net.socks, &url, &net.dir().join("policy"), 20);
+    assert!(refused.is_err(), "the reloaded exit policy was not applied");
     // SIGHUP killed nothing.
     for r in &mut net.relays {
         assert!(r.is_running(), "{} exited", r.name);

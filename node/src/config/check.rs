@@ -144,7 +144,7 @@ mod tests {
             ]
         );
         assert!(crate::config::changed_keys(&old, &old).is_empty());
-        let merged = crate::relay_node::merged(&old, &new);
+        let merged = crate::relay_node::merged(&old, &new, &[]);
         assert_eq!(merged.bandwidth_rate, Some(100_000));
         assert_eq!(merged.listen, old.listen);
         assert_eq!(merged.limits, old.limits);

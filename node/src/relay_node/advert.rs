@@ -27,8 +27,9 @@ pub(crate) enum Status {
 
 /// The relay's advertising state and what it needs to sign a descriptor again.
 pub(crate) struct Advert {
-    /// The descriptor signed at start, with every claimed address.
-    template: Descriptor,
+    /// The descriptor signed at start, with every claimed address (its exit policy replaced
+    /// by a reload).
+    template: Mutex<Descriptor>,
     signing: ed25519_dalek::SigningKey,
     lifetime_secs: u64,
     status: Mutex<Status>,
@@ -51,7 +52,7 @@ impl Advert {
         status: Status,
     ) -> Self {
         Self {
-            template,
+            template: Mutex::new(template),
             signing,
             lifetime_secs,
             status: Mutex::new(status),
@@ -59,8 +60,35 @@ impl Advert {
     }
 
     /// The addresses claimed at start (tested or not).
-    pub(crate) fn claimed(&self) -> &[String] {
-        &self.template.addresses
+    pub(crate) fn claimed(&self) -> Vec<String> {
+        self.template().addresses
+    }
+
+    fn template(&self) -> Descriptor {
+        self.template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the exit policy and, while advertised, signs the descriptor again with it
+    /// (same addresses, fresh validity); returns that descriptor (`None`: not advertised).
+    pub(crate) fn set_exit_policy(
+        &self,
+        policy: braid_directory::ExitPolicy,
+    ) -> Result<Option<SignedDescriptor>, NodeError> {
+        self.template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .exit_policy = policy;
+        let Some(current) = self.advertised() else {
+            return Ok(None);
+        };
+        let descriptor = self.sign_with(current.descriptor().addresses.clone())?;
+        self.set(Status::Advertised {
+            descriptor: Box::new(descriptor.clone()),
+        });
+        Ok(Some(descriptor))
     }
 
     fn status(&self) -> Status {
@@ -111,7 +139,7 @@ impl Advert {
             addresses,
             published: now,
             expires: now + self.lifetime_secs,
-            ..self.template.clone()
+            ..self.template()
         }
         .sign(&self.signing)?)
     }

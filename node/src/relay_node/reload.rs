@@ -1,17 +1,20 @@
 //! What a running relay does with a re-read config (SIGHUP): it applies the keys that can
-//! change safely (`bandwidth_rate`, `bandwidth_burst`, `accounting_max`, `accounting_period`)
-//! and says, for every other changed key, that it needs a restart. The `[log]` table is the
+//! change safely (`bandwidth_rate`, `bandwidth_burst`, `accounting_max`, `accounting_period`,
+//! and `exit_policy` as long as the relay stays an exit or stays a non-exit: the descriptor is
+//! signed again and written, and published at the next republish) and says, for every other
+//! changed key, that it needs a restart. The `[log]` table is the
 //! `braid` command's (it owns the subscriber). This module does not read files or signals.
 
 use super::RelayNode;
 use crate::config::{RelayConfig, changed_keys};
 
 /// Keys a running relay applies on reload.
-pub const RELOADABLE_KEYS: [&str; 4] = [
+pub const RELOADABLE_KEYS: [&str; 5] = [
     "bandwidth_rate",
     "bandwidth_burst",
     "accounting_max",
     "accounting_period",
+    "exit_policy",
 ];
 
 /// One line of a reload's outcome.
@@ -19,7 +22,8 @@ pub const RELOADABLE_KEYS: [&str; 4] = [
 pub enum ReloadLine {
     /// A key was changed in the running relay.
     Applied(String),
-    /// A key changed in the file but needs a restart to take effect.
+    /// A key changed in the file but needs a restart to take effect: the whole line, e.g.
+    /// `listen changed: needs a restart`.
     NeedsRestart(String),
 }
 
@@ -36,7 +40,13 @@ impl RelayNode {
                 continue;
             }
             if !RELOADABLE_KEYS.contains(&key.as_str()) {
-                lines.push(ReloadLine::NeedsRestart(key));
+                lines.push(ReloadLine::NeedsRestart(format!(
+                    "{key} changed: needs a restart"
+                )));
+                continue;
+            }
+            if key == "exit_policy" {
+                lines.push(self.reload_exit_policy(new));
                 continue;
             }
             bandwidth |= key.starts_with("bandwidth_");
@@ -75,13 +85,57 @@ impl RelayNode {
     }
 }
 
-/// The config the relay runs with after a reload: `new`'s reloadable keys, `old`'s others.
-pub fn merged(old: &RelayConfig, new: &RelayConfig) -> RelayConfig {
+impl RelayNode {
+    fn reload_exit_policy(&self, new: &RelayConfig) -> ReloadLine {
+        let restart = |why: String| ReloadLine::NeedsRestart(format!("exit_policy changed: {why}"));
+        let policy = match braid_directory::ExitPolicy::parse_rules(&new.exit_policy) {
+            Ok(p) => p,
+            Err(e) => return restart(e.to_string()),
+        };
+        if let Err(why) = self.service.set_exit_policy(policy.clone()) {
+            return restart(why);
+        }
+        let signed = match self.advert.set_exit_policy(policy) {
+            Ok(s) => s,
+            Err(e) => return restart(format!("descriptor not signed again: {e}")),
+        };
+        let path = self
+            .descriptor_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let written = match (&signed, path) {
+            (Some(d), Some(path)) => match super::advert::write_descriptor_file(&path, d) {
+                Ok(()) => "; descriptor signed again and written",
+                Err(_) => "; descriptor signed again but not written",
+            },
+            (Some(_), None) => "; descriptor signed again",
+            (None, _) => " (not advertised now)",
+        };
+        ReloadLine::Applied(format!(
+            "exit_policy: now [{}]{written}",
+            new.exit_policy.join(", ")
+        ))
+    }
+}
+
+/// The config the relay runs with after a reload that said `lines`: `new`'s reloadable keys
+/// (its exit policy only if applied), `old`'s others.
+pub fn merged(old: &RelayConfig, new: &RelayConfig, lines: &[ReloadLine]) -> RelayConfig {
+    let policy_refused = lines
+        .iter()
+        .any(|l| matches!(l, ReloadLine::NeedsRestart(t) if t.starts_with("exit_policy")));
+    let exit_policy = if policy_refused {
+        old.exit_policy.clone()
+    } else {
+        new.exit_policy.clone()
+    };
     RelayConfig {
         bandwidth_rate: new.bandwidth_rate,
         bandwidth_burst: new.bandwidth_burst,
         accounting_max: new.accounting_max,
         accounting_period: new.accounting_period,
+        exit_policy,
         log: new.log.clone(),
         ..old.clone()
     }

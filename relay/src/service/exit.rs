@@ -31,7 +31,8 @@ pub(crate) use connect::connect;
 
 /// What every exit circuit shares.
 pub(crate) struct ExitContext {
-    pub policy: ExitPolicy,
+    /// Replaced by `RelayService::set_exit_policy` (a reload); read for every connect.
+    pub policy: std::sync::RwLock<ExitPolicy>,
     pub resolver: Option<TokioResolver>,
     pub connect_timeout: Duration,
     pub max_streams: usize,

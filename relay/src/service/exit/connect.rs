@@ -64,10 +64,17 @@ pub(crate) async fn connect(target: &Target, ctx: &ExitContext) -> Result<TcpStr
         Target::Ip(sa) => vec![sa.ip()],
         Target::Domain(host, _) => resolve(host, ctx).await?,
     };
-    let allowed: Vec<IpAddr> = candidates
-        .into_iter()
-        .filter(|ip| ctx.policy.allows(*ip, port))
-        .collect();
+    let allowed: Vec<IpAddr> = {
+        // The policy can be replaced by a reload; the guard is not held across an await.
+        let policy = ctx
+            .policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        candidates
+            .into_iter()
+            .filter(|ip| policy.allows(*ip, port))
+            .collect()
+    };
     if allowed.is_empty() {
         return Err(EndReason::ExitPolicy);
     }

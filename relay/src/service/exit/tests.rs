@@ -17,7 +17,7 @@ use crate::msg::{EndReason, StreamId, Target};
 /// An exit context with no resolver, small queues and room for `max_streams` streams.
 pub(super) fn context(policy: ExitPolicy, max_streams: usize) -> Arc<ExitContext> {
     Arc::new(ExitContext {
-        policy,
+        policy: std::sync::RwLock::new(policy),
         resolver: None,
         connect_timeout: Duration::from_secs(5),
         max_streams,
