@@ -283,6 +283,13 @@ async fn listen_failures_reported() {
         matches!(&err, Error::Listen { address, .. } if *address == busy),
         "{err:?}"
     );
+    // The OS's reason is in the message (libp2p keeps it in the error's source chain).
+    let text = err.to_string();
+    assert!(text.contains("Address already in use"), "{text}");
+    assert!(
+        matches!(&err, Error::Listen { reason, .. } if !reason.trim().is_empty()),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
