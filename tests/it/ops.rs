@@ -273,3 +273,52 @@ fn check_json(log: &str) {
         );
     }
 }
+
+#[test]
+fn sigterm_during_the_reachability_test_stops_cleanly_and_sighup_kills_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // A reachability peer nobody answers for: the relay waits for its dial to time out.
+    let config = format!(
+        "data_dir = {:?}\nlisten = [\"/ip4/127.0.0.76/udp/0/quic-v1\"]\n\
+         reachability_peers = [\"/ip4/127.0.0.77/udp/9/quic-v1/p2p/{OTHER_PEER}\"]\n",
+        data.display().to_string()
+    );
+    let path = write_file(tmp.path(), "relay.toml", &config);
+    let mut cmd = Command::new(braid_bin());
+    cmd.arg("relay").arg("--config").arg(&path);
+    let mut relay = Proc::spawn("relay", cmd, &tmp.path().join("relay.stderr"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !relay.stderr().contains("relay started") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            relay.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGHUP during start-up is logged and ignored, not the default action (death).
+    let hup = Command::new("kill")
+        .args(["-HUP", &relay.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        relay.is_running(),
+        "SIGHUP killed the relay\n{}",
+        relay.stderr_tail()
+    );
+    sigterm(relay.pid());
+    let status = relay
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running 5 s after SIGTERM\n{}", relay.stderr_tail()));
+    assert!(status.success(), "{status}\n{}", relay.stderr_tail());
+    let log = relay.stderr();
+    assert!(log.contains("SIGHUP: nothing to reload now"), "{log}");
+    assert!(
+        log.contains("stop requested during the reachability test"),
+        "{log}"
+    );
+    assert!(relay.drain_lines().is_empty(), "printed a ready line");
+}
