@@ -34,7 +34,7 @@ where
 /// Logs the keys that changed in a reloaded config and cannot change while running.
 fn needs_restart<T: serde::Serialize>(old: &T, new: &T) {
     let keys = braid_node::config::changed_keys(old, new);
-    let keys: Vec<_> = keys.iter().filter(|k| !k.starts_with("log.")).collect();
+    let keys: Vec<_> = keys.iter().filter(|k| *k != "log.level").collect();
     if keys.is_empty() {
         tracing::info!("reload: nothing else changed");
     }
@@ -104,7 +104,7 @@ pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<Exit
         .serve(|| {
             if let Some(new) = reload(&config, logging, |c: &ProxyConfig| &c.log.level) {
                 needs_restart(&running, &new);
-                running.log = new.log;
+                running.log.level = new.log.level;
             }
         })
         .await;
@@ -141,7 +141,7 @@ pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<E
     let serve = signals.serve(|| {
         if let Some(new) = reload(&config, logging, |c: &RegistryConfig| &c.log.level) {
             needs_restart(&running, &new);
-            running.log = new.log;
+            running.log.level = new.log.level;
         }
     });
     tokio::select! {

@@ -2,8 +2,9 @@
 //! change safely (`bandwidth_rate`, `bandwidth_burst`, `accounting_max`, `accounting_period`,
 //! and `exit_policy` as long as the relay stays an exit or stays a non-exit: the descriptor is
 //! signed again and written, and published at the next republish) and says, for every other
-//! changed key, that it needs a restart. The `[log]` table is the
-//! `braid` command's (it owns the subscriber). This module does not read files or signals.
+//! changed key, that it needs a restart. `log.level` is the `braid` command's to apply (it
+//! owns the subscriber); `log.format` needs a restart. This module does not read files or
+//! signals.
 
 use super::RelayNode;
 use crate::config::{RelayConfig, changed_keys};
@@ -29,14 +30,14 @@ pub enum ReloadLine {
 
 impl RelayNode {
     /// Applies `new` where it differs from `old` (the config the relay runs with) and can
-    /// change safely; open circuits continue. Returns one line per changed key, `log.*`
-    /// excluded. The caller keeps `old` for keys that need a restart.
+    /// change safely; open circuits continue. Returns one line per changed key, `log.level`
+    /// excluded (the `braid` command applies it). The caller keeps `old` for keys that need a restart.
     pub fn reload(&self, old: &RelayConfig, new: &RelayConfig) -> Vec<ReloadLine> {
         let mut lines = Vec::new();
         let mut bandwidth = false;
         let mut budget = false;
         for key in changed_keys(old, new) {
-            if key.starts_with("log.") {
+            if key == "log.level" {
                 continue;
             }
             if !RELOADABLE_KEYS.contains(&key.as_str()) {
@@ -136,7 +137,10 @@ pub fn merged(old: &RelayConfig, new: &RelayConfig, lines: &[ReloadLine]) -> Rel
         accounting_max: new.accounting_max,
         accounting_period: new.accounting_period,
         exit_policy,
-        log: new.log.clone(),
+        log: crate::config::LogConfig {
+            level: new.log.level.clone(),
+            ..old.log.clone()
+        },
         ..old.clone()
     }
 }
