@@ -59,8 +59,8 @@ pub struct RouterSettings {
     /// Client identities (libp2p swarms with fresh keys, see [`crate::identities`]) at once:
     /// one per isolation key and per clean circuit built ahead, never shared across keys.
     pub max_client_identities: usize,
-    /// Build circuits on a client identity per isolation key (see [`crate::identities`]);
-    /// `false`: on the manager's own transport, one identity for everything.
+    /// Build circuits on a client identity per isolation key (see [`crate::identities`]),
+    /// the default; `false`: on the manager's own transport, one identity for everything.
     pub identity_per_key: bool,
     /// Entry guard settings; the primary guards are `max(guards.primary, strands)`.
     pub guards: crate::guards::GuardSettings,
@@ -85,8 +85,8 @@ impl Default for RouterSettings {
             strands: 3,
             braid: BraidSettings::default(),
             preemptive: 1,
-            max_client_identities: 16,
-            identity_per_key: false,
+            max_client_identities: 32,
+            identity_per_key: true,
             guards: crate::guards::GuardSettings::default(),
             guard_file: None,
         }
