@@ -9,6 +9,7 @@ pub mod layer;
 pub mod measure;
 pub mod msg;
 pub mod ratelimit;
+pub mod stats;
 #[cfg(feature = "driver")]
 pub mod service;
 #[cfg(feature = "driver")]
