@@ -9,11 +9,11 @@ pub mod layer;
 pub mod measure;
 pub mod msg;
 pub mod ratelimit;
-pub mod stats;
 #[cfg(feature = "driver")]
 pub mod service;
 #[cfg(feature = "driver")]
 pub mod shared;
+pub mod stats;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};

@@ -58,10 +58,7 @@ impl LatencyHistogram {
         for (i, b) in self.buckets.iter().enumerate() {
             let n = b.load(Ordering::Relaxed);
             total += n;
-            let bound = LATENCY_BOUNDS_SECS
-                .get(i)
-                .copied()
-                .unwrap_or(f64::INFINITY);
+            let bound = LATENCY_BOUNDS_SECS.get(i).copied().unwrap_or(f64::INFINITY);
             buckets.push((bound, n));
         }
         HistogramSnapshot {

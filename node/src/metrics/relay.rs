@@ -202,10 +202,7 @@ impl RelayCollector {
         let (status, snapshot) = {
             let guard = self.0.registry.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
-                Some(r) => (
-                    Some(r.publish_status().borrow().clone()),
-                    r.snapshot(),
-                ),
+                Some(r) => (Some(r.publish_status().borrow().clone()), r.snapshot()),
                 None => return Ok(()),
             }
         };
