@@ -76,7 +76,7 @@ fn valid_label_name(n: &str) -> bool {
 /// Parses `name{k="v",...} value` (no timestamps or exemplars: braid emits none).
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line
-        .find(|c| c == '{' || c == ' ')
+        .find(['{', ' '])
         .ok_or_else(|| format!("no value: {line}"))?;
     let name = &line[..name_end];
     if !valid_name(name) {
@@ -248,7 +248,7 @@ pub(crate) fn parse(text: &str) -> Result<Exposition, String> {
             return Err(format!("sample {} is not of {kind} {family}", sample.name));
         }
         seen_samples_of_current = true;
-        if kind == "counter" && !(sample.value >= 0.0) {
+        if kind == "counter" && (sample.value.is_nan() || sample.value < 0.0) {
             return Err(format!("negative or NaN counter: {line}"));
         }
         let key = format!("{}{:?}", sample.name, sample.labels);
