@@ -16,7 +16,8 @@ use braid_relay::stats::LatencyHistogram;
 use braid_transport::Identity;
 use criterion::{Criterion, criterion_main};
 
-/// A relay with a month of 100 MB/s behind it: about 6.3e10 cells each way (100e6 B/s × 2.6e6 s / 4096 B).
+/// A relay with a month of 100 MB/s behind it: about 6.3e10 cells each way
+/// (100e6 B/s × 2.6e6 s / 4096 B).
 fn busy_relay(rt: &tokio::runtime::Runtime, data: &std::path::Path) -> RelayNode {
     let cfg = RelayConfig {
         nickname: "bench".into(),

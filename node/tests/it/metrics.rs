@@ -113,6 +113,12 @@ async fn download(proxy: SocketAddr, http: SocketAddr) -> usize {
     got.len()
 }
 
+/// The API serves one `NodeMetrics` from many tasks (`Arc<NodeMetrics>` in an axum handler).
+const _: fn() = || {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<NodeMetrics>();
+};
+
 fn scrape(m: &NodeMetrics) -> Exposition {
     let text = m.encode();
     parse(&text).unwrap_or_else(|e| panic!("not OpenMetrics: {e}\n{text}"))
