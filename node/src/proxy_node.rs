@@ -181,6 +181,14 @@ impl ProxyNode {
         self.socks_addr
     }
 
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::proxy::ProxySources {
+        crate::metrics::proxy::ProxySources {
+            manager: Arc::clone(&self.manager),
+            snapshots: self.feed.as_ref().map(|(f, _)| f.0.subscribe()),
+        }
+    }
+
     /// The circuit manager (for reports).
     pub fn manager(&self) -> &Arc<CircuitManager> {
         &self.manager

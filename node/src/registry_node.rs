@@ -52,7 +52,7 @@ impl RegistryTimings {
 pub struct RegistryNode {
     transport: Transport,
     raft: RegistryRaft,
-    role: RegistryRole,
+    role: Arc<RegistryRole>,
     dialback: DialbackServer,
 }
 
@@ -155,7 +155,7 @@ impl RegistryNode {
         Ok(RegistryNode {
             transport,
             raft,
-            role,
+            role: Arc::new(role),
             dialback,
         })
     }
@@ -184,6 +184,14 @@ impl RegistryNode {
     /// The majority-signed snapshot it serves now.
     pub fn snapshot(&self) -> Option<VerifiedSnapshot> {
         self.role.snapshot()
+    }
+
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::registry::RegistrySources {
+        crate::metrics::registry::RegistrySources {
+            raft: self.raft.clone(),
+            role: Arc::clone(&self.role),
+        }
     }
 
     /// The transport (for tests and the simulator).

@@ -3,9 +3,9 @@
 //! router. What it advertises, and the reachability self-test that decides it, are in
 //! `reachability`.
 
-mod advert;
+pub(crate) mod advert;
 mod reachability;
-mod registries;
+pub(crate) mod registries;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -43,10 +43,11 @@ pub struct RelayNode {
     advert: Arc<Advert>,
     /// The periodic reachability re-test, stopped on shutdown.
     monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The UPnP mappings, removed on shutdown.
-    mappings: Mutex<Option<MappingHandle>>,
-    /// Publication to and directory from the registries, if configured.
-    registry: Mutex<Option<registries::RelayRegistry>>,
+    /// The UPnP mappings, removed on shutdown (shared with the metrics collector).
+    mappings: Arc<Mutex<Option<MappingHandle>>>,
+    /// Publication to and directory from the registries, if configured (shared with the
+    /// metrics collector).
+    registry: Arc<Mutex<Option<registries::RelayRegistry>>>,
 }
 
 fn now_unix() -> u64 {
@@ -181,8 +182,8 @@ impl RelayNode {
             descriptor,
             advert,
             monitor: Mutex::new(None),
-            mappings: Mutex::new(mappings),
-            registry: Mutex::new(None),
+            mappings: Arc::new(Mutex::new(mappings)),
+            registry: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -250,6 +251,26 @@ impl RelayNode {
     /// The relay's counters.
     pub fn stats(&self) -> Arc<RelayStats> {
         self.service.stats()
+    }
+
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::relay::RelaySources {
+        crate::metrics::relay::RelaySources {
+            stats: self.service.stats(),
+            accounting: self.service.accounting_probe(),
+            upnp_enabled: self.mappings_configured(),
+            mappings: Arc::clone(&self.mappings),
+            registry: Arc::clone(&self.registry),
+            advert: Arc::clone(&self.advert),
+        }
+    }
+
+    /// Whether UPnP mapping was asked for and made at start.
+    fn mappings_configured(&self) -> bool {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// The transport (for tests and the simulator).

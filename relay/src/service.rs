@@ -34,6 +34,8 @@ use crate::cell::DestroyReason;
 use crate::error::RelayError;
 use crate::ratelimit::{AccountingLimit, BandwidthLimit};
 use crate::shared::{CIRCUIT_PROTOCOL, io};
+use crate::stats::{LatencyHistogram, RefusalReason};
+pub use limit::AccountingState;
 
 /// Limits a relay enforces. Every field is a real bound; none means "unlimited".
 #[derive(Debug, Clone)]
@@ -119,10 +121,16 @@ pub struct RelayStats {
     pub circuits_total: AtomicU64,
     /// Cells that failed authentication.
     pub integrity_failures: AtomicU64,
-    /// Relay cells processed.
+    /// Relay cells received and accepted (the `in` direction: authenticated at this hop).
     pub cells: AtomicU64,
+    /// Relay cells sent on (towards the next hop or back towards the client).
+    pub cells_out: AtomicU64,
     /// Circuits refused by a limit.
     pub refused: AtomicU64,
+    /// Circuits refused, per [`RefusalReason`] (indexed by [`RefusalReason::index`]).
+    pub refused_by: [AtomicU64; RefusalReason::ALL.len()],
+    /// Time from a `Create` cell read to the `Created` answer sent (an extend included).
+    pub handshake_latency: LatencyHistogram,
     /// Braided streams finished or failed at this exit.
     pub braids: AtomicU64,
     /// Fragments this exit rejected (forged, altered, replayed, duplicated).
@@ -137,6 +145,22 @@ impl RelayStats {
     }
     pub(crate) fn inc_cells(&self) {
         self.cells.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn inc_cells_out(&self) {
+        self.cells_out.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refuse(&self, reason: RefusalReason) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.refused_by.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Circuits refused for `reason` since start.
+    pub fn refused_for(&self, reason: RefusalReason) -> u64 {
+        self.refused_by
+            .get(reason.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -176,10 +200,36 @@ pub(crate) async fn next_relay_cell<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// A running relay service.
-#[derive(Debug)]
 pub struct RelayService {
     stats: Arc<RelayStats>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
+}
+
+/// Reads a relay's accounting budget on demand (cheap to clone; keeps the service's shared
+/// state alive, not its task).
+#[derive(Clone)]
+pub struct AccountingProbe(Arc<Shared>);
+
+impl AccountingProbe {
+    /// The accounting budget now (`None`: no budget configured).
+    pub fn state(&self) -> Option<AccountingState> {
+        self.0.limiter.accounting_state()
+    }
+}
+
+impl std::fmt::Debug for AccountingProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountingProbe").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RelayService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayService")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Shared {
@@ -237,6 +287,7 @@ impl RelayService {
             config,
             exit,
         });
+        let held = shared.clone();
         let task = tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
                 let shared = shared.clone();
@@ -246,12 +297,26 @@ impl RelayService {
             }
             debug!("circuit listener ended");
         });
-        Ok(RelayService { stats, task })
+        Ok(RelayService {
+            stats,
+            shared: held,
+            task,
+        })
     }
 
     /// The relay's counters.
     pub fn stats(&self) -> Arc<RelayStats> {
         self.stats.clone()
+    }
+
+    /// The accounting budget now (`None`: no budget configured).
+    pub fn accounting(&self) -> Option<AccountingState> {
+        self.shared.limiter.accounting_state()
+    }
+
+    /// A handle that reads the accounting budget later (for a metrics collector).
+    pub fn accounting_probe(&self) -> AccountingProbe {
+        AccountingProbe(self.shared.clone())
     }
 
     /// Stops accepting circuits. Open circuits end when the transport shuts down.

@@ -14,6 +14,8 @@ pub mod path;
 pub mod proxy;
 pub mod socks5;
 #[cfg(feature = "driver")]
+pub mod stats;
+#[cfg(feature = "driver")]
 pub mod strands;
 
 #[cfg(feature = "driver")]
@@ -24,3 +26,5 @@ pub use manager::{
 };
 #[cfg(feature = "driver")]
 pub use proxy::ProxySettings;
+#[cfg(feature = "driver")]
+pub use stats::RouterStats;

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,7 @@ use crate::error::RouterError;
 use crate::identities::ClientIdentities;
 use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
+use crate::stats::RouterStats;
 use crate::strands::StrandSet;
 
 mod guarded;
@@ -173,6 +175,8 @@ pub struct CircuitManager {
     /// The identities circuits are built on (never `transport`'s).
     identities: ClientIdentities,
     guards: guarded::SharedKeeper,
+    /// Counters for metrics.
+    stats: Arc<RouterStats>,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -212,7 +216,13 @@ impl CircuitManager {
                 settings.max_dirtiness,
             ),
             settings,
+            stats: Arc::new(RouterStats::default()),
         }
+    }
+
+    /// The proxy side's counters (circuits, streams, strands, fragments).
+    pub fn stats(&self) -> &Arc<RouterStats> {
+        &self.stats
     }
 
     /// The transport circuits for `isolation` are built on: that key's own client identity
@@ -256,6 +266,7 @@ impl CircuitManager {
 
     /// Records a finished braided stream (bounded; the oldest are dropped).
     pub fn record(&self, record: StreamRecord) {
+        self.stats.add_report(&record.report);
         if let Ok(mut r) = self.records.lock() {
             if r.len() >= MAX_BUILD_SAMPLES {
                 r.pop_front();
@@ -649,7 +660,19 @@ impl CircuitManager {
         )
         .await;
         self.report_build(relays, first, built.as_ref().map(|_| ()));
-        let circuit = built?;
+        let circuit = match built {
+            Ok(c) => {
+                self.stats.circuits_built.fetch_add(1, Ordering::Relaxed);
+                self.stats.build_latency.observe(c.build_time);
+                c
+            }
+            Err(e) => {
+                self.stats
+                    .circuit_build_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         self.identities.track(transport.peer_id(), &circuit).await;
         debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
         if let Ok(mut b) = self.build_times.lock() {

@@ -109,6 +109,7 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         return;
     }
     debug!(target = ?target, "stream open");
+    let _open = manager.stats().stream_opened();
     let id = stream.id;
     let answered = move || refill.iter().for_each(Refill::answered);
     let result = pump_answered(tcp, id, stream.max_data, stream.rx, stream.tx, answered).await;
@@ -147,6 +148,7 @@ async fn serve_braided(
         return;
     }
     debug!(target = ?target, "braided stream open");
+    let _open = manager.stats().stream_opened();
     let settings = manager.settings().braid.clone();
     let report = braid::run(tcp, state, events, &mut supply, &settings).await;
     debug!(

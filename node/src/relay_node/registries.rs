@@ -92,6 +92,11 @@ impl RelayRegistry {
         self.republisher.status()
     }
 
+    /// The verified snapshot followed now, if any.
+    pub(crate) fn snapshot(&self) -> Option<Arc<braid_directory::VerifiedSnapshot>> {
+        self.feed.subscribe().borrow().clone()
+    }
+
     /// Stops publishing, following and serving.
     pub(crate) fn stop(&self) {
         self.republisher.stop();

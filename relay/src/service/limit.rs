@@ -22,6 +22,19 @@ use crate::shared::io::CellWriter;
 /// Bytes one relayed cell costs.
 const CELL_COST: u64 = CELL_LEN as u64;
 
+/// A relay's accounting budget at one moment (for metrics and status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountingState {
+    /// Bytes relayed in the current period.
+    pub used_bytes: u64,
+    /// The period's budget, bytes.
+    pub limit_bytes: u64,
+    /// When the current period ends (unix seconds).
+    pub period_end_unix: u64,
+    /// Whether the relay refuses new circuits because the budget is spent.
+    pub hibernating: bool,
+}
+
 /// The accounting state and whether the relay is hibernating.
 #[derive(Debug)]
 struct Budget {
@@ -103,6 +116,19 @@ impl Limiter {
         let mut b = budget.lock().unwrap_or_else(PoisonError::into_inner);
         b.accounting.record(now, CELL_COST);
         b.update(now);
+    }
+
+    /// The accounting budget now (`None`: no budget configured).
+    pub(crate) fn accounting_state(&self) -> Option<AccountingState> {
+        let budget = self.budget.as_ref()?;
+        let now = now_unix();
+        let b = budget.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(AccountingState {
+            used_bytes: b.accounting.used_at(now),
+            limit_bytes: b.accounting.limit().budget.get(),
+            period_end_unix: b.accounting.period_end(),
+            hibernating: b.hibernating,
+        })
     }
 
     /// Whether a new circuit may start (false while the period's budget is spent).
