@@ -18,7 +18,8 @@ fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
     let mut sim = Proc::spawn("braid sim --serve", cmd, &tmp.path().join("sim.stderr"));
     let addr = sim.wait_line("ready socks5=", Duration::from_secs(60));
     eprintln!("sim ready at {addr} after {:?}", started.elapsed());
-    let socks = addr.parse().unwrap();
+    // `ready socks5=ADDR api=http://ADDR token=PATH`
+    let socks = addr.split_whitespace().next().unwrap().parse().unwrap();
 
     let url = format!("http://localhost:{}/bytes/1048576", http.port());
     let digest = curl_fetch(socks, &url, &tmp.path().join("body"), 30)

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod api;
 mod configs;
 mod registry_node;
 mod stale_directory;
