@@ -235,7 +235,10 @@ impl ApiServer {
         })?;
         let token_file = data_dir.join(API_TOKEN_FILE);
         let token = auth::write_token_file(&token_file)?;
-        auth::write_atomic(&data_dir.join(API_ADDR_FILE), format!("{addr}\n").as_bytes())?;
+        auth::write_atomic(
+            &data_dir.join(API_ADDR_FILE),
+            format!("{addr}\n").as_bytes(),
+        )?;
         let state = ApiState::new(cfg.clone(), &token, source);
         let mut stop = state.inner.stop.subscribe();
         let app = router(state.clone());

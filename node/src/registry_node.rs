@@ -91,10 +91,7 @@ impl RegistryNode {
 
     /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
     /// `cfg.data_dir`); returns where it listens. Replaces an earlier call's server.
-    pub async fn start_api(
-        &self,
-        cfg: &RegistryConfig,
-    ) -> Result<std::net::SocketAddr, NodeError> {
+    pub async fn start_api(&self, cfg: &RegistryConfig) -> Result<std::net::SocketAddr, NodeError> {
         let source = status::RegistryStatus {
             peer_id: self.transport.peer_id().to_string(),
             raft: self.raft.clone(),

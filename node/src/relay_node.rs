@@ -104,11 +104,7 @@ impl RelayNode {
                 None => (None, None),
             }
         };
-        let mapped = self
-            .mappings
-            .lock()
-            .map(|m| m.is_some())
-            .unwrap_or(false);
+        let mapped = self.mappings.lock().map(|m| m.is_some()).unwrap_or(false);
         let source = status::RelayStatus {
             peer_id: self.transport.peer_id().to_string(),
             nickname: cfg.nickname.clone(),

@@ -30,7 +30,9 @@ pub(crate) async fn status(
             client::read_api_addr(dir).context("the node's API address")?,
             token_file.unwrap_or_else(|| client::token_file(dir)),
         ),
-        (None, None) => bail!("give --data-dir DIR (the node's data_dir) or --api URL --token-file FILE"),
+        (None, None) => {
+            bail!("give --data-dir DIR (the node's data_dir) or --api URL --token-file FILE")
+        }
     };
     let token = client::read_token(&token_path)?;
     let answer = client::get(addr, "/v1/status", Some(&token))
@@ -88,7 +90,12 @@ fn bytes(n: f64) -> String {
 }
 
 fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
     match (d, h) {
         (0, 0) => format!("{m}m {s}s"),
         (0, _) => format!("{h}h {m}m"),
@@ -124,8 +131,15 @@ fn table(s: &Status, circuits: &[CircuitInfo]) -> String {
             Some(0) => "none reached".to_string(),
             Some(_) => "reached".to_string(),
         };
-        let last = r.last.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
-        rows.push(("registries", format!("{} configured, {reached}{last}", r.configured)));
+        let last = r
+            .last
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        rows.push((
+            "registries",
+            format!("{} configured, {reached}{last}", r.configured),
+        ));
     }
     if let Some(d) = &s.directory {
         let age = d.age_secs.map(|a| format!(", issued {} ago", duration(a)));
@@ -148,7 +162,10 @@ fn table(s: &Status, circuits: &[CircuitInfo]) -> String {
         };
         rows.push((
             "raft",
-            format!("id {}, term {}, {leader}, {} members", q.id, q.term, q.members),
+            format!(
+                "id {}, term {}, {leader}, {} members",
+                q.id, q.term, q.members
+            ),
         ));
     }
     if let Some(c) = s.circuits_open {
@@ -190,7 +207,11 @@ fn table(s: &Status, circuits: &[CircuitInfo]) -> String {
         let _ = writeln!(out, "{k:<width$}  {v}");
     }
     if !circuits.is_empty() {
-        let _ = writeln!(out, "\n{:<40} {:>8} {:>9} {:>10}", "circuit path", "strands", "age", "in");
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:>8} {:>9} {:>10}",
+            "circuit path", "strands", "age", "in"
+        );
         for c in circuits {
             let kind = match c.strand_set {
                 Some(i) => format!("set {i}/{}", c.strands),
@@ -208,4 +229,3 @@ fn table(s: &Status, circuits: &[CircuitInfo]) -> String {
     }
     out
 }
-

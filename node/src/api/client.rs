@@ -77,9 +77,12 @@ pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<An
 async fn get_inner(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<Answer, NodeError> {
     let what = || format!("GET http://{addr}{path}");
     let http = |e: hyper::Error| io(what(), std::io::Error::other(e));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| io(format!("connecting to the API at {addr} (is the node running?)"), e))?;
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+        io(
+            format!("connecting to the API at {addr} (is the node running?)"),
+            e,
+        )
+    })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(http)?;

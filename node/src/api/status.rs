@@ -151,10 +151,12 @@ impl Sample {
         bytes_out: u64,
         circuits_open: Option<u64>,
     ) -> Sample {
-        let t_ms = u64::try_from(now.saturating_duration_since(started).as_millis())
-            .unwrap_or(u64::MAX);
+        let t_ms =
+            u64::try_from(now.saturating_duration_since(started).as_millis()).unwrap_or(u64::MAX);
         let dt = t_ms.saturating_sub(self.t_ms) as f64 / 1000.0;
-        let rate = |new: u64, old: u64| match dt > 0.0 {
+        // The first sample has nothing to compare with: its rates are 0.
+        let first = *self == Sample::default();
+        let rate = |new: u64, old: u64| match dt > 0.0 && !first {
             true => new.saturating_sub(old) as f64 / dt,
             false => 0.0,
         };

@@ -39,9 +39,7 @@ impl StatusSource for ProxyStatus {
             registries,
             directory: Some(DirectoryInfo {
                 relays: self.manager.relay_count(),
-                age_secs: snapshot
-                    .as_ref()
-                    .map(|s| now.saturating_sub(s.issued_at())),
+                age_secs: snapshot.as_ref().map(|s| now.saturating_sub(s.issued_at())),
                 valid_until: snapshot.as_ref().map(|s| s.valid_until()),
                 stale: self.manager.directory_stale(),
             }),
@@ -53,7 +51,10 @@ impl StatusSource for ProxyStatus {
 
     fn traffic(&self) -> (u64, u64) {
         let (cells_in, cells_out) = self.manager.traffic().cells();
-        (cells_in.saturating_mul(CELL), cells_out.saturating_mul(CELL))
+        (
+            cells_in.saturating_mul(CELL),
+            cells_out.saturating_mul(CELL),
+        )
     }
 
     fn circuits_open(&self) -> Option<u64> {

@@ -11,9 +11,7 @@ use tokio::sync::watch;
 
 use super::advert::Advert;
 use super::now_unix;
-use crate::api::{
-    AccountingInfo, DirectoryInfo, RegistriesInfo, Status, StatusSource,
-};
+use crate::api::{AccountingInfo, DirectoryInfo, RegistriesInfo, Status, StatusSource};
 use crate::config::{AccountingPeriod, RelayConfig};
 
 /// A relay's status source, made of handles the relay shares.
@@ -85,11 +83,7 @@ impl StatusSource for RelayStatus {
             role: "relay".into(),
             peer_id: Some(self.peer_id.clone()),
             nickname: Some(self.nickname.clone()),
-            reachability: Some(
-                self.advert
-                    .why_not()
-                    .unwrap_or_else(|| "advertised".into()),
-            ),
+            reachability: Some(self.advert.why_not().unwrap_or_else(|| "advertised".into())),
             upnp: Some(self.upnp.clone()),
             advertised_addresses: advertised
                 .map(|d| d.descriptor().addresses.clone())

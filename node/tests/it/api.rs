@@ -50,7 +50,13 @@ async fn the_token_is_required_and_checked() {
         assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
     }
 
-    for path in ["/v1/health", "/v1/version", "/v1/status", "/", "/v1/circuits"] {
+    for path in [
+        "/v1/health",
+        "/v1/version",
+        "/v1/status",
+        "/",
+        "/v1/circuits",
+    ] {
         let none = client::get(addr, path, None).await.unwrap();
         assert_eq!(none.status, 401, "{path} without a token: {}", none.body);
         assert!(none.body.contains("error"), "{path}: {}", none.body);
@@ -73,8 +79,13 @@ async fn the_token_is_required_and_checked() {
     assert!(page.body.contains("<canvas"), "the status page");
 
     let health = client::get(addr, "/v1/health", Some(&token)).await.unwrap();
-    assert_eq!((health.status, health.body.as_str()), (200, r#"{"ok":true}"#));
-    let version = client::get(addr, "/v1/version", Some(&token)).await.unwrap();
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, r#"{"ok":true}"#)
+    );
+    let version = client::get(addr, "/v1/version", Some(&token))
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&version.body).unwrap();
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     let commit = v["commit"].as_str().unwrap();
@@ -95,7 +106,9 @@ async fn the_token_is_required_and_checked() {
     assert_eq!(s.circuits_open, Some(0));
     assert!(s.raft.is_none() && s.accounting.is_none());
     // A relay builds no circuits of its own.
-    let c = client::get(addr, "/v1/circuits", Some(&token)).await.unwrap();
+    let c = client::get(addr, "/v1/circuits", Some(&token))
+        .await
+        .unwrap();
     assert_eq!(c.status, 404);
     // No metrics text was handed to this server.
     let m = client::get(addr, "/metrics", Some(&token)).await.unwrap();
@@ -105,11 +118,27 @@ async fn the_token_is_required_and_checked() {
     node.shutdown().await;
     let (node, addr, token2) = start_relay(&relay_config(dir.path())).await;
     assert_ne!(token, token2);
-    assert_eq!(client::get(addr, "/v1/status", Some(&token)).await.unwrap().status, 401);
-    assert_eq!(client::get(addr, "/v1/status", Some(&token2)).await.unwrap().status, 200);
+    assert_eq!(
+        client::get(addr, "/v1/status", Some(&token))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    assert_eq!(
+        client::get(addr, "/v1/status", Some(&token2))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     node.shutdown().await;
     // After shutdown nothing answers.
-    assert!(client::get(addr, "/v1/health", Some(&token2)).await.is_err());
+    assert!(
+        client::get(addr, "/v1/health", Some(&token2))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -123,7 +152,10 @@ async fn health_and_metrics_open_only_when_configured_and_metrics_has_its_type()
     let (node, addr, token) = start_relay(&cfg).await;
     let h = client::get(addr, "/v1/health", None).await.unwrap();
     assert_eq!((h.status, h.body.as_str()), (200, r#"{"ok":true}"#));
-    assert_eq!(client::get(addr, "/v1/status", None).await.unwrap().status, 401);
+    assert_eq!(
+        client::get(addr, "/v1/status", None).await.unwrap().status,
+        401
+    );
     node.api_state()
         .unwrap()
         .set_metrics(std::sync::Arc::new(|| "# EOF\n".to_string()));
@@ -133,7 +165,13 @@ async fn health_and_metrics_open_only_when_configured_and_metrics_has_its_type()
         m.content_type.as_deref(),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
-    assert_eq!(client::get(addr, "/metrics", Some(&token)).await.unwrap().status, 200);
+    assert_eq!(
+        client::get(addr, "/metrics", Some(&token))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     node.shutdown().await;
 }
 
@@ -148,7 +186,12 @@ async fn requests_over_the_rate_limit_answer_429() {
     let (node, addr, token) = start_relay(&cfg).await;
     let mut codes = Vec::new();
     for _ in 0..10 {
-        codes.push(client::get(addr, "/v1/health", Some(&token)).await.unwrap().status);
+        codes.push(
+            client::get(addr, "/v1/health", Some(&token))
+                .await
+                .unwrap()
+                .status,
+        );
     }
     assert_eq!(&codes[..5], &[200; 5], "{codes:?}");
     assert!(codes[5..].contains(&429), "{codes:?}");
@@ -172,7 +215,9 @@ async fn open_events(addr: SocketAddr, token: &str) -> (TcpStream, String) {
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     tokio::time::timeout(Duration::from_secs(10), async {
-        while !seen.contains("\r\n\r\n") || (seen.starts_with("HTTP/1.1 200") && !seen.contains("data:")) {
+        while !seen.contains("\r\n\r\n")
+            || (seen.starts_with("HTTP/1.1 200") && !seen.contains("data:"))
+        {
             let n = tcp.read(&mut buf).await.unwrap();
             assert!(n > 0, "closed: {seen}");
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -228,15 +273,24 @@ fn a_non_loopback_api_address_is_refused_unless_allowed() {
         api_listen: "0.0.0.0:0".parse().unwrap(),
         ..RelayConfig::default()
     };
-    let err = cfg.validate(Path::new("relay.toml")).unwrap_err().to_string();
-    assert!(err.contains("api_listen") && err.contains("api_allow_remote"), "{err}");
+    let err = cfg
+        .validate(Path::new("relay.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("api_listen") && err.contains("api_allow_remote"),
+        "{err}"
+    );
     cfg.api_allow_remote = true;
     cfg.validate(Path::new("relay.toml")).unwrap();
     let zero = RelayConfig {
         api_requests_per_sec: 0,
         ..RelayConfig::default()
     };
-    let err = zero.validate(Path::new("relay.toml")).unwrap_err().to_string();
+    let err = zero
+        .validate(Path::new("relay.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("api_requests_per_sec"), "{err}");
 }
 
@@ -265,7 +319,12 @@ async fn a_registry_reports_its_raft_state() {
     let node = RegistryNode::start(&cfg, id, timings).await.unwrap();
     let addr = node.start_api(&cfg).await.unwrap();
     assert_eq!(node.api_addr(), Some(addr));
-    assert_eq!(std::fs::read_to_string(dir.path().join(API_ADDR_FILE)).unwrap().trim(), addr.to_string());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(API_ADDR_FILE))
+            .unwrap()
+            .trim(),
+        addr.to_string()
+    );
     let token = client::read_token(&dir.path().join(API_TOKEN_FILE)).unwrap();
     let mut last = None;
     for _ in 0..100 {
