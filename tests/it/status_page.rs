@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use braid_node::api::{Status, client};
 
-use crate::support::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, sigterm};
+use crate::support::{
+    HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, one_sim_at_a_time, sigterm,
+};
 
 /// Runs `cmd` to its end, killing it after `limit`.
 fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
@@ -105,6 +107,7 @@ fn browser_probe(
 
 #[test]
 fn sim_api_status_numbers_move_and_the_page_shows_traffic_in_chromium() {
+    let _sim = one_sim_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let http = HttpServer::loopback();
     let mut cmd = Command::new(braid_bin());
