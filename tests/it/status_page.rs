@@ -113,7 +113,7 @@ fn sim_api_status_numbers_move_and_the_page_shows_traffic_in_chromium() {
     let mut cmd = Command::new(braid_bin());
     cmd.args(["sim", "--serve", "--for", "120"]);
     let mut sim = Proc::spawn("braid sim --serve", cmd, &tmp.path().join("sim.stderr"));
-    let rest = sim.wait_line("ready socks5=", Duration::from_secs(60));
+    let rest = sim.wait_line("ready socks5=", Duration::from_secs(120));
     let (socks, api, token_file) = parse_ready(&rest);
     assert!(api.ip().is_loopback(), "{api}");
     let token = client::read_token(&token_file).unwrap();

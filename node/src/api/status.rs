@@ -185,3 +185,6 @@ pub trait StatusSource: Send + Sync + 'static {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;
