@@ -9,10 +9,12 @@ use clap::{Parser, Subcommand};
 
 mod nodes;
 mod sim;
+mod status;
 mod stop;
 
 use nodes::{directory, proxy, registry, relay};
 use sim::sim;
+use status::status;
 
 /// braid: an onion-style privacy relay network.
 #[derive(Debug, Parser)]
@@ -28,7 +30,8 @@ enum Command {
     Sim {
         /// A scenario file (TOML); the embedded default when absent.
         scenario: Option<PathBuf>,
-        /// Keep the network up, print `ready socks5=ADDR`, and run until SIGINT/SIGTERM.
+        /// Keep the network up, print `ready socks5=ADDR api=http://ADDR token=PATH` (the
+        /// proxy's local API and its token file), and run until SIGINT/SIGTERM.
         #[arg(long)]
         serve: bool,
         /// With --serve: stop after this many seconds.
@@ -94,6 +97,21 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print a running node's status from its local API (relay, proxy or registry).
+    Status {
+        /// The node's data directory (where it wrote `api.addr` and `api_token`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The API's address instead, e.g. `http://127.0.0.1:40123`.
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// The token file (default: `DATA_DIR/api_token`).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bundle relays' signed descriptor files into a directory file for proxies.
     Directory {
         /// Where to write the directory.
@@ -108,7 +126,7 @@ enum Command {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Sim { .. } => "warn",
+        Command::Sim { .. } | Command::Status { .. } => "warn",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -193,5 +211,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Directory { out, descriptors } => directory(out, descriptors),
+        Command::Status {
+            data_dir,
+            api,
+            token_file,
+            json,
+        } => status(data_dir, api, token_file, json).await,
     }
 }

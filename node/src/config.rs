@@ -10,11 +10,17 @@ use serde::de::DeserializeOwned;
 
 use crate::error::NodeError;
 
+mod api;
 mod measure;
 mod proxy;
 mod registries;
 mod relay;
 
+pub use api::{
+    ApiConfig, MAX_API_REQUESTS_PER_SEC, default_api_allow_remote, default_api_burst,
+    default_api_listen, default_api_open_health, default_api_open_metrics,
+    default_api_requests_per_sec,
+};
 pub use measure::{
     MAX_CONCURRENT_MEASUREMENTS, MeasureConfig, default_measure_bytes,
     default_measure_bytes_per_hour, default_measure_enabled, default_measure_interval_secs,

@@ -5,6 +5,7 @@
 //! fresh one arrives (`freshness`).
 
 mod freshness;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,6 +45,8 @@ pub struct ProxyNode {
     task: JoinHandle<()>,
     /// The registries' directory and the task applying each new one, if configured.
     feed: Option<(FeedHandle, JoinHandle<()>)>,
+    /// The local HTTP API, once started (`start_api`).
+    api: std::sync::Mutex<Option<crate::api::ApiServer>>,
 }
 
 /// The directory feed, kept for shutdown.
@@ -63,14 +66,19 @@ impl ProxyNode {
             let list =
                 parse_registries(Path::new("<proxy config>"), "registries", &cfg.registries)?;
             let refresh = Duration::from_secs(cfg.directory_refresh_secs);
-            return Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await;
+            let node =
+                Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await?;
+            node.start_api(cfg).await?;
+            return Ok(node);
         }
         let text = std::fs::read_to_string(&cfg.directory).map_err(|source| NodeError::Io {
             context: format!("reading directory {}", cfg.directory.display()),
             source,
         })?;
         let directory = Directory::from_text(&text)?;
-        Self::start(cfg, &directory).await
+        let node = Self::start(cfg, &directory).await?;
+        node.start_api(cfg).await?;
+        Ok(node)
     }
 
     /// Starts a proxy over `directory`. No identity is ever stored: the transport that fetches
@@ -173,7 +181,45 @@ impl ProxyNode {
             socks_addr,
             task,
             feed,
+            api: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
+    /// `cfg.data_dir`); returns where it listens. Replaces an earlier call's server.
+    pub async fn start_api(&self, cfg: &ProxyConfig) -> Result<SocketAddr, NodeError> {
+        let source = status::ProxyStatus {
+            peer_id: self.transport.peer_id().to_string(),
+            manager: self.manager.clone(),
+            registries: cfg.registries.len(),
+            snapshots: self.feed.as_ref().map(|(f, _)| f.0.subscribe()),
+        };
+        let server =
+            crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;
+        let metrics = crate::metrics::NodeMetrics::for_proxy(self);
+        server.set_metrics(Arc::new(move || metrics.encode()));
+        let addr = server.local_addr();
+        let old = self
+            .api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(server);
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        Ok(addr)
+    }
+
+    /// Where the local HTTP API listens (`None`: not started).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.local_addr())
+    }
+
+    /// The local HTTP API's state (e.g. to set its metrics text), if started.
+    pub fn api_state(&self) -> Option<crate::api::ApiState> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.state().clone())
     }
 
     /// Where apps connect.
@@ -197,6 +243,10 @@ impl ProxyNode {
     /// Stops serving, stops following the registries, closes circuits, shuts the transport
     /// down.
     pub async fn shutdown(&self) {
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(api) = api {
+            api.shutdown();
+        }
         self.task.abort();
         if let Some((feed, follower)) = &self.feed {
             feed.0.stop();

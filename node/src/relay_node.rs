@@ -6,6 +6,7 @@
 pub(crate) mod advert;
 mod reachability;
 pub(crate) mod registries;
+mod status;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -48,6 +49,8 @@ pub struct RelayNode {
     /// Publication to and directory from the registries, if configured (shared with the
     /// metrics collector).
     registry: Arc<Mutex<Option<registries::RelayRegistry>>>,
+    /// The local HTTP API, once started (`start_api`).
+    api: Mutex<Option<crate::api::ApiServer>>,
 }
 
 fn now_unix() -> u64 {
@@ -88,7 +91,62 @@ impl RelayNode {
             )
             .await?;
         }
+        node.start_api(cfg).await?;
         Ok(node)
+    }
+
+    /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
+    /// `data_dir`); returns where it listens. Replaces an earlier call's server.
+    pub async fn start_api(&self, cfg: &RelayConfig) -> Result<std::net::SocketAddr, NodeError> {
+        let (publish, snapshots) = {
+            let guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(r) => (Some(r.publish_status()), Some(r.snapshots())),
+                None => (None, None),
+            }
+        };
+        let mapped = self.mappings.lock().map(|m| m.is_some()).unwrap_or(false);
+        let source = status::RelayStatus {
+            peer_id: self.transport.peer_id().to_string(),
+            nickname: cfg.nickname.clone(),
+            stats: self.stats(),
+            advert: Arc::clone(&self.advert),
+            upnp: match (cfg.upnp, mapped) {
+                (false, _) => "off".into(),
+                (true, true) => "mapped".into(),
+                (true, false) => "not mapped (see the UPnP log line)".into(),
+            },
+            registries: cfg.registries.len(),
+            publish,
+            snapshots,
+            accounting: status::RelayStatus::accounting_of(cfg),
+        };
+        let server =
+            crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;
+        let metrics = crate::metrics::NodeMetrics::for_relay(self);
+        server.set_metrics(Arc::new(move || metrics.encode()));
+        let addr = server.local_addr();
+        let old = self
+            .api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(server);
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        Ok(addr)
+    }
+
+    /// Where the local HTTP API listens (`None`: not started).
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.local_addr())
+    }
+
+    /// The local HTTP API's state (e.g. to set its metrics text), if started.
+    pub fn api_state(&self) -> Option<crate::api::ApiState> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.state().clone())
     }
 
     /// Starts a relay with the given keys (the simulator passes fresh ones).
@@ -184,6 +242,7 @@ impl RelayNode {
             monitor: Mutex::new(None),
             mappings: Arc::new(Mutex::new(mappings)),
             registry: Arc::new(Mutex::new(None)),
+            api: Mutex::new(None),
         })
     }
 
@@ -286,6 +345,10 @@ impl RelayNode {
     /// Stops the relay: no more reachability re-tests or dial-back answers, no new circuits,
     /// UPnP mappings removed, transport closed.
     pub async fn shutdown(&self) {
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(api) = api {
+            api.shutdown();
+        }
         let monitor = match self.monitor.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

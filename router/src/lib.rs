@@ -22,7 +22,8 @@ pub mod strands;
 pub use error::RouterError;
 #[cfg(feature = "driver")]
 pub use manager::{
-    CircuitManager, REFILL_WAIT, Refill, RouterSettings, StrandActivity, StreamRecord,
+    CircuitManager, CircuitSummary, REFILL_WAIT, Refill, RouterSettings, StrandActivity,
+    StreamRecord,
 };
 #[cfg(feature = "driver")]
 pub use proxy::ProxySettings;

@@ -31,9 +31,11 @@ use crate::strands::StrandSet;
 mod guarded;
 mod preemptive;
 mod sets;
+mod summary;
 
 pub use guarded::{SAVE_INTERVAL, guard_eligible};
 pub use preemptive::{REFILL_WAIT, Refill};
+pub use summary::CircuitSummary;
 
 /// Client-side settings.
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ impl Default for RouterSettings {
                 max_streams: 64,
                 stream_queue: 16,
                 circuit_queue: 64,
+                traffic: Default::default(),
             },
             stream_timeout: Duration::from_secs(20),
             max_circuits: 64,

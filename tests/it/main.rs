@@ -19,6 +19,7 @@ mod layers;
 mod registry_e2e;
 mod sim_serve;
 mod socks_peers;
+mod status_page;
 mod strands_curl;
 mod support;
 mod upnp_netns;

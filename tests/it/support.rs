@@ -20,6 +20,14 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a raw SOCKS exchange may take before the test fails.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Held by each test that runs a whole `braid sim` network (three registries, eight relays and
+/// a proxy in one process), so at most one runs at a time: several at once on a small CI
+/// machine starve each other's Raft timers.
+pub(crate) fn one_sim_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SIM.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The `braid` binary Cargo built for these tests.
 pub(crate) fn braid_bin() -> &'static str {
     env!("CARGO_BIN_EXE_braid")

@@ -72,6 +72,19 @@ pub struct ProxyConfig {
     /// A guard with fewer than this percent of its streams and strands without a stall or
     /// loss is dropped (Tor: 60).
     pub path_bias_use_percent: u32,
+    /// Where the local HTTP API listens (loopback; port 0: a free port, written to
+    /// `data_dir/api.addr`).
+    pub api_listen: std::net::SocketAddr,
+    /// Allow a non-loopback `api_listen`.
+    pub api_allow_remote: bool,
+    /// Serve the API's `/v1/health` without the token.
+    pub api_open_health: bool,
+    /// Serve the API's `/metrics` without the token.
+    pub api_open_metrics: bool,
+    /// API requests per second allowed per bearer key; more answer 429.
+    pub api_requests_per_sec: u32,
+    /// API requests allowed at once after an idle spell.
+    pub api_burst: u32,
 }
 
 /// Most clean circuits (or strand sets) a proxy may keep built ahead.
@@ -165,6 +178,12 @@ impl Default for ProxyConfig {
             path_bias_circuit_percent: default_path_bias_circuit_percent(),
             path_bias_min_uses: default_path_bias_min_uses(),
             path_bias_use_percent: default_path_bias_use_percent(),
+            api_listen: super::api::default_api_listen(),
+            api_allow_remote: super::api::default_api_allow_remote(),
+            api_open_health: super::api::default_api_open_health(),
+            api_open_metrics: super::api::default_api_open_metrics(),
+            api_requests_per_sec: super::api::default_api_requests_per_sec(),
+            api_burst: super::api::default_api_burst(),
         }
     }
 }
@@ -228,6 +247,7 @@ impl Validate for ProxyConfig {
             return Err(bad(path, "path_bias_use_percent", "must be 0..=100"));
         }
         parse_registries(path, "registries", &self.registries)?;
+        self.api().validate(path)?;
         if self.directory_refresh_secs < 10 {
             return Err(bad(path, "directory_refresh_secs", "must be at least 10"));
         }
@@ -236,6 +256,11 @@ impl Validate for ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// The local HTTP API's settings (the `api_*` keys).
+    pub fn api(&self) -> super::ApiConfig {
+        super::api::api_config_of!(self)
+    }
+
     /// The router settings these settings describe.
     pub fn router_settings(&self) -> braid_router::RouterSettings {
         let mut s = braid_router::RouterSettings {

@@ -97,6 +97,11 @@ impl RelayRegistry {
         self.feed.subscribe().borrow().clone()
     }
 
+    /// The directory snapshots it follows.
+    pub(crate) fn snapshots(&self) -> braid_registry::service::SnapshotReceiver {
+        self.feed.subscribe()
+    }
+
     /// Stops publishing, following and serving.
     pub(crate) fn stop(&self) {
         self.republisher.stop();
