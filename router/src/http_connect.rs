@@ -46,7 +46,10 @@ Content-Type: text/html; charset=utf-8\r\n\
 Connection: close\r\n\
 \r\n\
 <html><head><title>This is a SOCKS proxy, not an HTTP proxy</title></head>\n\
-<body><h1>This is a SOCKS proxy, not an HTTP proxy</h1><p>You sent an HTTP request to braid's SOCKS port. Set this address as a SOCKS v5 proxy in your browser, with DNS through the proxy (Firefox: \"Proxy DNS when using SOCKS v5\"), or set <code>http_listen</code> in the braid proxy's config and use that address as the HTTP and HTTPS proxy.</p>\n\
+<body><h1>This is a SOCKS proxy, not an HTTP proxy</h1><p>You sent an HTTP request to \
+braid's SOCKS port. Set this address as a SOCKS v5 proxy in your browser, with DNS through \
+the proxy (Firefox: \"Proxy DNS when using SOCKS v5\"), or set <code>http_listen</code> in \
+the braid proxy's config and use that address as the HTTP and HTTPS proxy.</p>\n\
 </body></html>\n";
 
 /// Whether `byte` can start an HTTP request method this port recognizes: the first letters of

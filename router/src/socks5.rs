@@ -9,11 +9,11 @@
 //! ([`TargetAddr::Domain`]) so that the exit resolves it (what curl calls `socks5h`).
 //!
 //! The SOCKS port also speaks SOCKS4 and SOCKS4a, and answers a browser that mistakes it for an
-//! HTTP proxy: the first byte decides. 5 is SOCKS5 (below), 4 is SOCKS4/4a ([`v4`]'s policy),
-//! and the first letter of an HTTP method (`G`, `P`, `H`, `C`, `O`, `D`) reads the request head
-//! (at most [`HTTP_HEAD_READ_LIMIT`] bytes) and fails with a short `501` page saying that this
-//! is a SOCKS proxy and how to configure the browser or the proxy's HTTP CONNECT port
-//! ([`crate::http_connect::NOT_AN_HTTP_PROXY`]). Any other first byte is
+//! HTTP proxy: the first byte decides. 5 is SOCKS5 (below), 4 is SOCKS4/4a (its policy is in
+//! `socks5/v4.rs`), and the first letter of an HTTP method (`G`, `P`, `H`, `C`, `O`, `D`) reads
+//! the request head (at most [`HTTP_HEAD_READ_LIMIT`] bytes) and fails with a short `501` page
+//! saying that this is a SOCKS proxy and how to configure the browser or the proxy's HTTP
+//! CONNECT port ([`crate::http_connect::NOT_AN_HTTP_PROXY`]). Any other first byte is
 //! [`SocksError::BadVersion`], closed without a reply. [`SocksRequest::reply`] answers in the
 //! protocol the client spoke.
 //!
