@@ -111,7 +111,7 @@ async fn serve_one(
             return;
         }
         Ok(Err(e)) => {
-            debug!(error = %e, "socks handshake failed");
+            debug!(error = %e, "app handshake failed");
             return;
         }
         Err(_) => {
