@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use braid_simulations::exposure;
 use clap::{Parser, Subcommand};
 
+mod manual;
 mod nodes;
+mod notify;
 mod sim;
 mod status;
 mod stop;
@@ -111,6 +113,20 @@ enum Command {
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script to stdout (e.g. `braid completions bash >
+    /// /usr/share/bash-completion/completions/braid`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page braid(1) to stdout, or write it and one page per subcommand to a
+    /// directory.
+    Man {
+        /// Write braid.1 and braid-<subcommand>.1 here instead of printing braid.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
     /// Bundle relays' signed descriptor files into a directory file for proxies.
     Directory {
@@ -217,5 +233,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             token_file,
             json,
         } => status(data_dir, api, token_file, json).await,
+        Command::Completions { shell } => Ok(manual::completions(shell)),
+        Command::Man { out_dir } => manual::man(out_dir.as_deref()),
     }
 }

@@ -43,6 +43,8 @@ pub struct ProxyNode {
     manager: Arc<CircuitManager>,
     socks_addr: SocketAddr,
     task: JoinHandle<()>,
+    /// The HTTP CONNECT port's address and accept task, if `http_listen` is set.
+    http: Option<(SocketAddr, JoinHandle<()>)>,
     /// The registries' directory and the task applying each new one, if configured.
     feed: Option<(FeedHandle, JoinHandle<()>)>,
     /// The local HTTP API, once started (`start_api`).
@@ -169,6 +171,10 @@ impl ProxyNode {
             context: "reading the SOCKS5 address".into(),
             source,
         })?;
+        let http = match cfg.http_listen {
+            Some(addr) => Some(serve_http_connect(addr, &manager, cfg).await?),
+            None => None,
+        };
         let task = tokio::spawn(braid_router::proxy::serve(
             listener,
             manager.clone(),
@@ -180,6 +186,7 @@ impl ProxyNode {
             manager,
             socks_addr,
             task,
+            http,
             feed,
             api: std::sync::Mutex::new(None),
         })
@@ -222,6 +229,11 @@ impl ProxyNode {
         guard.as_ref().map(|a| a.state().clone())
     }
 
+    /// Where apps that speak HTTP CONNECT connect, if `http_listen` is set.
+    pub fn http_connect_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Where apps connect.
     pub fn socks_addr(&self) -> SocketAddr {
         self.socks_addr
@@ -248,6 +260,9 @@ impl ProxyNode {
             api.shutdown();
         }
         self.task.abort();
+        if let Some((_, http)) = &self.http {
+            http.abort();
+        }
         if let Some((feed, follower)) = &self.feed {
             feed.0.stop();
             follower.abort();
@@ -257,6 +272,31 @@ impl ProxyNode {
         self.manager.client_identities().close_all().await;
         self.transport.shutdown().await;
     }
+}
+
+/// Binds the HTTP CONNECT port at `addr` and serves it on the proxy's circuits.
+async fn serve_http_connect(
+    addr: SocketAddr,
+    manager: &Arc<CircuitManager>,
+    cfg: &ProxyConfig,
+) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Io {
+            context: format!("binding the HTTP CONNECT port {addr} (http_listen)"),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Io {
+        context: "reading the HTTP CONNECT address".into(),
+        source,
+    })?;
+    let task = tokio::spawn(braid_router::proxy::serve_http_connect(
+        listener,
+        manager.clone(),
+        cfg.proxy_settings(),
+    ));
+    info!(%bound, "HTTP CONNECT port ready");
+    Ok((bound, task))
 }
 
 /// Applies each verified snapshot to the circuit manager, and stops new circuits while the

@@ -5,6 +5,7 @@ pub mod circuit;
 #[cfg(feature = "driver")]
 pub mod error;
 pub mod guards;
+pub mod http_connect;
 #[cfg(feature = "driver")]
 pub mod identities;
 #[cfg(feature = "driver")]

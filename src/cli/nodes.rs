@@ -9,10 +9,12 @@ use braid_directory::Directory;
 use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
 
+use super::notify;
 use super::stop::wait_for_stop;
 
 pub(crate) async fn relay(config: PathBuf) -> Result<ExitCode> {
     let cfg: RelayConfig = load_config(&config)?;
+    notify::status("starting");
     let node = RelayNode::from_config(&cfg).await?;
     if node.advertises() {
         println!(
@@ -28,24 +30,34 @@ pub(crate) async fn relay(config: PathBuf) -> Result<ExitCode> {
                 .unwrap_or_else(|| "not advertised".into())
         );
     }
+    notify::ready(&format!("ready advertised={}", node.advertises()));
     wait_for_stop(None).await?;
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn proxy(config: PathBuf) -> Result<ExitCode> {
     let cfg: ProxyConfig = load_config(&config)?;
+    notify::status("starting");
     let node = ProxyNode::from_config(&cfg).await?;
+    if let Some(http) = node.http_connect_addr() {
+        println!("http_connect={http}");
+    }
     println!("ready socks5={}", node.socks_addr());
+    notify::ready(&format!("ready socks5={}", node.socks_addr()));
     wait_for_stop(None).await?;
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn registry(config: PathBuf) -> Result<ExitCode> {
     let cfg: RegistryConfig = load_config(&config)?;
+    notify::status("starting");
     let node = RegistryNode::from_config(&cfg).await?;
     println!("ready peer_id={}", node.peer_id());
+    notify::ready(&format!("ready peer_id={}", node.peer_id()));
     // One stdout line whenever the Raft role changes (operators and tests watch these).
     let roles = async {
         let mut last = None;
@@ -67,6 +79,7 @@ pub(crate) async fn registry(config: PathBuf) -> Result<ExitCode> {
         stop = wait_for_stop(None) => stop?,
         () = roles => {}
     }
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,8 +14,14 @@ use crate::error::NodeError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Where apps connect (SOCKS5). Keep it on loopback.
+    /// Where apps connect (SOCKS5, SOCKS4/4a). Keep it on loopback.
     pub socks_listen: SocketAddr,
+    /// Where apps that speak no SOCKS connect with HTTP CONNECT; none (off) by default. Must be
+    /// a loopback address unless `http_listen_allow_remote` is set.
+    pub http_listen: Option<SocketAddr>,
+    /// Allow `http_listen` on an address other than loopback (anyone who reaches it can use
+    /// the proxy's circuits).
+    pub http_listen_allow_remote: bool,
     /// The directory file (a bundle of signed relay descriptors, see `braid directory`); used
     /// only when `registries` is empty.
     pub directory: PathBuf,
@@ -152,6 +158,8 @@ impl Default for ProxyConfig {
         let d = braid_router::RouterSettings::default();
         ProxyConfig {
             socks_listen: default_socks_listen(),
+            http_listen: None,
+            http_listen_allow_remote: false,
             directory: default_directory(),
             registries: Vec::new(),
             directory_refresh_secs: default_directory_refresh_secs(),
@@ -190,6 +198,22 @@ impl Default for ProxyConfig {
 
 impl Validate for ProxyConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
+        if let Some(http) = self.http_listen {
+            if !http.ip().is_loopback() && !self.http_listen_allow_remote {
+                return Err(bad(
+                    path,
+                    "http_listen",
+                    "must be a loopback address unless http_listen_allow_remote = true",
+                ));
+            }
+            if http == self.socks_listen && http.port() != 0 {
+                return Err(bad(
+                    path,
+                    "http_listen",
+                    "is the same address as socks_listen",
+                ));
+            }
+        }
         if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
             return Err(bad(path, "hops", "must be 1..=8"));
         }
