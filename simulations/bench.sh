@@ -62,7 +62,7 @@ ${EXIT_RATE:+exit_rate = $EXIT_RATE}
 TOML
   "$BRAID" sim "$tmp/k$K.toml" --serve >"$tmp/sim$K.out" 2>"$tmp/sim$K.err" & SIM=$!; pids+=($SIM)
   wait_line "$tmp/sim$K.out" "ready socks5="
-  S=$(sed -n 's/ready socks5=//p' "$tmp/sim$K.out")
+  S=$(sed -n 's/^ready socks5=\([^ ]*\).*/\1/p' "$tmp/sim$K.out")
   p_tp=$(for i in 1 2 3; do speed --socks5-hostname "$S" -U warm:x "$big"; done | median)
   ttfb --socks5-hostname "$S" -U warm:x "$small" >/dev/null
   w_ttfb=$(for i in $(seq 20); do ttfb --socks5-hostname "$S" -U warm:x "$small"; done | median)

@@ -9,12 +9,16 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod log;
+mod manual;
 mod nodes;
+mod notify;
 mod sim;
+mod status;
 mod stop;
 
 use nodes::{directory, proxy, registry, relay};
 use sim::sim;
+use status::status;
 
 /// braid: an onion-style privacy relay network.
 #[derive(Debug, Parser)]
@@ -39,7 +43,8 @@ enum Command {
     Sim {
         /// A scenario file (TOML); the embedded default when absent.
         scenario: Option<PathBuf>,
-        /// Keep the network up, print `ready socks5=ADDR`, and run until SIGINT/SIGTERM.
+        /// Keep the network up, print `ready socks5=ADDR api=http://ADDR token=PATH` (the
+        /// proxy's local API and its token file), and run until SIGINT/SIGTERM.
         #[arg(long)]
         serve: bool,
         /// With --serve: stop after this many seconds.
@@ -115,6 +120,35 @@ enum Command {
         #[arg(long, value_parser = ["relay", "proxy", "registry"])]
         role: Option<String>,
     },
+    /// Print a running node's status from its local API (relay, proxy or registry).
+    Status {
+        /// The node's data directory (where it wrote `api.addr` and `api_token`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The API's address instead, e.g. `http://127.0.0.1:40123`.
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// The token file (default: `DATA_DIR/api_token`).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script to stdout (e.g. `braid completions bash >
+    /// /usr/share/bash-completion/completions/braid`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page braid(1) to stdout, or write it and one page per subcommand to a
+    /// directory.
+    Man {
+        /// Write braid.1 and braid-<subcommand>.1 here instead of printing braid.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Bundle relays' signed descriptor files into a directory file for proxies.
     Directory {
         /// Where to write the directory.
@@ -135,7 +169,7 @@ pub(crate) fn main() -> ExitCode {
         _ => None,
     };
     let default_level = match cli.command {
-        Command::Sim { .. } => "warn",
+        Command::Sim { .. } | Command::Status { .. } => "warn",
         _ => "info",
     };
     let format = match cli.log_format.as_deref() {
@@ -232,5 +266,13 @@ async fn dispatch(command: Command, mut logging: log::Logging) -> Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Directory { out, descriptors } => directory(out, descriptors),
+        Command::Status {
+            data_dir,
+            api,
+            token_file,
+            json,
+        } => status(data_dir, api, token_file, json).await,
+        Command::Completions { shell } => Ok(manual::completions(shell)),
+        Command::Man { out_dir } => manual::man(out_dir.as_deref()),
     }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::NodeError;
 
+mod api;
 mod check;
 mod log;
 mod measure;
@@ -21,6 +22,11 @@ pub mod units;
 pub use check::{Role, check, detect_role};
 pub use log::{LOG_LEVELS, LogConfig, LogFormat, default_log_level};
 
+pub use api::{
+    ApiConfig, MAX_API_REQUESTS_PER_SEC, default_api_allow_remote, default_api_burst,
+    default_api_listen, default_api_open_health, default_api_open_metrics,
+    default_api_requests_per_sec,
+};
 pub use measure::{
     MAX_CONCURRENT_MEASUREMENTS, MeasureConfig, default_measure_bytes,
     default_measure_bytes_per_hour, default_measure_enabled, default_measure_interval_secs,

@@ -5,6 +5,7 @@
 //! fresh one arrives (`freshness`).
 
 mod freshness;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,8 +43,12 @@ pub struct ProxyNode {
     manager: Arc<CircuitManager>,
     socks_addr: SocketAddr,
     task: JoinHandle<()>,
+    /// The HTTP CONNECT port's address and accept task, if `http_listen` is set.
+    http: Option<(SocketAddr, JoinHandle<()>)>,
     /// The registries' directory and the task applying each new one, if configured.
     feed: Option<(FeedHandle, JoinHandle<()>)>,
+    /// The local HTTP API, once started (`start_api`).
+    api: std::sync::Mutex<Option<crate::api::ApiServer>>,
 }
 
 /// The directory feed, kept for shutdown.
@@ -63,14 +68,19 @@ impl ProxyNode {
             let list =
                 parse_registries(Path::new("<proxy config>"), "registries", &cfg.registries)?;
             let refresh = Duration::from_secs(cfg.directory_refresh_secs);
-            return Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await;
+            let node =
+                Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await?;
+            node.start_api(cfg).await?;
+            return Ok(node);
         }
         let text = std::fs::read_to_string(&cfg.directory).map_err(|source| NodeError::Io {
             context: format!("reading directory {}", cfg.directory.display()),
             source,
         })?;
         let directory = Directory::from_text(&text)?;
-        Self::start(cfg, &directory).await
+        let node = Self::start(cfg, &directory).await?;
+        node.start_api(cfg).await?;
+        Ok(node)
     }
 
     /// Starts a proxy over `directory`. No identity is ever stored: the transport that fetches
@@ -161,6 +171,10 @@ impl ProxyNode {
             context: "reading the SOCKS5 address".into(),
             source,
         })?;
+        let http = match cfg.http_listen {
+            Some(addr) => Some(serve_http_connect(addr, &manager, cfg).await?),
+            None => None,
+        };
         let task = tokio::spawn(braid_router::proxy::serve(
             listener,
             manager.clone(),
@@ -172,13 +186,65 @@ impl ProxyNode {
             manager,
             socks_addr,
             task,
+            http,
             feed,
+            api: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
+    /// `cfg.data_dir`); returns where it listens. Replaces an earlier call's server.
+    pub async fn start_api(&self, cfg: &ProxyConfig) -> Result<SocketAddr, NodeError> {
+        let source = status::ProxyStatus {
+            peer_id: self.transport.peer_id().to_string(),
+            manager: self.manager.clone(),
+            registries: cfg.registries.len(),
+            snapshots: self.feed.as_ref().map(|(f, _)| f.0.subscribe()),
+        };
+        let server =
+            crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;
+        let metrics = crate::metrics::NodeMetrics::for_proxy(self);
+        server.set_metrics(Arc::new(move || metrics.encode()));
+        let addr = server.local_addr();
+        let old = self
+            .api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(server);
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        Ok(addr)
+    }
+
+    /// Where the local HTTP API listens (`None`: not started).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.local_addr())
+    }
+
+    /// The local HTTP API's state (e.g. to set its metrics text), if started.
+    pub fn api_state(&self) -> Option<crate::api::ApiState> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.state().clone())
+    }
+
+    /// Where apps that speak HTTP CONNECT connect, if `http_listen` is set.
+    pub fn http_connect_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Where apps connect.
     pub fn socks_addr(&self) -> SocketAddr {
         self.socks_addr
+    }
+
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::proxy::ProxySources {
+        crate::metrics::proxy::ProxySources {
+            manager: Arc::clone(&self.manager),
+            snapshots: self.feed.as_ref().map(|(f, _)| f.0.subscribe()),
+        }
     }
 
     /// The circuit manager (for reports).
@@ -189,7 +255,14 @@ impl ProxyNode {
     /// Stops serving, stops following the registries, closes circuits, shuts the transport
     /// down.
     pub async fn shutdown(&self) {
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(api) = api {
+            api.shutdown();
+        }
         self.task.abort();
+        if let Some((_, http)) = &self.http {
+            http.abort();
+        }
         if let Some((feed, follower)) = &self.feed {
             feed.0.stop();
             follower.abort();
@@ -199,6 +272,31 @@ impl ProxyNode {
         self.manager.client_identities().close_all().await;
         self.transport.shutdown().await;
     }
+}
+
+/// Binds the HTTP CONNECT port at `addr` and serves it on the proxy's circuits.
+async fn serve_http_connect(
+    addr: SocketAddr,
+    manager: &Arc<CircuitManager>,
+    cfg: &ProxyConfig,
+) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Io {
+            context: format!("binding the HTTP CONNECT port {addr} (http_listen)"),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Io {
+        context: "reading the HTTP CONNECT address".into(),
+        source,
+    })?;
+    let task = tokio::spawn(braid_router::proxy::serve_http_connect(
+        listener,
+        manager.clone(),
+        cfg.proxy_settings(),
+    ));
+    info!(%bound, "HTTP CONNECT port ready");
+    Ok((bound, task))
 }
 
 /// Applies each verified snapshot to the circuit manager, and stops new circuits while the

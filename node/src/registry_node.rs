@@ -5,6 +5,7 @@
 //! Not here: the Raft log and state (registry crate) and what the service checks (its README).
 
 mod replica;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +53,10 @@ impl RegistryTimings {
 pub struct RegistryNode {
     transport: Transport,
     raft: RegistryRaft,
-    role: RegistryRole,
+    role: Arc<RegistryRole>,
     dialback: DialbackServer,
+    /// The local HTTP API, once started (`start_api`).
+    api: std::sync::Mutex<Option<crate::api::ApiServer>>,
 }
 
 impl std::fmt::Debug for RegistryNode {
@@ -81,7 +84,46 @@ impl RegistryNode {
     /// Starts the registry `cfg` describes, with its identity from `data_dir`.
     pub async fn from_config(cfg: &RegistryConfig) -> Result<Self, NodeError> {
         let identity = Identity::load_or_create(&cfg.data_dir)?;
-        Self::start(cfg, identity, RegistryTimings::from_config(cfg)).await
+        let node = Self::start(cfg, identity, RegistryTimings::from_config(cfg)).await?;
+        node.start_api(cfg).await?;
+        Ok(node)
+    }
+
+    /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
+    /// `cfg.data_dir`); returns where it listens. Replaces an earlier call's server.
+    pub async fn start_api(&self, cfg: &RegistryConfig) -> Result<std::net::SocketAddr, NodeError> {
+        let source = status::RegistryStatus {
+            peer_id: self.transport.peer_id().to_string(),
+            raft: self.raft.clone(),
+            role: Arc::clone(&self.role),
+            registries: cfg.registries.len(),
+        };
+        let server =
+            crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;
+        let metrics = crate::metrics::NodeMetrics::for_registry(self);
+        server.set_metrics(Arc::new(move || metrics.encode()));
+        let addr = server.local_addr();
+        let old = self
+            .api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(server);
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        Ok(addr)
+    }
+
+    /// Where the local HTTP API listens (`None`: not started).
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.local_addr())
+    }
+
+    /// The local HTTP API's state (e.g. to set its metrics text), if started.
+    pub fn api_state(&self) -> Option<crate::api::ApiState> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.state().clone())
     }
 
     /// Starts a registry with `identity`, which must be one of `cfg.registries`.
@@ -155,8 +197,9 @@ impl RegistryNode {
         Ok(RegistryNode {
             transport,
             raft,
-            role,
+            role: Arc::new(role),
             dialback,
+            api: std::sync::Mutex::new(None),
         })
     }
 
@@ -186,6 +229,14 @@ impl RegistryNode {
         self.role.snapshot()
     }
 
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::registry::RegistrySources {
+        crate::metrics::registry::RegistrySources {
+            raft: self.raft.clone(),
+            role: Arc::clone(&self.role),
+        }
+    }
+
     /// The transport (for tests and the simulator).
     pub fn transport(&self) -> &Transport {
         &self.transport
@@ -193,6 +244,10 @@ impl RegistryNode {
 
     /// Stops serving, leaves the Raft group running state on disk, closes the transport.
     pub async fn shutdown(&self) {
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(api) = api {
+            api.shutdown();
+        }
         self.role.stop();
         self.dialback.stop();
         self.raft.shutdown().await;

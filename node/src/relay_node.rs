@@ -4,10 +4,11 @@
 //! `reachability`.
 
 pub mod accounting;
-mod advert;
+pub(crate) mod advert;
 mod reachability;
-mod registries;
+pub(crate) mod registries;
 mod reload;
+mod status;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -46,10 +47,13 @@ pub struct RelayNode {
     advert: Arc<Advert>,
     /// The periodic reachability re-test, stopped on shutdown.
     monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The UPnP mappings, removed on shutdown.
-    mappings: Mutex<Option<MappingHandle>>,
-    /// Publication to and directory from the registries, if configured.
-    registry: Mutex<Option<registries::RelayRegistry>>,
+    /// The UPnP mappings, removed on shutdown (shared with the metrics collector).
+    mappings: Arc<Mutex<Option<MappingHandle>>>,
+    /// Publication to and directory from the registries, if configured (shared with the
+    /// metrics collector).
+    registry: Arc<Mutex<Option<registries::RelayRegistry>>>,
+    /// The local HTTP API, once started (`start_api`).
+    api: Mutex<Option<crate::api::ApiServer>>,
     /// The data directory and the task persisting the accounting count into it (only for a
     /// relay started from its config), stopped and saved once more on shutdown.
     accounting_saver: Mutex<Option<(std::path::PathBuf, tokio::task::JoinHandle<()>)>>,
@@ -151,6 +155,10 @@ impl RelayNode {
                 return Err(e);
             }
         }
+        if let Err(e) = node.start_api(cfg).await {
+            node.shutdown().await;
+            return Err(e);
+        }
         Ok(Some(node))
     }
 
@@ -179,6 +187,60 @@ impl RelayNode {
     /// The accounting budget's state now (`None`: no budget configured).
     pub fn accounting(&self) -> Option<braid_relay::service::AccountingState> {
         self.service.accounting()
+    }
+
+    /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
+    /// `data_dir`); returns where it listens. Replaces an earlier call's server.
+    pub async fn start_api(&self, cfg: &RelayConfig) -> Result<std::net::SocketAddr, NodeError> {
+        let (publish, snapshots) = {
+            let guard = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(r) => (Some(r.publish_status()), Some(r.snapshots())),
+                None => (None, None),
+            }
+        };
+        let mapped = self.mappings.lock().map(|m| m.is_some()).unwrap_or(false);
+        let source = status::RelayStatus {
+            peer_id: self.transport.peer_id().to_string(),
+            nickname: cfg.nickname.clone(),
+            stats: self.stats(),
+            advert: Arc::clone(&self.advert),
+            upnp: match (cfg.upnp, mapped) {
+                (false, _) => "off".into(),
+                (true, true) => "mapped".into(),
+                (true, false) => "not mapped (see the UPnP log line)".into(),
+            },
+            registries: cfg.registries.len(),
+            publish,
+            snapshots,
+            accounting: status::RelayStatus::accounting_of(cfg),
+        };
+        let server =
+            crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;
+        let metrics = crate::metrics::NodeMetrics::for_relay(self);
+        server.set_metrics(Arc::new(move || metrics.encode()));
+        let addr = server.local_addr();
+        let old = self
+            .api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(server);
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        Ok(addr)
+    }
+
+    /// Where the local HTTP API listens (`None`: not started).
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.local_addr())
+    }
+
+    /// The local HTTP API's state (e.g. to set its metrics text), if started.
+    pub fn api_state(&self) -> Option<crate::api::ApiState> {
+        let guard = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.state().clone())
     }
 
     /// Starts a relay with the given keys (the simulator passes fresh ones).
@@ -272,8 +334,9 @@ impl RelayNode {
             descriptor,
             advert,
             monitor: Mutex::new(None),
-            mappings: Mutex::new(mappings),
-            registry: Mutex::new(None),
+            mappings: Arc::new(Mutex::new(mappings)),
+            registry: Arc::new(Mutex::new(None)),
+            api: Mutex::new(None),
             accounting_saver: Mutex::new(None),
             descriptor_path: Mutex::new(None),
         })
@@ -345,6 +408,26 @@ impl RelayNode {
         self.service.stats()
     }
 
+    /// What the metrics collector reads (`crate::metrics`).
+    pub(crate) fn metrics_sources(&self) -> crate::metrics::relay::RelaySources {
+        crate::metrics::relay::RelaySources {
+            stats: self.service.stats(),
+            accounting: self.service.accounting_probe(),
+            upnp_enabled: self.mappings_configured(),
+            mappings: Arc::clone(&self.mappings),
+            registry: Arc::clone(&self.registry),
+            advert: Arc::clone(&self.advert),
+        }
+    }
+
+    /// Whether UPnP mapping was asked for and made at start.
+    fn mappings_configured(&self) -> bool {
+        self.mappings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// The transport (for tests and the simulator).
     pub fn transport(&self) -> &Transport {
         &self.transport
@@ -358,6 +441,10 @@ impl RelayNode {
     /// Stops the relay: no more reachability re-tests or dial-back answers, no new circuits,
     /// UPnP mappings removed, transport closed.
     pub async fn shutdown(&self) {
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(api) = api {
+            api.shutdown();
+        }
         let monitor = match self.monitor.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

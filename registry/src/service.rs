@@ -51,6 +51,8 @@ mod reachability;
 mod registry_role;
 #[cfg(feature = "server")]
 mod solo;
+#[cfg(feature = "server")]
+mod stats;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -97,6 +99,8 @@ pub use settings::{
 };
 #[cfg(feature = "server")]
 pub use solo::SoloReplica;
+#[cfg(feature = "server")]
+pub use stats::{PublishResult, RegistryStats};
 
 /// `/braid/registry/1` on the node's swarm.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::protocol::PROTOCOL_NAME);

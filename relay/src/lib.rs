@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod service;
 #[cfg(feature = "driver")]
 pub mod shared;
+pub mod stats;
 
 pub use cell::{BODY_LEN, CELL_LEN, Cell, CellKind, DestroyReason};
 pub use circuit::{ClientCircuit, HopCircuit};

@@ -34,6 +34,7 @@ use crate::cell::DestroyReason;
 use crate::error::RelayError;
 use crate::ratelimit::{AccountingLimit, BandwidthLimit};
 use crate::shared::{CIRCUIT_PROTOCOL, io};
+use crate::stats::{LatencyHistogram, RefusalReason};
 pub use limit::AccountingState;
 
 /// Limits a relay enforces. Every field is a real bound; none means "unlimited".
@@ -120,10 +121,16 @@ pub struct RelayStats {
     pub circuits_total: AtomicU64,
     /// Cells that failed authentication.
     pub integrity_failures: AtomicU64,
-    /// Relay cells processed.
+    /// Relay cells received and accepted (the `in` direction: authenticated at this hop).
     pub cells: AtomicU64,
+    /// Relay cells sent on (towards the next hop or back towards the client).
+    pub cells_out: AtomicU64,
     /// Circuits refused by a limit.
     pub refused: AtomicU64,
+    /// Circuits refused, per [`RefusalReason`] (indexed by [`RefusalReason::index`]).
+    pub refused_by: [AtomicU64; RefusalReason::ALL.len()],
+    /// Time from a `Create` cell read to the `Created` answer sent (an extend included).
+    pub handshake_latency: LatencyHistogram,
     /// Braided streams finished or failed at this exit.
     pub braids: AtomicU64,
     /// Fragments this exit rejected (forged, altered, replayed, duplicated).
@@ -138,6 +145,22 @@ impl RelayStats {
     }
     pub(crate) fn inc_cells(&self) {
         self.cells.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn inc_cells_out(&self) {
+        self.cells_out.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refuse(&self, reason: RefusalReason) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.refused_by.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Circuits refused for `reason` since start.
+    pub fn refused_for(&self, reason: RefusalReason) -> u64 {
+        self.refused_by
+            .get(reason.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -179,16 +202,32 @@ pub(crate) async fn next_relay_cell<R: tokio::io::AsyncRead + Unpin>(
 /// A running relay service.
 pub struct RelayService {
     stats: Arc<RelayStats>,
-    limiter: Arc<limit::Limiter>,
-    exit: Arc<exit::ExitContext>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
+}
+
+/// Reads a relay's accounting budget on demand (cheap to clone; keeps the service's shared
+/// state alive, not its task).
+#[derive(Clone)]
+pub struct AccountingProbe(Arc<Shared>);
+
+impl AccountingProbe {
+    /// The accounting budget now (`None`: no budget configured).
+    pub fn state(&self) -> Option<AccountingState> {
+        self.0.limiter.accounting_state()
+    }
+}
+
+impl std::fmt::Debug for AccountingProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountingProbe").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for RelayService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayService")
             .field("stats", &self.stats)
-            .field("limiter", &self.limiter)
             .finish_non_exhaustive()
     }
 }
@@ -239,17 +278,17 @@ impl RelayService {
             },
         });
         let limiter = Arc::new(limit::Limiter::new(config.bandwidth, config.accounting));
-        let exit_context = exit.clone();
         let shared = Arc::new(Shared {
             transport,
             circuits: Arc::new(Semaphore::new(limits.max_circuits)),
             measures: Arc::new(Semaphore::new(limits.max_measure_circuits)),
             per_peer: Mutex::new(HashMap::new()),
             stats: stats.clone(),
-            limiter: limiter.clone(),
+            limiter,
             config,
             exit,
         });
+        let held = shared.clone();
         let task = tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
                 let shared = shared.clone();
@@ -261,8 +300,7 @@ impl RelayService {
         });
         Ok(RelayService {
             stats,
-            limiter,
-            exit: exit_context,
+            shared: held,
             task,
         })
     }
@@ -275,24 +313,19 @@ impl RelayService {
     /// Changes the rate limit while circuits run (`None`: no limit); open circuits continue
     /// at the new rate.
     pub fn set_bandwidth(&self, bandwidth: Option<BandwidthLimit>) {
-        self.limiter.set_bandwidth(bandwidth);
+        self.shared.limiter.set_bandwidth(bandwidth);
     }
 
     /// Changes the accounting budget while circuits run (`None`: no budget); the bytes
     /// counted in this period are kept while the period length is unchanged.
     pub fn set_accounting(&self, accounting: Option<AccountingLimit>) {
-        self.limiter.set_accounting(accounting);
+        self.shared.limiter.set_accounting(accounting);
     }
 
     /// Resumes the accounting count persisted before a restart: `used` bytes in the period
     /// that began at `period_start` (ignored if that is not the current period).
     pub fn resume_accounting(&self, period_start: u64, used: u64) {
-        self.limiter.resume_accounting(period_start, used);
-    }
-
-    /// The accounting budget's state now (`None`: no budget configured).
-    pub fn accounting(&self) -> Option<AccountingState> {
-        self.limiter.accounting()
+        self.shared.limiter.resume_accounting(period_start, used);
     }
 
     /// Replaces the exit policy while circuits run: streams opened from now on are checked
@@ -300,6 +333,7 @@ impl RelayService {
     /// back, which needs a restart (the exit's resolver and circuit handling start with it).
     pub fn set_exit_policy(&self, policy: ExitPolicy) -> Result<(), String> {
         let mut current = self
+            .shared
             .exit
             .policy
             .write()
@@ -317,8 +351,18 @@ impl RelayService {
 
     /// A function giving the accounting state at any time, for a task that persists it.
     pub fn accounting_source(&self) -> impl Fn() -> Option<AccountingState> + Send + 'static {
-        let limiter = self.limiter.clone();
-        move || limiter.accounting()
+        let shared = self.shared.clone();
+        move || shared.limiter.accounting_state()
+    }
+
+    /// The accounting budget now (`None`: no budget configured).
+    pub fn accounting(&self) -> Option<AccountingState> {
+        self.shared.limiter.accounting_state()
+    }
+
+    /// A handle that reads the accounting budget later (for a metrics collector).
+    pub fn accounting_probe(&self) -> AccountingProbe {
+        AccountingProbe(self.shared.clone())
     }
 
     /// Stops accepting circuits. Open circuits end when the transport shuts down.

@@ -36,6 +36,28 @@ pub struct CircuitSettings {
     pub stream_queue: usize,
     /// Messages queued towards the circuit's writer.
     pub circuit_queue: usize,
+    /// Cells sent and received by every circuit built with these settings (shared: a
+    /// manager's circuits all count into its one [`Traffic`]).
+    pub traffic: Arc<Traffic>,
+}
+
+/// Cells a set of circuits sent and received since it was created (for status and rates).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Cells received from the network.
+    pub cells_in: AtomicU64,
+    /// Cells sent to the network.
+    pub cells_out: AtomicU64,
+}
+
+impl Traffic {
+    /// (cells in, cells out) so far.
+    pub fn cells(&self) -> (u64, u64) {
+        (
+            self.cells_in.load(Ordering::Relaxed),
+            self.cells_out.load(Ordering::Relaxed),
+        )
+    }
 }
 
 struct StreamSlot {
@@ -186,7 +208,7 @@ impl Circuit {
             writer,
             msg_rx,
             streams.clone(),
-            (closed.clone(), cells_in.clone()),
+            (closed.clone(), cells_in.clone(), settings.traffic.clone()),
         ));
         Arc::new(Circuit {
             msg_tx,
@@ -418,7 +440,7 @@ async fn run<R, W>(
     mut writer: CellWriter<W>,
     mut msg_rx: mpsc::Receiver<RelayMsg>,
     streams: StreamMap,
-    (closed, cells_in): (Arc<AtomicBool>, Arc<AtomicU64>),
+    (closed, cells_in, traffic): (Arc<AtomicBool>, Arc<AtomicU64>, Arc<Traffic>),
 ) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -439,6 +461,7 @@ async fn run<R, W>(
             if writer.write(&cell).await.is_err() {
                 return "write failed";
             }
+            traffic.cells_out.fetch_add(1, Ordering::Relaxed);
             if msg_rx.is_empty() {
                 // Let producers run once before flushing, so a burst leaves in few packets.
                 tokio::task::yield_now().await;
@@ -457,6 +480,7 @@ async fn run<R, W>(
                 Err(_) => return "read failed",
             };
             cells_in.fetch_add(1, Ordering::Relaxed);
+            traffic.cells_in.fetch_add(1, Ordering::Relaxed);
             if cell.kind == CellKind::Destroy {
                 debug!(reason = ?cell.destroy_reason(), "circuit destroyed by the network");
                 return "destroyed";

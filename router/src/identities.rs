@@ -4,11 +4,13 @@
 //! the key that takes it), so two SOCKS usernames never reach any relay under one peer id,
 //! and a key that comes back after its identity was closed gets a new one.
 //!
-//! Bounded: at most `max` identities at once. A new one first closes identities idle for
-//! `idle` (no open circuit was built on them); when the pool is still full, the least
-//! recently used idle one is closed; when every identity carries open circuits, the build
-//! is refused (`RouterError::Limit("client identities")`) rather than sharing one. The
-//! manager's own transport (directory fetches) is never one of them. It does not choose
+//! Bounded: at most `max` identities at once. An identity is *quiet* when none of its
+//! circuits carries an open stream. A new identity first closes those quiet and unused for
+//! `idle`; when the pool is still full, the least recently used one quiet for at least
+//! [`RECLAIM_GRACE`] is closed, with its circuits (they carry no stream; the key that owned
+//! them gets a fresh identity next time). Only when every identity carries open streams is
+//! the build refused (`RouterError::Limit("client identities")`) rather than sharing one.
+//! The manager's own transport (directory fetches) is never one of them. It does not choose
 //! paths or build circuits.
 
 use std::sync::{Arc, Weak};
@@ -30,11 +32,28 @@ struct Slot {
     last_used: Instant,
 }
 
+/// How long an identity must have been unused before a new key may take its place: a
+/// circuit just built or handed over has no stream yet for a moment.
+pub const RECLAIM_GRACE: Duration = Duration::from_secs(5);
+
 impl Slot {
-    fn idle(&mut self) -> bool {
+    /// No circuit of this identity carries an open stream (closed circuits are forgotten).
+    fn quiet(&mut self) -> bool {
         self.circuits
             .retain(|c| c.upgrade().is_some_and(|c| !c.is_closed()));
-        self.circuits.is_empty()
+        self.circuits
+            .iter()
+            .filter_map(Weak::upgrade)
+            .all(|c| c.stream_count() == 0)
+    }
+
+    /// Closes the identity's circuits and its swarm.
+    fn close(self) {
+        for c in self.circuits.iter().filter_map(Weak::upgrade) {
+            c.close();
+        }
+        debug!("client identity closed");
+        tokio::spawn(async move { self.transport.shutdown().await });
     }
 }
 
@@ -142,16 +161,15 @@ impl ClientIdentities {
         }
     }
 
-    /// Closes identities idle too long, then, if the pool is full, the least recently used
-    /// idle one; refuses when every identity carries open circuits.
+    /// Closes identities quiet and unused for `idle`, then, if the pool is full, the least
+    /// recently used one quiet for [`RECLAIM_GRACE`]; refuses when none can go.
     fn make_room(&self, slots: &mut Vec<Slot>) -> Result<(), RouterError> {
         let now = Instant::now();
-        let mut closed = Vec::new();
         let mut i = 0;
         while i < slots.len() {
             let expired = now.duration_since(slots[i].last_used) > self.idle;
-            if expired && slots[i].idle() {
-                closed.push(slots.remove(i));
+            if expired && slots[i].quiet() {
+                slots.remove(i).close();
             } else {
                 i += 1;
             }
@@ -160,17 +178,14 @@ impl ClientIdentities {
             let oldest = slots
                 .iter_mut()
                 .enumerate()
-                .filter_map(|(i, s)| s.idle().then_some((i, s.last_used)))
+                .filter(|(_, s)| now.duration_since(s.last_used) >= RECLAIM_GRACE)
+                .filter_map(|(i, s)| s.quiet().then_some((i, s.last_used)))
                 .min_by_key(|(_, at)| *at)
                 .map(|(i, _)| i);
             match oldest {
-                Some(i) => closed.push(slots.remove(i)),
+                Some(i) => slots.remove(i).close(),
                 None => return Err(RouterError::Limit("client identities")),
             }
-        }
-        for slot in closed {
-            debug!("client identity closed");
-            tokio::spawn(async move { slot.transport.shutdown().await });
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,14 +25,17 @@ use crate::error::RouterError;
 use crate::identities::ClientIdentities;
 use crate::path::{Candidate, PathConstraints, select_path};
 use crate::socks5::IsolationKey;
+use crate::stats::RouterStats;
 use crate::strands::StrandSet;
 
 mod guarded;
 mod preemptive;
 mod sets;
+mod summary;
 
 pub use guarded::{SAVE_INTERVAL, guard_eligible};
 pub use preemptive::{REFILL_WAIT, Refill};
+pub use summary::CircuitSummary;
 
 /// Client-side settings.
 #[derive(Debug, Clone)]
@@ -59,8 +63,8 @@ pub struct RouterSettings {
     /// Client identities (libp2p swarms with fresh keys, see [`crate::identities`]) at once:
     /// one per isolation key and per clean circuit built ahead, never shared across keys.
     pub max_client_identities: usize,
-    /// Build circuits on a client identity per isolation key (see [`crate::identities`]);
-    /// `false`: on the manager's own transport, one identity for everything.
+    /// Build circuits on a client identity per isolation key (see [`crate::identities`]),
+    /// the default; `false`: on the manager's own transport, one identity for everything.
     pub identity_per_key: bool,
     /// Entry guard settings; the primary guards are `max(guards.primary, strands)`.
     pub guards: crate::guards::GuardSettings,
@@ -77,6 +81,7 @@ impl Default for RouterSettings {
                 max_streams: 64,
                 stream_queue: 16,
                 circuit_queue: 64,
+                traffic: Default::default(),
             },
             stream_timeout: Duration::from_secs(20),
             max_circuits: 64,
@@ -85,8 +90,8 @@ impl Default for RouterSettings {
             strands: 3,
             braid: BraidSettings::default(),
             preemptive: 1,
-            max_client_identities: 16,
-            identity_per_key: false,
+            max_client_identities: 32,
+            identity_per_key: true,
             guards: crate::guards::GuardSettings::default(),
             guard_file: None,
         }
@@ -173,6 +178,8 @@ pub struct CircuitManager {
     /// The identities circuits are built on (never `transport`'s).
     identities: ClientIdentities,
     guards: guarded::SharedKeeper,
+    /// Counters for metrics.
+    stats: Arc<RouterStats>,
 }
 
 impl std::fmt::Debug for CircuitManager {
@@ -212,7 +219,13 @@ impl CircuitManager {
                 settings.max_dirtiness,
             ),
             settings,
+            stats: Arc::new(RouterStats::default()),
         }
+    }
+
+    /// The proxy side's counters (circuits, streams, strands, fragments).
+    pub fn stats(&self) -> &Arc<RouterStats> {
+        &self.stats
     }
 
     /// The transport circuits for `isolation` are built on: that key's own client identity
@@ -256,6 +269,7 @@ impl CircuitManager {
 
     /// Records a finished braided stream (bounded; the oldest are dropped).
     pub fn record(&self, record: StreamRecord) {
+        self.stats.add_report(&record.report);
         if let Ok(mut r) = self.records.lock() {
             if r.len() >= MAX_BUILD_SAMPLES {
                 r.pop_front();
@@ -649,7 +663,19 @@ impl CircuitManager {
         )
         .await;
         self.report_build(relays, first, built.as_ref().map(|_| ()));
-        let circuit = built?;
+        let circuit = match built {
+            Ok(c) => {
+                self.stats.circuits_built.fetch_add(1, Ordering::Relaxed);
+                self.stats.build_latency.observe(c.build_time);
+                c
+            }
+            Err(e) => {
+                self.stats
+                    .circuit_build_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         self.identities.track(transport.peer_id(), &circuit).await;
         debug!(ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
         if let Ok(mut b) = self.build_times.lock() {

@@ -1,10 +1,10 @@
-//! The SOCKS5 front door: accepts app connections, opens braid streams for them, pumps bytes.
+//! The front doors: accepts app connections on the SOCKS port (SOCKS5, SOCKS4/4a) and on the
+//! HTTP CONNECT port, opens braid streams for them, pumps bytes.
 //!
 //! Never resolves a hostname locally: domain targets go to the exit as names. Never logs the
 //! app's address or the target above debug level. Bounded: at most `max_clients` connections
-//! are served at once; others wait in the kernel's accept queue.
+//! are served at once on each port; others wait in the kernel's accept queue.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +16,15 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
 use crate::manager::{CircuitManager, Refill, StreamRecord};
-use crate::socks5::IsolationKey;
-use crate::socks5::{self, Command, ReplyCode, TargetAddr};
-use crate::strands;
+use crate::socks5::{self, Command, ReplyCode, SocksRequest, TargetAddr};
+use crate::{http_connect, strands};
 
-/// SOCKS5 server settings.
+/// SOCKS and HTTP CONNECT server settings.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// Time allowed for an app to finish the SOCKS handshake.
+    /// Time allowed for an app to finish the SOCKS handshake or send its HTTP CONNECT head.
     pub handshake_timeout: Duration,
-    /// App connections served at once.
+    /// App connections served at once, per port.
     pub max_clients: usize,
 }
 
@@ -38,8 +37,36 @@ impl Default for ProxySettings {
     }
 }
 
-/// Serves SOCKS5 on `listener` until the task is dropped.
+/// Which front door a listener is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// SOCKS5 and SOCKS4/4a (and the "not an HTTP proxy" page).
+    Socks,
+    /// HTTP CONNECT.
+    HttpConnect,
+}
+
+/// Serves SOCKS5 and SOCKS4/4a on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, manager: Arc<CircuitManager>, settings: ProxySettings) {
+    accept_loop(listener, manager, settings, Port::Socks).await;
+}
+
+/// Serves HTTP CONNECT on `listener` until the task is dropped: the same streams, circuits and
+/// isolation as the SOCKS port, but HTTP CONNECT clients never share a circuit with SOCKS ones.
+pub async fn serve_http_connect(
+    listener: TcpListener,
+    manager: Arc<CircuitManager>,
+    settings: ProxySettings,
+) {
+    accept_loop(listener, manager, settings, Port::HttpConnect).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    manager: Arc<CircuitManager>,
+    settings: ProxySettings,
+    port: Port,
+) {
     let permits = Arc::new(Semaphore::new(settings.max_clients));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -56,23 +83,35 @@ pub async fn serve(listener: TcpListener, manager: Arc<CircuitManager>, settings
         let manager = manager.clone();
         let settings = settings.clone();
         tokio::spawn(async move {
-            serve_one(tcp, manager, &settings).await;
+            serve_one(tcp, manager, &settings, port).await;
             drop(permit);
         });
     }
 }
 
-async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &ProxySettings) {
+async fn serve_one(
+    mut tcp: TcpStream,
+    manager: Arc<CircuitManager>,
+    settings: &ProxySettings,
+    port: Port,
+) {
     let _ = tcp.set_nodelay(true);
-    let request = match tokio::time::timeout(
-        settings.handshake_timeout,
-        socks5::driver::accept(&mut tcp, socks5::MAX_HANDSHAKE_LEN),
-    )
-    .await
-    {
+    let handshake = async {
+        match port {
+            Port::Socks => socks5::driver::accept(&mut tcp, socks5::MAX_HANDSHAKE_LEN).await,
+            Port::HttpConnect => http_connect::accept(&mut tcp).await,
+        }
+    };
+    let request = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
         Ok(Ok(r)) => r,
+        Ok(Err(socks5::SocksError::HttpOnSocksPort)) => {
+            info!(
+                "an app sent plain HTTP to the SOCKS port; answered that it is not an HTTP proxy"
+            );
+            return;
+        }
         Ok(Err(e)) => {
-            debug!(error = %e, "socks handshake failed");
+            debug!(error = %e, "app handshake failed");
             return;
         }
         Err(_) => {
@@ -88,20 +127,19 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         TargetAddr::Ip(sa) => Target::Ip(*sa),
         TargetAddr::Domain(h, p) => Target::Domain(h.clone(), *p),
     };
-    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     if manager.settings().strands > 1 {
-        serve_braided(tcp, manager, target, &request.isolation).await;
+        serve_braided(tcp, manager, target, &request).await;
         return;
     }
     let (circuit, stream, refill) = match manager.connect(&target, &request.isolation).await {
         Ok(x) => x,
         Err(e) => {
             info!(target = %target.redacted(), error = %e, "stream failed");
-            let _ = socks5::driver::send_reply(&mut tcp, e.reply_code(), unspecified).await;
+            let _ = socks5::driver::answer(&mut tcp, &request, e.reply_code()).await;
             return;
         }
     };
-    if socks5::driver::send_reply(&mut tcp, ReplyCode::Succeeded, unspecified)
+    if socks5::driver::answer(&mut tcp, &request, ReplyCode::Succeeded)
         .await
         .is_err()
     {
@@ -109,6 +147,7 @@ async fn serve_one(mut tcp: TcpStream, manager: Arc<CircuitManager>, settings: &
         return;
     }
     debug!(target = ?target, "stream open");
+    let _open = manager.stats().stream_opened();
     let id = stream.id;
     let answered = move || refill.iter().for_each(Refill::answered);
     let result = pump_answered(tcp, id, stream.max_data, stream.rx, stream.tx, answered).await;
@@ -123,14 +162,13 @@ async fn serve_braided(
     mut tcp: TcpStream,
     manager: Arc<CircuitManager>,
     target: Target,
-    isolation: &IsolationKey,
+    request: &SocksRequest,
 ) {
-    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let opened = match strands::open(&manager, &target, isolation).await {
+    let opened = match strands::open(&manager, &target, &request.isolation).await {
         Ok(o) => o,
         Err(e) => {
             info!(target = %target.redacted(), error = %e, "stream failed");
-            let _ = socks5::driver::send_reply(&mut tcp, e.reply_code(), unspecified).await;
+            let _ = socks5::driver::answer(&mut tcp, request, e.reply_code()).await;
             return;
         }
     };
@@ -139,7 +177,7 @@ async fn serve_braided(
         state,
         mut supply,
     } = opened;
-    if socks5::driver::send_reply(&mut tcp, ReplyCode::Succeeded, unspecified)
+    if socks5::driver::answer(&mut tcp, request, ReplyCode::Succeeded)
         .await
         .is_err()
     {
@@ -147,6 +185,7 @@ async fn serve_braided(
         return;
     }
     debug!(target = ?target, "braided stream open");
+    let _open = manager.stats().stream_opened();
     let settings = manager.settings().braid.clone();
     let report = braid::run(tcp, state, events, &mut supply, &settings).await;
     debug!(

@@ -8,7 +8,16 @@
 //! timeout, and it never resolves a host name. A domain target stays a name
 //! ([`TargetAddr::Domain`]) so that the exit resolves it (what curl calls `socks5h`).
 //!
-//! Policy, in one place:
+//! The SOCKS port also speaks SOCKS4 and SOCKS4a, and answers a browser that mistakes it for an
+//! HTTP proxy: the first byte decides. 5 is SOCKS5 (below), 4 is SOCKS4/4a (its policy is in
+//! `socks5/v4.rs`), and the first letter of an HTTP method (`G`, `P`, `H`, `C`, `O`, `D`) reads
+//! the request head (at most [`HTTP_HEAD_READ_LIMIT`] bytes) and fails with a short `501` page
+//! saying that this is a SOCKS proxy and how to configure the browser or the proxy's HTTP
+//! CONNECT port ([`crate::http_connect::NOT_AN_HTTP_PROXY`]). Any other first byte is
+//! [`SocksError::BadVersion`], closed without a reply. [`SocksRequest::reply`] answers in the
+//! protocol the client spoke.
+//!
+//! SOCKS5 policy, in one place:
 //! - Methods: USERNAME/PASSWORD (0x02) when offered, else NO AUTH (0x00), else `05 FF` and
 //!   close. Any credentials are accepted: they only select an [`IsolationKey`], like Tor's
 //!   `IsolateSOCKSAuth`.
@@ -18,8 +27,8 @@
 //!   name", and 0x04 (host unreachable) would claim we tried. A name that is an IPv4 literal
 //!   becomes [`TargetAddr::Ip`], so exit policies can judge it.
 //! - A non-zero RSV byte gets reply 0x01. An unknown address type gets 0x08.
-//! - A wrong version byte in the greeting or the request gets no reply: the peer does not speak
-//!   SOCKS5, so no reply would mean anything to it. A wrong sub-negotiation version gets the RFC
+//! - A wrong version byte in the request gets no reply: the peer does not speak SOCKS5, so no
+//!   reply would mean anything to it. A wrong sub-negotiation version gets the RFC
 //!   1929 failure status `01 01`.
 
 use std::fmt;
@@ -27,7 +36,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 #[cfg(feature = "driver")]
 pub mod driver;
+mod v4;
 mod wire;
+
+pub use v4::{MAX_HOSTNAME_LEN, MAX_REQUEST_LEN as MAX_SOCKS4_REQUEST_LEN, MAX_USERID_LEN};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -37,8 +49,19 @@ use wire::{ParseError, RawAddr};
 
 /// The largest well-formed handshake in bytes: a greeting with 255 methods (257), a
 /// username/password request with two 255-byte fields (513) and a request with a 255-byte name
-/// (262). A driver's byte limit at or above this never rejects a valid client.
+/// (262). A driver's byte limit at or above this never rejects a valid client: a SOCKS4a
+/// request ([`MAX_SOCKS4_REQUEST_LEN`]) and the HTTP head read on the SOCKS port
+/// ([`HTTP_HEAD_READ_LIMIT`]) are shorter.
 pub const MAX_HANDSHAKE_LEN: usize = 257 + 513 + 262;
+
+/// How much of an HTTP request head the SOCKS port reads before it answers with the "not an
+/// HTTP proxy" page: the head up to its blank line, or this many bytes of a longer one (the
+/// page is sent either way; reading first keeps the kernel from resetting the connection over
+/// unread bytes before the browser has read the page).
+pub const HTTP_HEAD_READ_LIMIT: usize = 1024;
+
+const _: () = assert!(HTTP_HEAD_READ_LIMIT < MAX_HANDSHAKE_LEN);
+const _: () = assert!(v4::MAX_REQUEST_LEN < MAX_HANDSHAKE_LEN);
 
 /// Where the client asks to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,6 +116,17 @@ impl fmt::Display for Redacted<'_> {
 pub struct IsolationKey(pub Vec<u8>);
 
 impl IsolationKey {
+    /// The key of an HTTP CONNECT client: `00 00 'H'` followed by its `Proxy-Authorization`
+    /// value, if any. No SOCKS key starts with `00 00` and is longer than two bytes, so HTTP
+    /// CONNECT streams never share a circuit with SOCKS streams (as Tor isolates by port).
+    pub fn http_connect(proxy_authorization: Option<&[u8]>) -> Self {
+        let auth = proxy_authorization.unwrap_or_default();
+        let mut key = Vec::with_capacity(3 + auth.len());
+        key.extend_from_slice(&[0, 0, b'H']);
+        key.extend_from_slice(auth);
+        Self(key)
+    }
+
     /// The key for a username/password pair.
     fn from_credentials(username: &[u8], password: &[u8]) -> Self {
         let mut key = Vec::with_capacity(2 + username.len() + password.len());
@@ -146,16 +180,43 @@ impl From<Command> for u8 {
     }
 }
 
+/// The protocol an app spoke to ask for its stream, and so the one its answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// SOCKS4 or SOCKS4a, on the SOCKS port.
+    Socks4,
+    /// SOCKS5, on the SOCKS port.
+    Socks5,
+    /// HTTP CONNECT, on the HTTP CONNECT port ([`crate::http_connect`]).
+    HttpConnect,
+}
+
 /// A parsed request the proxy should serve. Sent by the client; the receiver builds a stream to
-/// `target` on a circuit chosen by `isolation`, then answers with [`encode_reply`].
+/// `target` on a circuit chosen by `isolation`, then answers with [`SocksRequest::reply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocksRequest {
+    /// The protocol the client spoke; the reply must be in it.
+    pub protocol: Protocol,
     /// The command; always [`Command::Connect`] today, since the others are refused.
     pub command: Command,
     /// Where to connect.
     pub target: TargetAddr,
     /// The stream-isolation key from the credentials.
     pub isolation: IsolationKey,
+}
+
+impl SocksRequest {
+    /// The answer to this request, in the client's protocol: a SOCKS5 reply bound to
+    /// `0.0.0.0:0` (a circuit stream has no local address to tell), a SOCKS4 reply (granted for
+    /// [`ReplyCode::Succeeded`], rejected otherwise), or an HTTP status line
+    /// ([`crate::http_connect::response`]). After a failure the server closes.
+    pub fn reply(&self, code: ReplyCode) -> Vec<u8> {
+        match self.protocol {
+            Protocol::Socks5 => encode_reply(code, UNSPECIFIED),
+            Protocol::Socks4 => v4::encode_reply(code),
+            Protocol::HttpConnect => crate::http_connect::response(code),
+        }
+    }
 }
 
 /// The REP field of a reply (RFC 1928 §6).
@@ -191,13 +252,40 @@ pub fn encode_reply(code: ReplyCode, bound: SocketAddr) -> Vec<u8> {
 /// The bound address sent with failure replies.
 const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
-/// Why a handshake failed.
+/// Why a handshake on an app port failed: SOCKS4/4a/5 on the SOCKS port, HTTP CONNECT on the
+/// HTTP CONNECT port.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SocksError {
-    /// The greeting or request did not start with version 5 (e.g. a SOCKS4 or HTTP client).
-    #[error("SOCKS version byte {0:#04x}, expected 0x05")]
+    /// The first byte is neither a SOCKS version (4, 5) nor the start of an HTTP method, or a
+    /// SOCKS5 request did not start with version 5.
+    #[error("SOCKS version byte {0:#04x}, expected 0x04 or 0x05")]
     BadVersion(u8),
+    /// An HTTP request arrived on the SOCKS port (a browser set to use it as an HTTP proxy);
+    /// it is answered with the "not an HTTP proxy" page.
+    #[error("an HTTP request on the SOCKS port")]
+    HttpOnSocksPort,
+    /// A SOCKS4 request asked for `0.0.0.0` without a SOCKS4a host name.
+    #[error("SOCKS4 request for the unspecified address 0.0.0.0")]
+    UnspecifiedAddress,
+    /// A NUL-terminated SOCKS4 field (user id, host name) ran past its limit.
+    #[error("{field} longer than {limit} bytes")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its limit in bytes.
+        limit: usize,
+    },
+    /// An HTTP CONNECT request could not be parsed (`httparse` says why), or its target is not
+    /// `host:port`.
+    #[error("bad HTTP CONNECT request: {0}")]
+    HttpMalformed(&'static str),
+    /// The HTTP request's method is not CONNECT (answered `405`).
+    #[error("HTTP method other than CONNECT")]
+    HttpMethodNotAllowed,
+    /// The HTTP request head passed the size or header-count limit (answered `431`).
+    #[error("HTTP request head too large: {0}")]
+    HttpTooLarge(&'static str),
     /// The client offered neither NO AUTH nor USERNAME/PASSWORD.
     #[error("client offered no acceptable authentication method")]
     NoAcceptableMethod,
@@ -251,26 +339,47 @@ pub enum SocksError {
 }
 
 impl SocksError {
-    /// The bytes to send the client before closing, if any: the reply a SOCKS5 client expects
-    /// at the stage where this error is detected.
-    fn reply(&self) -> Option<Vec<u8>> {
+    /// The bytes to send the client before closing, if any: the reply a client of `protocol`
+    /// expects at the stage where this error is detected. (The HTTP CONNECT parser writes its
+    /// own responses; its errors carry none here.)
+    fn reply(&self, protocol: Protocol) -> Option<Vec<u8>> {
         let code = match self {
+            Self::HttpOnSocksPort => {
+                return Some(crate::http_connect::NOT_AN_HTTP_PROXY.to_vec());
+            }
             Self::NoAcceptableMethod => {
                 return Some(vec![wire::SOCKS_VERSION, wire::METHOD_NONE_ACCEPTABLE]);
             }
             Self::BadAuthVersion(_) => return Some(vec![wire::AUTH_VERSION, 0x01]),
             Self::UnsupportedCommand(_) => ReplyCode::CommandNotSupported,
             Self::UnsupportedAddressType(_) => ReplyCode::AddressTypeNotSupported,
-            Self::BadReserved(_) | Self::BadDomain { .. } => ReplyCode::GeneralFailure,
+            Self::BadReserved(_)
+            | Self::BadDomain { .. }
+            | Self::UnspecifiedAddress
+            | Self::FieldTooLong { .. } => ReplyCode::GeneralFailure,
             Self::BadVersion(_)
             | Self::Malformed(_)
             | Self::Finished
             | Self::TooLong { .. }
             | Self::Closed { .. }
-            | Self::Io { .. } => return None,
+            | Self::Io { .. }
+            | Self::HttpMalformed(_)
+            | Self::HttpMethodNotAllowed
+            | Self::HttpTooLarge(_) => return None,
         };
-        Some(encode_reply(code, UNSPECIFIED))
+        Some(match protocol {
+            Protocol::Socks4 => v4::encode_reply(code),
+            Protocol::Socks5 | Protocol::HttpConnect => encode_reply(code, UNSPECIFIED),
+        })
     }
+}
+
+/// A server handshake run by [`driver::accept_with`]: the SOCKS port's [`Handshake`], or the
+/// HTTP CONNECT port's [`crate::http_connect::Handshake`].
+pub trait ServerHandshake {
+    /// Feeds bytes received from the client, starting at the first byte not yet consumed.
+    /// Returns how many bytes of `input` were consumed and what to do next.
+    fn handle(&mut self, input: &[u8]) -> (usize, Action);
 }
 
 /// What the caller of [`Handshake::handle`] must do next.
@@ -301,8 +410,10 @@ pub enum Action {
 /// Where the handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// Waiting for the method greeting.
+    /// Waiting for the first byte, then the SOCKS5 method greeting or the SOCKS4 request.
     Greeting,
+    /// An HTTP request on the SOCKS port: reading its head before the "not an HTTP proxy" page.
+    HttpHead,
     /// USERNAME/PASSWORD was chosen; waiting for the credentials.
     Credentials,
     /// Waiting for the request; the isolation key is known.
@@ -315,6 +426,7 @@ enum Stage {
 #[derive(Debug)]
 pub struct Handshake {
     stage: Stage,
+    protocol: Protocol,
     isolation: IsolationKey,
 }
 
@@ -329,6 +441,7 @@ impl Handshake {
     pub fn new() -> Self {
         Self {
             stage: Stage::Greeting,
+            protocol: Protocol::Socks5,
             isolation: IsolationKey::default(),
         }
     }
@@ -338,7 +451,8 @@ impl Handshake {
     /// to do next.
     pub fn handle(&mut self, input: &[u8]) -> (usize, Action) {
         let step = match self.stage {
-            Stage::Greeting => self.on_greeting(input),
+            Stage::Greeting => self.on_first_message(input),
+            Stage::HttpHead => on_http_head(input),
             Stage::Credentials => self.on_credentials(input),
             Stage::Request => self.on_request(input),
             Stage::Finished => Err(ParseError::Malformed(SocksError::Finished)),
@@ -348,9 +462,27 @@ impl Handshake {
             Err(ParseError::Incomplete { at_least }) => (0, Action::NeedMore { at_least }),
             Err(ParseError::Malformed(error)) => {
                 self.stage = Stage::Finished;
-                let reply = error.reply();
+                let reply = error.reply(self.protocol);
                 (0, Action::Fail { reply, error })
             }
+        }
+    }
+
+    /// The first byte says which protocol the client speaks.
+    fn on_first_message(&mut self, input: &[u8]) -> Result<(usize, Action), ParseError> {
+        match input.first() {
+            None => Err(ParseError::Incomplete { at_least: 1 }),
+            Some(&v4::VERSION) => {
+                self.protocol = Protocol::Socks4;
+                let (request, len) = v4::parse_request(input)?;
+                self.stage = Stage::Finished;
+                Ok((len, Action::Done(request)))
+            }
+            Some(&first) if crate::http_connect::is_method_start(first) => {
+                self.stage = Stage::HttpHead;
+                on_http_head(input)
+            }
+            Some(_) => self.on_greeting(input),
         }
     }
 
@@ -395,6 +527,7 @@ impl Handshake {
         };
         self.stage = Stage::Finished;
         let request = SocksRequest {
+            protocol: Protocol::Socks5,
             command,
             target,
             isolation: std::mem::take(&mut self.isolation),
@@ -403,9 +536,27 @@ impl Handshake {
     }
 }
 
+impl ServerHandshake for Handshake {
+    fn handle(&mut self, input: &[u8]) -> (usize, Action) {
+        Handshake::handle(self, input)
+    }
+}
+
+/// Reads an HTTP request head sent to the SOCKS port up to its end (or
+/// [`HTTP_HEAD_READ_LIMIT`]), then fails with [`SocksError::HttpOnSocksPort`], whose reply is
+/// the "not an HTTP proxy" page.
+fn on_http_head(input: &[u8]) -> Result<(usize, Action), ParseError> {
+    if crate::http_connect::head_ended(input) || input.len() >= HTTP_HEAD_READ_LIMIT {
+        return Err(ParseError::Malformed(SocksError::HttpOnSocksPort));
+    }
+    let at_least =
+        crate::http_connect::head_read_len(input).min(HTTP_HEAD_READ_LIMIT - input.len());
+    Err(ParseError::Incomplete { at_least })
+}
+
 /// Checks a requested domain name and turns it into a target; an IPv4 literal becomes an IP
 /// target.
-fn domain_target(name: &[u8], port: u16) -> Result<TargetAddr, SocksError> {
+pub(crate) fn domain_target(name: &[u8], port: u16) -> Result<TargetAddr, SocksError> {
     if name.is_empty() {
         return Err(SocksError::BadDomain {
             reason: "empty name",

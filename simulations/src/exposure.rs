@@ -314,18 +314,29 @@ impl World<'_> {
                 return Err(ExposureError("no primary guard".into()));
             }
             let forced: Vec<Option<usize>> = primary.iter().map(|&g| Some(g)).collect();
-            let mut exposed = false;
-            for _ in 0..p.streams {
-                let firsts = self.stream(&forced, rng)?;
-                t.streams += 1;
-                if firsts {
-                    t.exposed_streams += 1;
-                    exposed = true;
-                }
-            }
-            t.exposed_clients += usize::from(exposed);
+            self.client(&mut t, p.streams, &forced, rng)?;
         }
         Ok(t)
+    }
+
+    /// One client's `streams` streams, each with first hops `guards`, counted into `t`.
+    fn client(
+        &self,
+        t: &mut Tally,
+        streams: usize,
+        guards: &[Option<usize>],
+        rng: &mut StdRng,
+    ) -> Result<(), ExposureError> {
+        let mut exposed = false;
+        for _ in 0..streams {
+            t.streams += 1;
+            if self.stream(guards, rng)? {
+                t.exposed_streams += 1;
+                exposed = true;
+            }
+        }
+        t.exposed_clients += usize::from(exposed);
+        Ok(())
     }
 
     /// Clients without guards: K fresh first hops per stream, and `rebuilds` more.
@@ -347,16 +358,7 @@ impl World<'_> {
         };
         let fresh = vec![None; k + rebuilds];
         for _ in 0..p.clients {
-            let mut exposed = false;
-            for _ in 0..p.streams {
-                let firsts = self.stream(&fresh, rng)?;
-                t.streams += 1;
-                if firsts {
-                    t.exposed_streams += 1;
-                    exposed = true;
-                }
-            }
-            t.exposed_clients += usize::from(exposed);
+            self.client(&mut t, p.streams, &fresh, rng)?;
         }
         Ok(t)
     }

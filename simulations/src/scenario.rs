@@ -22,7 +22,7 @@ pub struct Scenario {
     /// Strands per stream (K, 1..=8).
     pub strands: usize,
     /// The proxy builds circuits on a client identity per SOCKS username (proxy key
-    /// `client_identity_per_key`). Default false.
+    /// `client_identity_per_key`). Default true.
     pub client_identity_per_key: bool,
     /// Registry nodes (0..=9). With some, relays publish their descriptors to them and the
     /// proxy learns the network from their signed directory snapshot; with 0 the harness hands
@@ -83,7 +83,7 @@ impl Default for Scenario {
             exits: 3,
             hops: 3,
             strands: 3,
-            client_identity_per_key: false,
+            client_identity_per_key: true,
             registries: 3,
             relay_rate: None,
             exit_rate: None,
@@ -111,7 +111,7 @@ impl Scenario {
             exits,
             hops,
             strands: 3,
-            client_identity_per_key: false,
+            client_identity_per_key: true,
             registries: 0,
             relay_rate: None,
             exit_rate: None,

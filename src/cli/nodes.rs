@@ -10,6 +10,7 @@ use braid_node::config::RegistryConfig;
 use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, load_config};
 
 use super::log::Logging;
+use super::notify;
 use super::stop::Signals;
 
 /// Re-reads the config at `path` on SIGHUP and applies its log level; `None` (and a warning)
@@ -46,6 +47,7 @@ fn needs_restart<T: serde::Serialize>(old: &T, new: &T) {
 pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
     let mut signals = Signals::install()?;
     let cfg: RelayConfig = load_config(&config)?;
+    notify::status("starting");
     let started = RelayNode::from_config_or_stop(&cfg, signals.stopped()).await;
     let Some(node) = started.map_err(|e| e.in_file(&config))? else {
         return Ok(ExitCode::SUCCESS);
@@ -64,6 +66,7 @@ pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<Exit
                 .unwrap_or_else(|| "not advertised".into())
         );
     }
+    notify::ready(&format!("ready advertised={}", node.advertises()));
     let mut running = cfg;
     signals
         .serve(|| {
@@ -87,6 +90,7 @@ pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<Exit
             running = braid_node::relay_node::merged(&running, &new, &lines);
         })
         .await;
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -94,11 +98,16 @@ pub(crate) async fn relay(config: PathBuf, logging: &mut Logging) -> Result<Exit
 pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
     let mut signals = Signals::install()?;
     let cfg: ProxyConfig = load_config(&config)?;
+    notify::status("starting");
     let node = tokio::select! {
         node = ProxyNode::from_config(&cfg) => node.map_err(|e| e.in_file(&config))?,
         () = signals.stopped() => return Ok(ExitCode::SUCCESS),
     };
+    if let Some(http) = node.http_connect_addr() {
+        println!("http_connect={http}");
+    }
     println!("ready socks5={}", node.socks_addr());
+    notify::ready(&format!("ready socks5={}", node.socks_addr()));
     let mut running = cfg;
     signals
         .serve(|| {
@@ -108,6 +117,7 @@ pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<Exit
             }
         })
         .await;
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -115,11 +125,13 @@ pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<Exit
 pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<ExitCode> {
     let mut signals = Signals::install()?;
     let cfg: RegistryConfig = load_config(&config)?;
+    notify::status("starting");
     let node = tokio::select! {
         node = RegistryNode::from_config(&cfg) => node.map_err(|e| e.in_file(&config))?,
         () = signals.stopped() => return Ok(ExitCode::SUCCESS),
     };
     println!("ready peer_id={}", node.peer_id());
+    notify::ready(&format!("ready peer_id={}", node.peer_id()));
     // One stdout line whenever the Raft role changes (operators and tests watch these).
     let roles = async {
         let mut last = None;
@@ -148,6 +160,7 @@ pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<E
         () = serve => {}
         () = roles => {}
     }
+    notify::stopping();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

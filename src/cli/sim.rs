@@ -22,7 +22,14 @@ pub(crate) async fn sim(
     let net = SimNetwork::start(&s).await?;
     run::wait_ready(&net, Duration::from_secs(30)).await?;
     if serve {
-        println!("ready socks5={}", net.socks_addr());
+        // The sim's proxy serves the local API too (status page, `braid status`).
+        let api = net.proxy.start_api(net.proxy_config()).await?;
+        let token = braid_node::api::client::token_file(&net.proxy_config().data_dir);
+        println!(
+            "ready socks5={} api=http://{api} token={}",
+            net.socks_addr(),
+            token.display()
+        );
         wait_for_stop(for_secs).await?;
         net.shutdown().await;
         return Ok(ExitCode::SUCCESS);

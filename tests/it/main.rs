@@ -12,15 +12,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod app_ports;
 mod config_errors;
 mod e2e_curl;
 mod exit_policy;
 mod layers;
+mod manual;
 mod ops;
 mod ops_signals;
 mod registry_e2e;
+mod sd_notify;
 mod sim_serve;
 mod socks_peers;
+mod status_page;
 mod strands_curl;
 mod support;
 mod upnp_netns;

@@ -6,10 +6,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, sigterm};
+use crate::support::{
+    HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, one_sim_at_a_time, sigterm,
+};
 
 #[test]
 fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
+    let _sim = one_sim_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let http = HttpServer::loopback();
     let mut cmd = Command::new(braid_bin());
@@ -18,7 +21,8 @@ fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
     let mut sim = Proc::spawn("braid sim --serve", cmd, &tmp.path().join("sim.stderr"));
     let addr = sim.wait_line("ready socks5=", Duration::from_secs(60));
     eprintln!("sim ready at {addr} after {:?}", started.elapsed());
-    let socks = addr.parse().unwrap();
+    // `ready socks5=ADDR api=http://ADDR token=PATH`
+    let socks = addr.split_whitespace().next().unwrap().parse().unwrap();
 
     let url = format!("http://localhost:{}/bytes/1048576", http.port());
     let digest = curl_fetch(socks, &url, &tmp.path().join("body"), 30)
@@ -55,6 +59,7 @@ fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
 
 #[test]
 fn sim_serve_for_stops_by_itself() {
+    let _sim = one_sim_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(braid_bin());
     cmd.args(["sim", "--serve", "--for", "2"]);

@@ -136,9 +136,13 @@ fn bad_socks_input_is_refused_and_the_proxy_keeps_serving() {
     slow.write_all(&[0x05]).unwrap();
     let slow_since = Instant::now();
 
-    // SOCKS4 CONNECT: not SOCKS5, so no reply at all, just the end of the connection.
-    let ending = send_and_close(socks, &[0x04, 0x01, 0x00, 0x50, 127, 0, 0, 1, 0x00]);
-    assert!(ending.bytes().is_empty(), "SOCKS4 got a reply: {ending:?}");
+    // A version byte that is neither SOCKS4, SOCKS5 nor the start of an HTTP method: no reply
+    // at all, just the end of the connection. (SOCKS4 is served: tests/it/app_ports.rs.)
+    let ending = send_and_close(socks, &[0x06, 0x01, 0x00, 0x50, 127, 0, 0, 1, 0x00]);
+    assert!(
+        ending.bytes().is_empty(),
+        "version 6 got a reply: {ending:?}"
+    );
     check_still_serving();
     // That fetch completed while the slow client still held its connection.
     assert_still_open(&mut slow);

@@ -20,6 +20,14 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a raw SOCKS exchange may take before the test fails.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Held by each test that runs a whole `braid sim` network (three registries, eight relays and
+/// a proxy in one process), so at most one runs at a time: several at once on a small CI
+/// machine starve each other's Raft timers.
+pub(crate) fn one_sim_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SIM.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The `braid` binary Cargo built for these tests.
 pub(crate) fn braid_bin() -> &'static str {
     env!("CARGO_BIN_EXE_braid")
@@ -206,6 +214,17 @@ pub(crate) struct ProxyOptions {
     pub rust_log: Option<String>,
 }
 
+/// More proxy settings for [`Network::start_extra`] (apart from [`ProxyOptions`], so that
+/// struct literals of it elsewhere stay valid).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProxyExtras {
+    /// Also serve HTTP CONNECT (`http_listen = "127.0.0.1:0"`); its address is
+    /// [`Network::http_connect`].
+    pub http_connect: bool,
+    /// More environment variables for the proxy process.
+    pub env: Vec<(String, String)>,
+}
+
 /// A network of relay processes and one proxy process. Fields drop in order: the proxy first,
 /// then the relays, then the directory holding their files.
 pub(crate) struct Network {
@@ -215,6 +234,8 @@ pub(crate) struct Network {
     pub relays: Vec<Proc>,
     /// The proxy's SOCKS5 address.
     pub socks: SocketAddr,
+    /// The proxy's HTTP CONNECT address, with [`ProxyExtras::http_connect`].
+    pub http_connect: Option<SocketAddr>,
     /// The descriptor file each relay announced, in the order of `relays`.
     descriptors: Vec<PathBuf>,
     dir: tempfile::TempDir,
@@ -244,6 +265,16 @@ impl Network {
 
     /// Like [`Network::start`], with the proxy configured and run as `options` say.
     pub(crate) fn start_with(base: u8, specs: &[RelaySpec], options: &ProxyOptions) -> Network {
+        Network::start_extra(base, specs, options, &ProxyExtras::default())
+    }
+
+    /// Like [`Network::start_with`], with the `extras` too.
+    pub(crate) fn start_extra(
+        base: u8,
+        specs: &[RelaySpec],
+        options: &ProxyOptions,
+        extras: &ProxyExtras,
+    ) -> Network {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let mut relays = Vec::new();
@@ -297,13 +328,23 @@ impl Network {
         if let Some(k) = options.strands {
             config.push_str(&format!("strands = {k}\n"));
         }
+        if extras.http_connect {
+            config.push_str("http_listen = \"127.0.0.1:0\"\n");
+        }
         let path = write_file(dir.path(), "proxy.toml", &config);
         let mut cmd = Command::new(braid_bin());
         cmd.arg("proxy").arg("--config").arg(&path);
         if let Some(filter) = &options.rust_log {
             cmd.env("RUST_LOG", filter).env("NO_COLOR", "1");
         }
+        cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
         let mut proxy = Proc::spawn("proxy", cmd, &dir.path().join("proxy.stderr"));
+        // `braid proxy` prints the HTTP CONNECT address before its `ready` line.
+        let http_connect = extras.http_connect.then(|| {
+            let addr = proxy.wait_line("http_connect=", READY_TIMEOUT);
+            addr.parse::<SocketAddr>()
+                .unwrap_or_else(|e| panic!("proxy printed a bad address {addr:?}: {e}"))
+        });
         let addr = proxy.wait_line("ready socks5=", READY_TIMEOUT);
         let socks: SocketAddr = addr
             .parse()
@@ -317,6 +358,7 @@ impl Network {
             proxy,
             relays,
             socks,
+            http_connect,
             descriptors: descriptors.into_iter().map(PathBuf::from).collect(),
             dir,
         }

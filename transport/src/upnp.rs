@@ -249,6 +249,7 @@ impl PortMapper {
             description: description.to_string(),
             request_timeout: cfg.request_timeout,
             renewal: None,
+            renewed_at: Default::default(),
         };
         for &(protocol, port) in ports {
             let mapping = PortMapping {

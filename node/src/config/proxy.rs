@@ -14,8 +14,14 @@ use crate::error::NodeError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Where apps connect (SOCKS5). Keep it on loopback.
+    /// Where apps connect (SOCKS5, SOCKS4/4a). Keep it on loopback.
     pub socks_listen: SocketAddr,
+    /// Where apps that speak no SOCKS connect with HTTP CONNECT; none (off) by default. Must be
+    /// a loopback address unless `http_listen_allow_remote` is set.
+    pub http_listen: Option<SocketAddr>,
+    /// Allow `http_listen` on an address other than loopback (anyone who reaches it can use
+    /// the proxy's circuits).
+    pub http_listen_allow_remote: bool,
     /// The directory file (a bundle of signed relay descriptors, see `braid directory`); used
     /// only when `registries` is empty.
     pub directory: PathBuf,
@@ -80,6 +86,19 @@ pub struct ProxyConfig {
     pub path_bias_use_percent: u32,
     /// Log level and format (the `[log]` table).
     pub log: super::LogConfig,
+    /// Where the local HTTP API listens (loopback; port 0: a free port, written to
+    /// `data_dir/api.addr`).
+    pub api_listen: std::net::SocketAddr,
+    /// Allow a non-loopback `api_listen`.
+    pub api_allow_remote: bool,
+    /// Serve the API's `/v1/health` without the token.
+    pub api_open_health: bool,
+    /// Serve the API's `/metrics` without the token.
+    pub api_open_metrics: bool,
+    /// API requests per second allowed per bearer key; more answer 429.
+    pub api_requests_per_sec: u32,
+    /// API requests allowed at once after an idle spell.
+    pub api_burst: u32,
 }
 
 /// Most clean circuits (or strand sets) a proxy may keep built ahead.
@@ -147,6 +166,8 @@ impl Default for ProxyConfig {
         let d = braid_router::RouterSettings::default();
         ProxyConfig {
             socks_listen: default_socks_listen(),
+            http_listen: None,
+            http_listen_allow_remote: false,
             directory: default_directory(),
             registries: Vec::new(),
             directory_refresh_secs: default_directory_refresh_secs(),
@@ -174,6 +195,12 @@ impl Default for ProxyConfig {
             path_bias_min_uses: default_path_bias_min_uses(),
             path_bias_use_percent: default_path_bias_use_percent(),
             log: super::LogConfig::default(),
+            api_listen: super::api::default_api_listen(),
+            api_allow_remote: super::api::default_api_allow_remote(),
+            api_open_health: super::api::default_api_open_health(),
+            api_open_metrics: super::api::default_api_open_metrics(),
+            api_requests_per_sec: super::api::default_api_requests_per_sec(),
+            api_burst: super::api::default_api_burst(),
         }
     }
 }
@@ -181,6 +208,22 @@ impl Default for ProxyConfig {
 impl Validate for ProxyConfig {
     fn validate(&self, path: &Path) -> Result<(), NodeError> {
         self.log.validate(path)?;
+        if let Some(http) = self.http_listen {
+            if !http.ip().is_loopback() && !self.http_listen_allow_remote {
+                return Err(bad(
+                    path,
+                    "http_listen",
+                    "must be a loopback address unless http_listen_allow_remote = true",
+                ));
+            }
+            if http == self.socks_listen && http.port() != 0 {
+                return Err(bad(
+                    path,
+                    "http_listen",
+                    "is the same address as socks_listen",
+                ));
+            }
+        }
         if !(1..=braid_relay::MAX_HOPS).contains(&self.hops) {
             return Err(bad(path, "hops", "must be 1..=8"));
         }
@@ -238,6 +281,7 @@ impl Validate for ProxyConfig {
             return Err(bad(path, "path_bias_use_percent", "must be 0..=100"));
         }
         parse_registries(path, "registries", &self.registries)?;
+        self.api().validate(path)?;
         if self.directory_refresh_secs < 10 {
             return Err(bad(path, "directory_refresh_secs", "must be at least 10"));
         }
@@ -246,6 +290,11 @@ impl Validate for ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// The local HTTP API's settings (the `api_*` keys).
+    pub fn api(&self) -> super::ApiConfig {
+        super::api::api_config_of!(self)
+    }
+
     /// The router settings these settings describe.
     pub fn router_settings(&self) -> braid_router::RouterSettings {
         let mut s = braid_router::RouterSettings {

@@ -156,6 +156,19 @@ pub struct RegistryConfig {
     pub publish_refill_secs: u64,
     /// Log level and format (the `[log]` table).
     pub log: super::LogConfig,
+    /// Where the local HTTP API listens (loopback; port 0: a free port, written to
+    /// `data_dir/api.addr`).
+    pub api_listen: std::net::SocketAddr,
+    /// Allow a non-loopback `api_listen`.
+    pub api_allow_remote: bool,
+    /// Serve the API's `/v1/health` without the token.
+    pub api_open_health: bool,
+    /// Serve the API's `/metrics` without the token.
+    pub api_open_metrics: bool,
+    /// API requests per second allowed per bearer key; more answer 429.
+    pub api_requests_per_sec: u32,
+    /// API requests allowed at once after an idle spell.
+    pub api_burst: u32,
 }
 
 /// Default seconds between directory snapshots: five minutes.
@@ -208,6 +221,11 @@ pub fn default_unmeasured_weight() -> u64 {
 }
 
 impl RegistryConfig {
+    /// The local HTTP API's settings (the `api_*` keys).
+    pub fn api(&self) -> super::ApiConfig {
+        super::api::api_config_of!(self)
+    }
+
     /// The listing rule these keys describe.
     pub fn listing_params(&self) -> braid_directory::ListingParams {
         braid_directory::ListingParams {
@@ -239,6 +257,12 @@ impl Default for RegistryConfig {
             publish_burst: default_publish_burst(),
             publish_refill_secs: default_publish_refill_secs(),
             log: super::LogConfig::default(),
+            api_listen: super::api::default_api_listen(),
+            api_allow_remote: super::api::default_api_allow_remote(),
+            api_open_health: super::api::default_api_open_health(),
+            api_open_metrics: super::api::default_api_open_metrics(),
+            api_requests_per_sec: super::api::default_api_requests_per_sec(),
+            api_burst: super::api::default_api_burst(),
         }
     }
 }
@@ -260,6 +284,7 @@ impl Validate for RegistryConfig {
         }
         positive(path, "snapshot_interval_secs", self.snapshot_interval_secs)?;
         self.measure.validate(path)?;
+        self.api().validate(path)?;
         if self.snapshot_validity_secs < 2 * self.snapshot_interval_secs {
             return Err(bad(
                 path,

@@ -79,6 +79,19 @@ pub struct RelayConfig {
     pub registries: Vec<RegistryEntry>,
     /// Log level and format (the `[log]` table).
     pub log: super::LogConfig,
+    /// Where the local HTTP API listens (loopback; port 0: a free port, written to
+    /// `data_dir/api.addr`).
+    pub api_listen: std::net::SocketAddr,
+    /// Allow a non-loopback `api_listen`.
+    pub api_allow_remote: bool,
+    /// Serve the API's `/v1/health` without the token.
+    pub api_open_health: bool,
+    /// Serve the API's `/metrics` without the token.
+    pub api_open_metrics: bool,
+    /// API requests per second allowed per bearer key; more answer 429.
+    pub api_requests_per_sec: u32,
+    /// API requests allowed at once after an idle spell.
+    pub api_burst: u32,
 }
 
 /// How long one accounting period lasts (periods start at midnight UTC).
@@ -173,6 +186,12 @@ impl Default for RelayConfig {
             limits: LimitsConfig::default(),
             registries: Vec::new(),
             log: super::LogConfig::default(),
+            api_listen: super::api::default_api_listen(),
+            api_allow_remote: super::api::default_api_allow_remote(),
+            api_open_health: super::api::default_api_open_health(),
+            api_open_metrics: super::api::default_api_open_metrics(),
+            api_requests_per_sec: super::api::default_api_requests_per_sec(),
+            api_burst: super::api::default_api_burst(),
         }
     }
 }
@@ -233,6 +252,7 @@ impl Validate for RelayConfig {
         self.validate_upnp(path)?;
         self.validate_reachability(path)?;
         self.validate_registries(path)?;
+        self.api().validate(path)?;
         let l = &self.limits;
         positive(path, "limits.max_circuits", l.max_circuits as u64)?;
         positive(
@@ -259,6 +279,11 @@ impl Validate for RelayConfig {
 const MIN_BANDWIDTH: u64 = braid_relay::CELL_LEN as u64;
 
 impl RelayConfig {
+    /// The local HTTP API's settings (the `api_*` keys).
+    pub fn api(&self) -> super::ApiConfig {
+        super::api::api_config_of!(self)
+    }
+
     fn validate_bandwidth(&self, path: &Path) -> Result<(), NodeError> {
         let one_cell = || format!("must be at least {MIN_BANDWIDTH} (one cell)");
         match (self.bandwidth_rate, self.bandwidth_burst) {

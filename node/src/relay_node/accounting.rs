@@ -96,8 +96,8 @@ pub fn load(data_dir: &Path) -> Option<SavedAccounting> {
 pub fn save(data_dir: &Path, state: &AccountingState) -> std::io::Result<()> {
     let saved = SavedAccounting {
         version: ACCOUNTING_VERSION,
-        period_start: state.period_start,
-        used: state.used,
+        period_start: state.period_start_unix,
+        used: state.used_bytes,
     };
     let tmp: PathBuf = data_dir.join(format!("{ACCOUNTING_FILE}.tmp"));
     std::fs::write(&tmp, saved.encode())?;
@@ -134,9 +134,9 @@ pub fn utc_date(unix: u64) -> String {
 pub fn log_state(state: &AccountingState) {
     info!(
         "accounting: {} of {} used, period ends {}",
-        human_bytes(state.used),
-        human_bytes(state.limit.budget.get()),
-        utc_date(state.period_end)
+        human_bytes(state.used_bytes),
+        human_bytes(state.limit_bytes),
+        utc_date(state.period_end_unix)
     );
 }
 

@@ -92,6 +92,16 @@ impl RelayRegistry {
         self.republisher.status()
     }
 
+    /// The verified snapshot followed now, if any.
+    pub(crate) fn snapshot(&self) -> Option<Arc<braid_directory::VerifiedSnapshot>> {
+        self.feed.subscribe().borrow().clone()
+    }
+
+    /// The directory snapshots it follows.
+    pub(crate) fn snapshots(&self) -> braid_registry::service::SnapshotReceiver {
+        self.feed.subscribe()
+    }
+
     /// Stops publishing, following and serving.
     pub(crate) fn stop(&self) {
         self.republisher.stop();

@@ -221,3 +221,32 @@ fn bad_configs_name_the_key_and_the_file() {
         .to_string();
     assert!(err.contains("missing.toml"), "{err}");
 }
+
+#[test]
+fn http_listen_stays_on_loopback_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "http_listen = \"0.0.0.0:8118\"\n");
+    let err = load_config::<ProxyConfig>(&p)
+        .expect_err("a public HTTP CONNECT port")
+        .to_string();
+    assert!(
+        err.contains("http_listen") && err.contains("loopback"),
+        "{err}"
+    );
+    let p = write(
+        dir.path(),
+        "http_listen = \"0.0.0.0:8118\"\nhttp_listen_allow_remote = true\n",
+    );
+    let cfg = load_config::<ProxyConfig>(&p).expect("allowed explicitly");
+    assert_eq!(cfg.http_listen, Some("0.0.0.0:8118".parse().expect("addr")));
+    let p = write(
+        dir.path(),
+        "socks_listen = \"127.0.0.1:1080\"\nhttp_listen = \"127.0.0.1:1080\"\n",
+    );
+    let err = load_config::<ProxyConfig>(&p)
+        .expect_err("one port for both")
+        .to_string();
+    assert!(err.contains("socks_listen"), "{err}");
+    let p = write(dir.path(), "http_listen = \"[::1]:8118\"\n");
+    assert!(load_config::<ProxyConfig>(&p).is_ok());
+}

@@ -35,6 +35,7 @@ use super::reachability::Reachability;
 use super::registries::add_addresses;
 use super::served::snapshot_reply;
 use super::server::{Handler, Reply, ServiceServer};
+use super::stats::{PublishResult, RegistryStats};
 use super::{
     Registries, RegistrySettings, Replica, ServiceError, attest, cosign, leader, unix_now,
 };
@@ -57,6 +58,8 @@ pub(crate) struct RegistryCore {
     pub(crate) last_built: AtomicU64,
     /// Held while a snapshot is built, so two builds never pick the same `issued_at`.
     pub(crate) building: tokio::sync::Mutex<()>,
+    /// Publish outcomes, for metrics.
+    pub(crate) stats: Arc<RegistryStats>,
 }
 
 fn refused(code: RefuseCode, text: impl Into<String>) -> Response {
@@ -87,7 +90,11 @@ impl RegistryCore {
 
     pub(crate) async fn handle(&self, peer: PeerId, request: Request) -> Reply {
         match request {
-            Request::Publish(d) => self.publish(peer, d).await.into(),
+            Request::Publish(d) => {
+                let answer = self.publish(peer, d).await;
+                self.stats.count_publish(PublishResult::of(&answer));
+                answer.into()
+            }
             Request::GetSnapshot { newer_than } => {
                 snapshot_reply(self.served.current().as_deref(), newer_than, unix_now())
             }
@@ -279,6 +286,7 @@ impl RegistryRole {
             served,
             settings,
             last_built: AtomicU64::new(0),
+            stats: Arc::new(RegistryStats::default()),
             building: tokio::sync::Mutex::new(()),
         });
         let server = ServiceServer::start(
@@ -336,6 +344,11 @@ impl RegistryRole {
     /// latest measurement failed, or measuring is off).
     pub fn measured(&self, relay: &PeerId) -> Option<u64> {
         self.measurer.as_ref()?.latest(relay)
+    }
+
+    /// The registry's publish counters.
+    pub fn stats(&self) -> Arc<RegistryStats> {
+        self.core.stats.clone()
     }
 
     /// Stops the server, the leader loop, the attestation loop and the measurer.

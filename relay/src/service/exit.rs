@@ -69,6 +69,7 @@ where
             if limiter.pace(writer).await.is_err() || writer.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
+            stats.inc_cells_out();
             if msg_rx.is_empty() {
                 // Let producers run once before flushing, so a burst leaves in few packets.
                 tokio::task::yield_now().await;

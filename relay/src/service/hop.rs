@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use braid_transport::{Multiaddr, PeerId, Stream, compat};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
@@ -18,6 +19,7 @@ use crate::circuit::{HopBackward, HopForward};
 use crate::handshake::{AcceptedHop, NextHop, accept_create, trim_created};
 use crate::shared::CIRCUIT_PROTOCOL;
 use crate::shared::io::{CellReader, CellWriter};
+use crate::stats::RefusalReason;
 
 /// Handles one stream opened to us by a previous hop.
 pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
@@ -27,7 +29,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
     let limits = &shared.config.limits;
 
     let Ok(_circuit) = shared.circuits.clone().try_acquire_owned() else {
-        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        shared.stats.refuse(RefusalReason::CircuitLimit);
         let _ = up_w
             .send(&Cell::destroy(DestroyReason::ResourceLimit))
             .await;
@@ -35,14 +37,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
     };
     if !shared.limiter.admits_new_circuit() {
         // Hibernating: the accounting budget of this period is spent.
-        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        shared.stats.refuse(RefusalReason::Hibernating);
         let _ = up_w
             .send(&Cell::destroy(DestroyReason::ResourceLimit))
             .await;
         return;
     }
     let Some(_slot) = shared.peer_slot(peer) else {
-        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        shared.stats.refuse(RefusalReason::PeerLimit);
         let _ = up_w
             .send(&Cell::destroy(DestroyReason::ResourceLimit))
             .await;
@@ -61,6 +63,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
             return;
         }
     };
+    let started = Instant::now();
     if shared.config.faults.stall.load(Ordering::Relaxed) {
         // Fault: hold the circuit, answer nothing, until the client gives up.
         while let Ok(Some(_)) = up_r.read().await {}
@@ -75,11 +78,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
         }
     };
     if accepted.is_measurement() {
-        return run_as_measure(&shared, accepted, up_r, up_w).await;
+        return run_as_measure(&shared, accepted, up_r, up_w, started).await;
     }
     match accepted.next().cloned() {
-        None => run_as_exit(&shared, accepted, up_r, up_w).await,
-        Some(next) => run_as_middle(&shared, accepted, next, up_r, up_w).await,
+        None => run_as_exit(&shared, accepted, up_r, up_w, started).await,
+        Some(next) => run_as_middle(&shared, accepted, next, up_r, up_w, started).await,
     }
 }
 
@@ -88,6 +91,7 @@ async fn run_as_exit<R, W>(
     accepted: AcceptedHop,
     mut up_r: CellReader<R>,
     mut up_w: CellWriter<W>,
+    started: Instant,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -107,6 +111,7 @@ async fn run_as_exit<R, W>(
     if up_w.send(&cell).await.is_err() {
         return;
     }
+    shared.stats.handshake_latency.observe(started.elapsed());
     let (fwd, back) = hop.split();
     let outcome = super::exit::run_exit(
         &mut up_r,
@@ -132,12 +137,13 @@ async fn run_as_measure<R, W>(
     accepted: AcceptedHop,
     mut up_r: CellReader<R>,
     mut up_w: CellWriter<W>,
+    started: Instant,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let Ok(_measure) = shared.measures.clone().try_acquire_owned() else {
-        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        shared.stats.refuse(RefusalReason::MeasureLimit);
         let _ = up_w
             .send(&Cell::destroy(DestroyReason::ResourceLimit))
             .await;
@@ -153,6 +159,7 @@ async fn run_as_measure<R, W>(
     if up_w.send(&cell).await.is_err() {
         return;
     }
+    shared.stats.handshake_latency.observe(started.elapsed());
     let (fwd, back) = hop.split();
     let outcome = super::measure::run_measure(
         &mut up_r,
@@ -181,6 +188,7 @@ async fn run_as_middle<R, W>(
     next: NextHop,
     mut up_r: CellReader<R>,
     mut up_w: CellWriter<W>,
+    started: Instant,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -213,6 +221,7 @@ async fn run_as_middle<R, W>(
         let _ = down_w.send(&Cell::destroy(DestroyReason::Finished)).await;
         return;
     }
+    shared.stats.handshake_latency.observe(started.elapsed());
     let (mut fwd, mut back) = hop.split();
     let faults = take_faults(&shared.config.faults);
     let outcome = tokio::select! {
@@ -334,6 +343,7 @@ where
             if shared.limiter.pace(down_w).await.is_err() || down_w.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
+            shared.stats.inc_cells_out();
         }
         if !up_r.has_buffered_cell() && down_w.flush().await.is_err() {
             return Outcome::Closed;
@@ -364,6 +374,7 @@ where
         if shared.limiter.pace(up_w).await.is_err() || up_w.write(&cell).await.is_err() {
             return Outcome::Closed;
         }
+        shared.stats.inc_cells_out();
         if !down_r.has_buffered_cell() && up_w.flush().await.is_err() {
             return Outcome::Closed;
         }

@@ -25,6 +25,21 @@ use crate::shared::io::CellWriter;
 /// Bytes one relayed cell costs.
 const CELL_COST: u64 = CELL_LEN as u64;
 
+/// A relay's accounting budget at one moment (for metrics and status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountingState {
+    /// Bytes relayed in the current period.
+    pub used_bytes: u64,
+    /// The period's budget, bytes.
+    pub limit_bytes: u64,
+    /// When the current period ends (unix seconds).
+    pub period_end_unix: u64,
+    /// Whether the relay refuses new circuits because the budget is spent.
+    pub hibernating: bool,
+    /// When the current period began (unix seconds; persisted with `used_bytes`).
+    pub period_start_unix: u64,
+}
+
 /// The accounting state and whether the relay is hibernating.
 #[derive(Debug)]
 struct Budget {
@@ -38,19 +53,6 @@ pub(crate) struct Limiter {
     epoch: Instant,
     bucket: Mutex<Option<TokenBucket>>,
     budget: Mutex<Option<Budget>>,
-}
-
-/// The accounting budget's state, for persisting it and for status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountingState {
-    /// When the current period began (Unix seconds).
-    pub period_start: u64,
-    /// When it ends (Unix seconds).
-    pub period_end: u64,
-    /// Relayed bytes counted in it.
-    pub used: u64,
-    /// The budget.
-    pub limit: AccountingLimit,
 }
 
 fn now_unix() -> u64 {
@@ -121,18 +123,6 @@ impl Limiter {
         }
     }
 
-    /// The accounting budget's state now (`None`: no budget).
-    pub(crate) fn accounting(&self) -> Option<AccountingState> {
-        let now = now_unix();
-        let budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
-        budget.as_ref().map(|b| AccountingState {
-            period_start: b.accounting.period_start(),
-            period_end: b.accounting.period_end(),
-            used: b.accounting.used_at(now),
-            limit: b.accounting.limit(),
-        })
-    }
-
     /// Waits for credit for one relayed cell, flushing `w` first if it has to wait (so cells
     /// already written do not sit in the buffer while this direction sleeps).
     pub(crate) async fn pace<W: AsyncWrite + Unpin>(
@@ -171,6 +161,19 @@ impl Limiter {
             b.accounting.record(now, CELL_COST);
             b.update(now);
         }
+    }
+
+    /// The accounting budget now (`None`: no budget configured).
+    pub(crate) fn accounting_state(&self) -> Option<AccountingState> {
+        let now = now_unix();
+        let budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        budget.as_ref().map(|b| AccountingState {
+            used_bytes: b.accounting.used_at(now),
+            limit_bytes: b.accounting.limit().budget.get(),
+            period_end_unix: b.accounting.period_end(),
+            hibernating: b.hibernating,
+            period_start_unix: b.accounting.period_start(),
+        })
     }
 
     /// Whether a new circuit may start (false while the period's budget is spent).
@@ -298,13 +301,16 @@ mod tests {
             period: Period::Month,
         };
         let limiter = Limiter::new(None, Some(limit));
-        let state = limiter.accounting().expect("budget");
-        assert_eq!(state.used, 0);
-        limiter.resume_accounting(state.period_start, 9 * CELL_COST);
+        let state = limiter.accounting_state().expect("budget");
+        assert_eq!(state.used_bytes, 0);
+        limiter.resume_accounting(state.period_start_unix, 9 * CELL_COST);
         assert!(limiter.admits_new_circuit());
         limiter.pace_incoming().await;
         assert!(!limiter.admits_new_circuit());
-        assert_eq!(limiter.accounting().expect("budget").used, 10 * CELL_COST);
+        assert_eq!(
+            limiter.accounting_state().expect("budget").used_bytes,
+            10 * CELL_COST
+        );
         // A bigger budget by reload wakes it, a smaller one puts it back to sleep.
         limiter.set_accounting(Some(AccountingLimit {
             budget: nz(20 * CELL_COST),
@@ -314,7 +320,7 @@ mod tests {
         limiter.set_accounting(Some(limit));
         assert!(!limiter.admits_new_circuit());
         // A count from another period is not resumed.
-        limiter.resume_accounting(state.period_start.saturating_sub(86_400 * 40), 1);
+        limiter.resume_accounting(state.period_start_unix.saturating_sub(86_400 * 40), 1);
         assert!(limiter.admits_new_circuit());
     }
 

@@ -50,6 +50,7 @@ where
             if limiter.pace(writer).await.is_err() || writer.write(&cell).await.is_err() {
                 return Outcome::Closed;
             }
+            stats.inc_cells_out();
             if rx.is_empty() && writer.flush().await.is_err() {
                 return Outcome::Closed;
             }

@@ -226,19 +226,12 @@ impl CircuitManager {
                 // it is unreachable now); middles avoid the built strands' relays, and the
                 // failed paths' too when enough others are left.
                 let guards = manager.guard_indexes(&relays);
-                let mut avoid = built.clone();
-                avoid.extend_from_slice(&failed);
-                paths = guarded_paths(
-                    &candidates,
-                    hops,
-                    exit,
-                    &guards,
-                    &mut avoid,
-                    &built_guards,
-                    missing,
-                );
-                if paths.len() < missing {
+                paths = Vec::new();
+                for keep_failed_out in [true, false] {
                     let mut avoid = built.clone();
+                    if keep_failed_out {
+                        avoid.extend_from_slice(&failed);
+                    }
                     paths = guarded_paths(
                         &candidates,
                         hops,
@@ -248,6 +241,9 @@ impl CircuitManager {
                         &built_guards,
                         missing,
                     );
+                    if paths.len() >= missing {
+                        break;
+                    }
                 }
                 if paths.is_empty() {
                     break;

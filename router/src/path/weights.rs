@@ -187,22 +187,25 @@ impl PositionWeights {
             as_i(t),
         );
         // (case, wgg, wgd, wmg, wme, wmd, wee, wed)
-        let w: (WeightCase, i128, i128, i128, i128, i128, i128, i128) = if 3 * e >= t && 3 * g >= t
-        {
-            // Case 1: Wgd = 0 and Wme·E = Wmd·D; each position carries T / 3.
+        type Weights = (WeightCase, i128, i128, i128, i128, i128, i128, i128);
+        // Wgd = 0 and Wme·E = Wmd·D, each position carrying T / 3 (cases 1 and 3b, exits
+        // scarce).
+        let no_d_to_guards = |case| -> Weights {
             let wgg = ratio(d + e + g + m, 3 * g);
             let wmd = ratio(2 * d + 2 * e - g - m, 6 * d);
             let wme = ratio(2 * d + 2 * e - g - m, 6 * e);
-            (
-                WeightCase::Plenty,
-                wgg,
-                0,
-                s - wgg,
-                wme,
-                wmd,
-                s - wme,
-                s - wmd,
-            )
+            (case, wgg, 0, s - wgg, wme, wmd, s - wme, s - wmd)
+        };
+        // Wgg = 1, D shared by all three positions (cases 2b and 3b, guards scarce).
+        let d_shared = |case| -> Weights {
+            let wgd = ratio(d + e - 2 * g + m, 3 * d);
+            let wmd = ratio(d + e + g - 2 * m, 6 * d);
+            let wme = ratio(d + e + g - 2 * m, 6 * e);
+            (case, s, wgd, 0, wme, wmd, s - wme, s - wgd - wmd)
+        };
+        let w: Weights = if 3 * e >= t && 3 * g >= t {
+            // Case 1: plenty of both.
+            no_d_to_guards(WeightCase::Plenty)
         } else if 3 * e < t && 3 * g < t {
             let (r, big) = (e.min(g), e.max(g));
             if r + d < big {
@@ -211,12 +214,9 @@ impl PositionWeights {
                 (WeightCase::BothScarceSmallD, s, wgd, 0, 0, 0, s, wed)
             } else {
                 // Case 2b: the middle's share from D and E, if the weights stay in range.
-                let wgd = ratio(d + e - 2 * g + m, 3 * d);
-                let wmd = ratio(d + e + g - 2 * m, 6 * d);
-                let wme = ratio(d + e + g - 2 * m, 6 * e);
-                let wed = s - wgd - wmd;
-                if d != 0 && [wgd, wmd, wme, wed].into_iter().all(in_range) {
-                    (WeightCase::BothScarce, s, wgd, 0, wme, wmd, s - wme, wed)
+                let w = d_shared(WeightCase::BothScarce);
+                if d != 0 && [w.2, w.5, w.4, w.7].into_iter().all(in_range) {
+                    w
                 } else {
                     // Tor's fallback: split D between guard and exit only.
                     let wgd = ratio(d + e - g, 2 * d).clamp(0, s);
@@ -238,26 +238,10 @@ impl PositionWeights {
                 }
             } else if g < e {
                 // Case 3b, guards scarce.
-                let wgd = ratio(d + e - 2 * g + m, 3 * d);
-                let wmd = ratio(d + e + g - 2 * m, 6 * d);
-                let wme = ratio(d + e + g - 2 * m, 6 * e);
-                let wed = s - wgd - wmd;
-                (WeightCase::GuardsScarce, s, wgd, 0, wme, wmd, s - wme, wed)
+                d_shared(WeightCase::GuardsScarce)
             } else {
                 // Case 3b, exits scarce.
-                let wgg = ratio(d + e + g + m, 3 * g);
-                let wmd = ratio(2 * d + 2 * e - g - m, 6 * d);
-                let wme = ratio(2 * d + 2 * e - g - m, 6 * e);
-                (
-                    WeightCase::ExitsScarce,
-                    wgg,
-                    0,
-                    s - wgg,
-                    wme,
-                    wmd,
-                    s - wme,
-                    s - wmd,
-                )
+                no_d_to_guards(WeightCase::ExitsScarce)
             }
         };
         // Each class's weights sum to 1 (Wgg + Wmg, Wme + Wee, Wgd + Wmd + Wed), so Wmg, Wee

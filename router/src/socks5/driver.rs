@@ -1,4 +1,5 @@
-//! The thin tokio driver that runs a [`Handshake`] over an accepted stream.
+//! The thin tokio driver that runs a [`Handshake`] (or any [`ServerHandshake`], such as the
+//! HTTP CONNECT one) over an accepted stream.
 //!
 //! It owns a bounded buffer, reads only as many bytes as the handshake asks for (so it never
 //! reads past the request: bytes a client pipelines after it stay in the stream for the
@@ -10,7 +11,9 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Action, Handshake, ReplyCode, SocksError, SocksRequest, encode_reply};
+use super::{
+    Action, Handshake, ReplyCode, ServerHandshake, SocksError, SocksRequest, encode_reply,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -30,7 +33,20 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut handshake = Handshake::new();
+    accept_with(stream, Handshake::new(), max_handshake_bytes).await
+}
+
+/// Runs `handshake` on `stream` as [`accept`] runs the SOCKS handshake: the same byte limit,
+/// the same reads of exactly what the handshake asks for, the same refusal on failure.
+pub async fn accept_with<S, H>(
+    stream: &mut S,
+    mut handshake: H,
+    max_handshake_bytes: usize,
+) -> Result<SocksRequest, SocksError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: ServerHandshake,
+{
     // Unconsumed bytes of the message being parsed; a message is at most 513 bytes, and the
     // buffer never holds more than `max_handshake_bytes`.
     let mut buf: Vec<u8> = Vec::new();
@@ -76,7 +92,20 @@ where
     }
 }
 
-/// Writes the reply to the parsed request: `code`, and the address the proxy's outbound
+/// Writes the answer to `request` in the client's protocol ([`SocksRequest::reply`]).
+pub async fn answer<S>(
+    stream: &mut S,
+    request: &SocksRequest,
+    code: ReplyCode,
+) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    stream.write_all(&request.reply(code)).await?;
+    stream.flush().await
+}
+
+/// Writes a SOCKS5 reply to the parsed request: `code`, and the address the proxy's outbound
 /// side is bound to (`0.0.0.0:0` when there is none to tell, as for a circuit stream).
 pub async fn send_reply<S>(
     stream: &mut S,

@@ -209,13 +209,15 @@ fn pipelined_greeting_and_request_in_one_buffer() {
 
 #[test]
 fn greeting_rejects() {
-    let (reply, error) = fail(&["04 01 00"]);
-    assert!(matches!(error, SocksError::BadVersion(4)), "{error}");
-    assert_eq!(reply, None, "a SOCKS4 client cannot read a SOCKS5 reply");
-    // HTTP sent to the SOCKS port.
-    let (reply, error) = fail(&["474554"]);
-    assert!(matches!(error, SocksError::BadVersion(0x47)));
-    assert_eq!(reply, None);
+    // Neither SOCKS4 (0x04), SOCKS5 (0x05) nor an HTTP method letter: no reply.
+    for first in ["06 01 00", "00", "ff 01 00", "41"] {
+        let (reply, error) = fail(&[first]);
+        assert!(
+            matches!(error, SocksError::BadVersion(_)),
+            "{first}: {error}"
+        );
+        assert_eq!(reply, None, "{first}");
+    }
     // GSSAPI only.
     let (reply, error) = fail(&["05 01 01"]);
     assert!(matches!(error, SocksError::NoAcceptableMethod));
@@ -224,6 +226,56 @@ fn greeting_rejects() {
     let (reply, error) = fail(&["05 00"]);
     assert!(matches!(error, SocksError::NoAcceptableMethod));
     assert_eq!(reply, Some(h("05 ff")));
+}
+
+#[test]
+fn http_on_the_socks_port_gets_the_page_once_the_head_is_read() {
+    let page = Some(crate::http_connect::NOT_AN_HTTP_PROXY.to_vec());
+    for request in [
+        "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n",
+        "GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\nUser-Agent: x\r\n\r\n",
+        "POST /form HTTP/1.0\n\n",
+        "PUT / HTTP/1.1\r\n\r\n",
+        "HEAD / HTTP/1.1\r\n\r\n",
+        "CONNECT example.org:443 HTTP/1.1\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\n\r\n",
+        "DELETE /x HTTP/1.1\r\n\r\n",
+    ] {
+        let bytes = request.as_bytes();
+        // Every strict prefix reads on, never past the end of the head.
+        for cut in 0..bytes.len() {
+            let mut hs = Handshake::new();
+            match hs.handle(&bytes[..cut]) {
+                (0, Action::NeedMore { at_least }) => {
+                    assert!(at_least >= 1);
+                    assert!(cut + at_least <= bytes.len(), "{request:?} cut at {cut}");
+                }
+                other => panic!("{request:?} cut at {cut}: {other:?}"),
+            }
+        }
+        let (reply, error) = fail_bytes(bytes);
+        assert!(matches!(error, SocksError::HttpOnSocksPort), "{error}");
+        assert_eq!(reply, page, "{request:?}");
+    }
+    // A head longer than the read limit gets the page once the limit is read.
+    let mut long = b"GET /".to_vec();
+    long.extend(std::iter::repeat_n(b'a', HTTP_HEAD_READ_LIMIT));
+    let (reply, error) = fail_bytes(&long[..HTTP_HEAD_READ_LIMIT]);
+    assert!(matches!(error, SocksError::HttpOnSocksPort));
+    assert_eq!(reply, page);
+    let text = String::from_utf8(crate::http_connect::NOT_AN_HTTP_PROXY.to_vec()).unwrap();
+    assert!(text.starts_with("HTTP/1.0 501 This is a SOCKS proxy, not an HTTP proxy\r\n"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(body.lines().count(), 3, "{body}");
+    assert!(body.contains("http_listen"), "{body}");
+}
+
+/// Feeds `bytes` whole to a fresh handshake and returns the failure.
+fn fail_bytes(bytes: &[u8]) -> (Option<Vec<u8>>, SocksError) {
+    match Handshake::new().handle(bytes) {
+        (0, Action::Fail { reply, error }) => (reply, error),
+        other => panic!("expected Fail, got {other:?}"),
+    }
 }
 
 #[test]
@@ -262,6 +314,7 @@ fn request_rejects() {
         };
         assert!(kind_ok, "{request}: {error:?}");
     }
+    // A SOCKS4 request after a SOCKS5 greeting is a bad SOCKS5 request: no reply.
     let (reply, error) = fail(&[GREETING_NO_AUTH, "04 01 00 01 7f000001 01bb"]);
     assert!(matches!(error, SocksError::BadVersion(4)));
     assert_eq!(reply, None);
@@ -291,7 +344,7 @@ fn finished_handshake_refuses_more_input() {
     ));
     // Also after a failure.
     let mut hs = Handshake::new();
-    let _ = hs.handle(&h("04"));
+    let _ = hs.handle(&h("06"));
     assert!(matches!(
         hs.handle(&h(GREETING_NO_AUTH)).1,
         Action::Fail {
@@ -363,7 +416,7 @@ fn codec_errors_keep_their_context() {
     };
     assert!(matches!(&error, SocksError::Malformed(e) if e.what() == "SOCKS5 domain name"));
     assert_eq!(
-        error.reply(),
+        error.reply(Protocol::Socks5),
         None,
         "the peer gets no reply, as for a bad version"
     );

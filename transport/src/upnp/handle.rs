@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use igd_next::aio::Gateway;
 use igd_next::aio::tokio::Tokio;
@@ -25,6 +27,14 @@ pub struct MappingHandle {
     pub(super) description: String,
     pub(super) request_timeout: Duration,
     pub(super) renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Unix seconds of the last successful add or renewal (0: none yet), for metrics.
+    pub(super) renewed_at: Arc<AtomicU64>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl MappingHandle {
@@ -36,6 +46,13 @@ impl MappingHandle {
     /// The lease in seconds (0: the gateway only grants permanent mappings).
     pub fn lease_secs(&self) -> u32 {
         self.lease_secs
+    }
+
+    /// When the lease of the mappings runs out unless renewed (unix seconds): the last
+    /// successful add or renewal plus the lease. `None` for a permanent lease or before any.
+    pub fn lease_expires_at(&self) -> Option<u64> {
+        let at = self.renewed_at.load(Ordering::Relaxed);
+        (self.lease_secs != 0 && at != 0).then(|| at + u64::from(self.lease_secs))
     }
 
     /// The gateway's control address.
@@ -62,6 +79,7 @@ impl MappingHandle {
             other => other,
         };
         result.map_err(|e| format!("{} port {}: {e}", m.protocol, m.external_port))?;
+        self.renewed_at.store(unix_now(), Ordering::Relaxed);
         self.mappings.push(m);
         Ok(())
     }
@@ -73,6 +91,7 @@ impl MappingHandle {
         let schedule = RenewSchedule::for_lease(self.lease_secs, retries);
         let gateway = Gateway::clone(&self.gateway);
         let mappings = self.mappings.clone();
+        let renewed_at = self.renewed_at.clone();
         let (lease, desc, limit) = (
             self.lease_secs,
             self.description.clone(),
@@ -85,6 +104,7 @@ impl MappingHandle {
                 loop {
                     match renew_all(&gateway, &mappings, lease, &desc, limit).await {
                         Ok(()) => {
+                            renewed_at.store(unix_now(), Ordering::Relaxed);
                             debug!(lease, "UPnP lease renewed");
                             break;
                         }

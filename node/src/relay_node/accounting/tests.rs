@@ -1,20 +1,14 @@
 //! The accounting file: round trip, rejects, corrupt files moved aside, the log formatting.
 
-use std::num::NonZeroU64;
-
-use braid_relay::ratelimit::{AccountingLimit, Period};
-
 use super::*;
 
 fn state(used: u64) -> AccountingState {
     AccountingState {
-        period_start: 1_796_083_200,
-        period_end: 1_798_761_600,
-        used,
-        limit: AccountingLimit {
-            budget: NonZeroU64::new(200_000_000_000).expect("nonzero"),
-            period: Period::Month,
-        },
+        used_bytes: used,
+        limit_bytes: 200_000_000_000,
+        period_end_unix: 1_798_761_600,
+        hibernating: false,
+        period_start_unix: 1_796_083_200,
     }
 }
 

@@ -179,3 +179,78 @@ async fn early_close_is_reported() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn socks4a_request_is_answered_in_socks4_and_early_data_stays() {
+    let (mut client, mut server) = duplex(4096);
+    // CONNECT example.com:443 as user "u", then application data in the same write.
+    let mut all = h("04 01 01bb 00000001 75 00 6578616d706c652e636f6d 00");
+    all.extend(b"early");
+    client.write_all(&all).await.unwrap();
+    let request = accept(&mut server, MAX_HANDSHAKE_LEN).await.unwrap();
+    assert_eq!(request.protocol, crate::socks5::Protocol::Socks4);
+    assert_eq!(
+        request.target,
+        TargetAddr::Domain("example.com".into(), 443)
+    );
+    let mut early = [0u8; 5];
+    server.read_exact(&mut early).await.unwrap();
+    assert_eq!(&early, b"early");
+    answer(&mut server, &request, ReplyCode::Succeeded)
+        .await
+        .unwrap();
+    let mut reply = [0u8; 8];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply.to_vec(), h("00 5a 0000 00000000"));
+}
+
+#[tokio::test]
+async fn http_on_the_socks_port_gets_the_page_then_eof() {
+    let (mut client, mut server) = duplex(8192);
+    client
+        .write_all(b"GET http://example.org/ HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        .await
+        .unwrap();
+    let error = accept(&mut server, MAX_HANDSHAKE_LEN).await.unwrap_err();
+    assert!(matches!(error, SocksError::HttpOnSocksPort), "{error}");
+    drop(server);
+    let mut page = Vec::new();
+    client.read_to_end(&mut page).await.unwrap();
+    assert_eq!(page, crate::http_connect::NOT_AN_HTTP_PROXY);
+}
+
+#[tokio::test]
+async fn http_connect_through_the_shared_driver() {
+    let (mut client, mut server) = duplex(8192);
+    client
+        .write_all(b"CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\nhello")
+        .await
+        .unwrap();
+    let request = crate::http_connect::accept(&mut server).await.unwrap();
+    assert_eq!(
+        request.target,
+        TargetAddr::Ip("[::1]:8443".parse().unwrap())
+    );
+    let mut early = [0u8; 5];
+    server.read_exact(&mut early).await.unwrap();
+    assert_eq!(&early, b"hello", "bytes after the head stay in the stream");
+    answer(&mut server, &request, ReplyCode::Succeeded)
+        .await
+        .unwrap();
+    let mut reply = vec![0u8; 39];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, b"HTTP/1.1 200 Connection established\r\n\r\n");
+
+    // A GET on the HTTP CONNECT port: 405, then the server closes.
+    let (mut client, mut server) = duplex(8192);
+    client
+        .write_all(b"GET http://example.org/ HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let error = crate::http_connect::accept(&mut server).await.unwrap_err();
+    assert!(matches!(error, SocksError::HttpMethodNotAllowed), "{error}");
+    drop(server);
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 405 Method Not Allowed\r\n"));
+}
