@@ -213,7 +213,8 @@ impl RelayNode {
             registries: cfg.registries.len(),
             publish,
             snapshots,
-            accounting: status::RelayStatus::accounting_of(cfg),
+            accounting: self.service.accounting_probe(),
+            period: cfg.accounting_period,
         };
         let server =
             crate::api::ApiServer::start(&cfg.api(), &cfg.data_dir, Arc::new(source)).await?;

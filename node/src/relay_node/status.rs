@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use braid_registry::service::{PublishStatus, SnapshotReceiver};
-use braid_relay::service::RelayStats;
+use braid_relay::service::{AccountingProbe, RelayStats};
 use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 use super::advert::Advert;
 use super::now_unix;
 use crate::api::{AccountingInfo, DirectoryInfo, RegistriesInfo, Status, StatusSource};
-use crate::config::{AccountingPeriod, RelayConfig};
+use crate::config::AccountingPeriod;
 
 /// A relay's status source, made of handles the relay shares.
 pub(super) struct RelayStatus {
@@ -24,13 +24,10 @@ pub(super) struct RelayStatus {
     pub(super) registries: usize,
     pub(super) publish: Option<watch::Receiver<PublishStatus>>,
     pub(super) snapshots: Option<SnapshotReceiver>,
-    pub(super) accounting: Option<(u64, AccountingPeriod)>,
-}
-
-impl RelayStatus {
-    pub(super) fn accounting_of(cfg: &RelayConfig) -> Option<(u64, AccountingPeriod)> {
-        cfg.accounting_max.map(|m| (m, cfg.accounting_period))
-    }
+    /// The relay's live budget (used, limit, period end).
+    pub(super) accounting: AccountingProbe,
+    /// The configured accounting period, for its name.
+    pub(super) period: AccountingPeriod,
 }
 
 impl StatusSource for RelayStatus {
@@ -64,20 +61,14 @@ impl StatusSource for RelayStatus {
             },
             None => DirectoryInfo::default(),
         });
-        let accounting = self.accounting.map(|(max, period)| {
-            let p = match period {
-                AccountingPeriod::Day => braid_relay::ratelimit::Period::Day,
-                AccountingPeriod::Month => braid_relay::ratelimit::Period::Month,
-            };
-            AccountingInfo {
-                max_bytes: max,
-                used_bytes: None,
-                period: match period {
-                    AccountingPeriod::Day => "day".into(),
-                    AccountingPeriod::Month => "month".into(),
-                },
-                period_end: p.end(p.start(now)),
-            }
+        let accounting = self.accounting.state().map(|a| AccountingInfo {
+            max_bytes: a.limit_bytes,
+            used_bytes: Some(a.used_bytes),
+            period: match self.period {
+                AccountingPeriod::Day => "day".into(),
+                AccountingPeriod::Month => "month".into(),
+            },
+            period_end: a.period_end_unix,
         });
         Status {
             role: "relay".into(),

@@ -110,9 +110,10 @@ async fn the_token_is_required_and_checked() {
         .await
         .unwrap();
     assert_eq!(c.status, 404);
-    // No metrics text was handed to this server.
+    // The relay's own metrics, behind the token.
     let m = client::get(addr, "/metrics", Some(&token)).await.unwrap();
-    assert_eq!(m.status, 404);
+    assert_eq!(m.status, 200);
+    assert!(m.body.ends_with("# EOF\n"));
 
     // A restart writes a new token: the old one stops working.
     node.shutdown().await;
@@ -342,5 +343,32 @@ async fn a_registry_reports_its_raft_state() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(last.is_some(), "the one-member group never elected itself");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_relay_reports_its_budget_and_serves_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RelayConfig {
+        accounting_max: Some(10_000_000),
+        ..relay_config(dir.path())
+    };
+    let (node, addr, token) = start_relay(&cfg).await;
+    let status = client::get(addr, "/v1/status", Some(&token)).await.unwrap();
+    let s: Status = serde_json::from_str(&status.body).unwrap();
+    let a = s.accounting.expect("a budget is configured");
+    assert_eq!(a.max_bytes, 10_000_000);
+    assert_eq!(a.used_bytes, Some(0), "nothing relayed yet");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(a.period_end > now, "the period ends in the future");
+    // The node's own metrics, not a stub, behind the token.
+    let m = client::get(addr, "/metrics", Some(&token)).await.unwrap();
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("braid_relay_cells_total"), "{}", m.body);
+    assert!(m.body.contains("braid_relay_accounting_limit_bytes 10000000"));
+    assert!(m.body.ends_with("# EOF\n"));
     node.shutdown().await;
 }
