@@ -16,6 +16,7 @@ mod config_errors;
 mod e2e_curl;
 mod exit_policy;
 mod layers;
+mod readme_network;
 mod registry_e2e;
 mod sim_serve;
 mod socks_peers;

@@ -12,9 +12,10 @@ use braid_transport::{PeerId, Transport};
 use rand::seq::SliceRandom as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
+use super::repeat::{FailureLog, Report};
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
 
@@ -63,12 +64,22 @@ pub enum PublishStatus {
     },
 }
 
+/// The first retry after a failed publish; each next one waits twice as long, up to the
+/// settings' `retry_interval`.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// A publish failure that repeats is logged at most this often (with a count).
+const PUBLISH_FAILURE_LOG: Duration = Duration::from_secs(60);
+
 /// Makes a freshly signed descriptor at `now` (unix seconds) for each publish.
 pub type DescriptorSource =
     Arc<dyn Fn(u64) -> Result<SignedDescriptor, braid_directory::Error> + Send + Sync + 'static>;
 
-/// Keeps a relay listed: publishes now, then every `republish_interval` (every
-/// `retry_interval` after a failure), logging each failure. Dropping it (or `stop`) ends it.
+/// Keeps a relay listed: publishes now, then every `republish_interval` (after a failure:
+/// again after 1 s, doubling up to `retry_interval`). Until the first success the registries
+/// are most likely still starting: that is said once at info ("waiting for registries") and
+/// retried quietly; after a success, failures are logged at warn, a repeated one at most once
+/// a minute with a count. Dropping it (or `stop`) ends it.
 pub struct Republisher {
     task: JoinHandle<()>,
     status: watch::Receiver<PublishStatus>,
@@ -85,6 +96,9 @@ impl Republisher {
         settings.validate()?;
         let (sender, status) = watch::channel(PublishStatus::NotYet);
         let task = tokio::spawn(async move {
+            let mut failures = FailureLog::new(PUBLISH_FAILURE_LOG);
+            let mut published = false;
+            let mut backoff = FIRST_RETRY;
             loop {
                 let now = unix_now();
                 let result = match make(now) {
@@ -105,15 +119,35 @@ impl Republisher {
                     Ok(registry) => {
                         info!(%registry, "relay descriptor published");
                         sender.send_replace(PublishStatus::Published { at: now, registry });
+                        published = true;
+                        let _ = failures.success();
+                        backoff = FIRST_RETRY;
                         settings.republish_interval
                     }
                     Err(error) => {
-                        warn!("relay descriptor not published: {error}");
+                        let report = failures.failure(std::time::Instant::now());
+                        match (published, report) {
+                            (false, Report::First) => info!(
+                                "waiting for registries (publishing again quietly until one \
+                                 lists this relay): {error}"
+                            ),
+                            (true, Report::First) => {
+                                warn!("relay descriptor not published: {error}");
+                            }
+                            (_, Report::Again { count, over }) => warn!(
+                                "relay descriptor not published ({count} failures in {} s): \
+                                 {error}",
+                                over.as_secs()
+                            ),
+                            _ => debug!("relay descriptor not published: {error}"),
+                        }
                         sender.send_replace(PublishStatus::Failed {
                             at: now,
                             error: error.to_string(),
                         });
-                        settings.retry_interval
+                        let wait = backoff.min(settings.retry_interval);
+                        backoff = backoff.saturating_mul(2);
+                        wait
                     }
                 };
                 tokio::time::sleep(wait).await;

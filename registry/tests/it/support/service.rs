@@ -94,6 +94,7 @@ pub(crate) fn feed_settings() -> FeedSettings {
         request_timeout: Duration::from_secs(20),
         max_sources_per_round: 4,
         relay_sources: 0,
+        bootstrap_relays: 0,
     }
 }
 
