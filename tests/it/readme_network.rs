@@ -417,3 +417,90 @@ fn the_readme_network_fetches_within_30_s_and_keeps_one_leader() {
     drop(proxy);
     drop(net);
 }
+
+/// A proxy config with `socks_listen` on `port` and one registry that does not run.
+fn lonely_proxy(dir: &Path, port: u16) -> PathBuf {
+    let out = Command::new(braid_bin())
+        .args(["id", "--data-dir"])
+        .arg(dir.join("registry"))
+        .output()
+        .unwrap();
+    let peer = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let text = format!(
+        "socks_listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n\n[[registries]]\npeer = {peer:?}\n\
+         address = \"/ip4/127.0.0.1/udp/9/quic-v1\"\n",
+        dir.join("proxy").display().to_string()
+    );
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The SOCKS port is bound before anything waits: a port in use fails the start at once,
+/// naming the port.
+#[test]
+fn a_busy_socks_port_fails_at_once() {
+    let busy = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lonely_proxy(dir.path(), port);
+    let started = Instant::now();
+    let mut cmd = Command::new(braid_bin());
+    cmd.arg("proxy").arg("--config").arg(&config);
+    let mut p = Proc::spawn("proxy", cmd, &dir.path().join("proxy.stderr"));
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running with its port taken\n{}", p.stderr_tail()));
+    assert!(!status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = strip_ansi(&p.stderr());
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+/// A proxy whose registries are not up: the port answers at once with a SOCKS failure (no
+/// hang), it says what it waits for, and it never says `ready`.
+#[test]
+fn a_proxy_without_a_directory_says_what_it_waits_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = lonely_proxy(dir.path(), port);
+    let mut cmd = Command::new(braid_bin());
+    cmd.arg("proxy").arg("--config").arg(&config);
+    let mut p = Proc::spawn("proxy", cmd, &dir.path().join("proxy.stderr"));
+    let socks = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(socks).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port never opened\n{}",
+            p.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    let code = crate::support::socks_reply_code(
+        socks,
+        &crate::support::connect_request_domain("example.org", 80),
+    );
+    assert_ne!(code, 0, "a stream succeeded with no directory");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let err = strip_ansi(&p.stderr());
+        if err.contains("not ready: directory: 0 of 1 registries reached, no verified snapshot yet")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress line\n{err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        p.drain_lines().iter().all(|l| !l.starts_with("ready")),
+        "ready without a directory"
+    );
+    assert!(p.is_running());
+}

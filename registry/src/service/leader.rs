@@ -56,7 +56,7 @@ pub(crate) async fn run(core: Arc<RegistryCore>) {
                 None => continue,
             },
         };
-        if core.replica.leader_term().is_none() || !cosign::clock_moved(&core).await {
+        if !core.replica.is_leader() || !cosign::clock_moved(&core).await {
             continue;
         }
         match cosign::build(&core).await {
@@ -81,7 +81,7 @@ pub(crate) async fn run(core: Arc<RegistryCore>) {
 
 /// Why the leader should build before its interval is up, if it should.
 async fn early_reason(core: &RegistryCore) -> Option<&'static str> {
-    if core.replica.leader_term().is_none() {
+    if !core.replica.is_leader() {
         return None;
     }
     let served = core
