@@ -223,6 +223,7 @@ impl RegistryRaft {
             max_rpc_bytes: config.max_rpc_bytes,
             rpc_timeout: config.rpc_timeout(),
             snapshot_timeout: Duration::from_millis(config.snapshot_timeout_ms),
+            failures: Mutex::new(HashMap::new()),
         });
         let raft_config = openraft::Config {
             cluster_name: "braid-registry".into(),

@@ -31,7 +31,6 @@ mod io;
 mod publish;
 mod registries;
 mod relay_cache;
-mod repeat;
 mod served;
 mod server;
 mod settings;
@@ -66,6 +65,7 @@ use crate::state::Command;
 #[cfg(feature = "server")]
 use crate::store::{Applied, StateView, StoreError};
 
+pub use crate::repeat::{FailureLog, Report};
 #[cfg(feature = "server")]
 pub use attest::{ATTEST_HEARTBEAT, ATTEST_POLL, MeasuredBandwidth, RETRY_UNREACHABLE};
 pub use error::ServiceError;
@@ -81,7 +81,6 @@ pub use registries::{PeerAddresses, Registries, registry_key_of};
 #[cfg(feature = "server")]
 pub use registry_role::{RegistryRole, RoleOptions};
 pub use relay_cache::RelayCache;
-pub use repeat::{FailureLog, Report};
 pub use settings::{
     FeedSettings, RepublishSettings, ServerSettings, default_bootstrap_relays,
     default_feed_request_timeout, default_handle_timeout, default_max_requests,

@@ -18,9 +18,9 @@ use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
 use super::registries::add_addresses;
-use super::repeat::{FailureLog, Report};
 use super::{FeedSettings, PeerAddresses, Registries, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
+use crate::repeat::{FailureLog, Report};
 
 /// The most extra sources (relays) a feed may be given besides the registries.
 pub const MAX_EXTRA_SOURCES: usize = 64;

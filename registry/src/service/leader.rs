@@ -7,7 +7,8 @@
 //! in `attest`).
 //!
 //! A forming network does not wait a whole interval: every [`EARLY_BUILD_RETRY`] the leader
-//! builds at once when it serves no snapshot yet and the state lists a relay, or when the state lists relays the served
+//! builds at once when it serves no snapshot yet (one listing no relay tells proxies the
+//! registries are up), or when the state lists relays the served
 //! snapshot lacks while that snapshot lists fewer than [`EARLY_BUILD_BELOW`] relays (a new
 //! network's relays come one by one; a large network waits for its interval).
 
@@ -19,8 +20,8 @@ use tracing::{debug, info, warn};
 
 use super::attest::read_view;
 use super::registry_role::RegistryCore;
-use super::repeat::{FailureLog, Report};
 use super::{cosign, unix_now};
+use crate::repeat::{FailureLog, Report};
 use crate::state::Command;
 use crate::store::Applied;
 
@@ -93,7 +94,7 @@ async fn early_reason(core: &RegistryCore) -> Option<&'static str> {
     }
     let listed = read_view(&core.replica).await.ok()?.listed().count();
     match served {
-        None if listed > 0 => Some("first snapshot"),
+        None => Some("first snapshot"),
         Some(n) if listed > n => Some("relays newly listed"),
         _ => None,
     }

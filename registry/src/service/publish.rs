@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
-use super::repeat::{FailureLog, Report};
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
+use crate::repeat::{FailureLog, Report};
 
 /// Publishes `descriptor` to the registries, in random order, until one answers `Published`
 /// (each exchange bounded by `timeout`; a registry dials the relay back first). Returns the
