@@ -114,8 +114,9 @@ impl ProxyNode {
     /// directory snapshot (from any of them), uses it only when it verifies against their
     /// keys, and refreshes it every `refresh`, keeping the last good one when a fetched one
     /// is bad. Binds the SOCKS port first, serves at once (streams fail with a SOCKS error
-    /// until circuits can be built), then waits up to `first_wait` until it is ready
-    /// ([`ProxyNode::wait_ready`]), saying what it waits for.
+    /// until circuits can be built), then waits up to `first_wait` for the first verified
+    /// directory to be in use (`Duration::ZERO`: not at all; [`ProxyNode::wait_ready`] waits
+    /// until circuits can be built, saying what for).
     pub async fn start_with_registries(
         cfg: &ProxyConfig,
         registries: &[Registry],
@@ -154,10 +155,15 @@ impl ProxyNode {
             peers,
             applied,
         );
-        if !first_wait.is_zero() && !node.wait_ready(Some(first_wait)).await {
+        let mut applied = node.applied.clone();
+        let arrived = first_wait.is_zero()
+            || tokio::time::timeout(first_wait, applied.wait_for(|a| a.is_some()))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if !arrived {
             warn!(
-                "not ready within {first_wait:?}: {}; serving anyway, every stream fails until \
-                 circuits can be built",
+                "no verified directory within {first_wait:?}: {}; serving anyway, every stream \
+                 fails until circuits can be built",
                 node.waiting_for().await.unwrap_or_default()
             );
         }
