@@ -228,6 +228,7 @@ impl Net {
 
 #[test]
 fn the_readme_network_fetches_within_30_s_and_keeps_one_leader() {
+    let _alone = crate::support::one_network_at_a_time();
     let (setup, run) = readme_block();
     for (want, got) in RUN_LINES.iter().zip(&run) {
         assert_eq!(

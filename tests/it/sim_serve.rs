@@ -10,6 +10,7 @@ use crate::support::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, s
 
 #[test]
 fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
+    let _alone = crate::support::one_network_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let http = HttpServer::loopback();
     let mut cmd = Command::new(braid_bin());
@@ -55,6 +56,7 @@ fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
 
 #[test]
 fn sim_serve_for_stops_by_itself() {
+    let _alone = crate::support::one_network_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(braid_bin());
     cmd.args(["sim", "--serve", "--for", "2"]);

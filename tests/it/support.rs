@@ -20,6 +20,15 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a raw SOCKS exchange may take before the test fails.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Held by the tests that run a whole registry network as processes (and the one that times
+/// its start-up): they run one at a time, so a start-up time measured under the others' load
+/// says something about braid. Poisoning by a failed test is ignored.
+pub(crate) fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The `braid` binary Cargo built for these tests.
 pub(crate) fn braid_bin() -> &'static str {
     env!("CARGO_BIN_EXE_braid")
