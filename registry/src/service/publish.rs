@@ -33,14 +33,21 @@ pub async fn publish(
     order.shuffle(&mut rand::rng());
     let request = Request::Publish(descriptor.clone());
     let mut attempts = Vec::with_capacity(order.len());
+    let mut answered = false;
     for peer in order {
         match exchange(transport, peer, &request, timeout).await {
             Ok(Response::Published) => return Ok(peer),
-            Ok(other) => attempts.push(format!("{peer}: answered kind {:#04x}", other.kind())),
-            Err(e) => attempts.push(e.to_string()),
+            Ok(other) => {
+                answered = true;
+                attempts.push(format!("{peer}: answered kind {:#04x}", other.kind()));
+            }
+            Err(e) => {
+                answered |= matches!(e, ServiceError::Refused { .. });
+                attempts.push(e.to_string());
+            }
         }
     }
-    Err(ServiceError::PublishFailed { attempts })
+    Err(ServiceError::PublishFailed { attempts, answered })
 }
 
 /// How the last publish went.
@@ -76,10 +83,10 @@ pub type DescriptorSource =
     Arc<dyn Fn(u64) -> Result<SignedDescriptor, braid_directory::Error> + Send + Sync + 'static>;
 
 /// Keeps a relay listed: publishes now, then every `republish_interval` (after a failure:
-/// again after 1 s, doubling up to `retry_interval`). Until the first success the registries
-/// are most likely still starting: that is said once at info ("waiting for registries") and
-/// retried quietly; after a success, failures are logged at warn, a repeated one at most once
-/// a minute with a count. Dropping it (or `stop`) ends it.
+/// again after 1 s, doubling up to `retry_interval`). While no registry can be reached before
+/// the first success, they are most likely still starting: that is said once at info
+/// ("waiting for registries") and retried quietly; a refusal, or any failure after a success,
+/// is logged at warn, a repeated one at most once a minute with a count. Dropping it (or `stop`) ends it.
 pub struct Republisher {
     task: JoinHandle<()>,
     status: watch::Receiver<PublishStatus>,
@@ -98,6 +105,7 @@ impl Republisher {
         let task = tokio::spawn(async move {
             let mut failures = FailureLog::new(PUBLISH_FAILURE_LOG);
             let mut published = false;
+            let mut said_waiting = false;
             let mut backoff = FIRST_RETRY;
             loop {
                 let now = unix_now();
@@ -125,21 +133,36 @@ impl Republisher {
                         settings.republish_interval
                     }
                     Err(error) => {
-                        let report = failures.failure(std::time::Instant::now());
-                        match (published, report) {
-                            (false, Report::First) => info!(
-                                "waiting for registries (publishing again quietly until one \
-                                 lists this relay): {error}"
-                            ),
-                            (true, Report::First) => {
-                                warn!("relay descriptor not published: {error}");
+                        // No registry reachable yet before the first success: they are most
+                        // likely starting. A refusal is news whenever it comes.
+                        let waiting = !published
+                            && matches!(
+                                error,
+                                ServiceError::PublishFailed {
+                                    answered: false,
+                                    ..
+                                }
+                            );
+                        if waiting {
+                            if !said_waiting {
+                                info!(
+                                    "waiting for registries (publishing again quietly until \
+                                     one answers): {error}"
+                                );
+                                said_waiting = true;
+                            } else {
+                                debug!("relay descriptor not published: {error}");
                             }
-                            (_, Report::Again { count, over }) => warn!(
-                                "relay descriptor not published ({count} failures in {} s): \
-                                 {error}",
-                                over.as_secs()
-                            ),
-                            _ => debug!("relay descriptor not published: {error}"),
+                        } else {
+                            match failures.failure(std::time::Instant::now()) {
+                                Report::First => warn!("relay descriptor not published: {error}"),
+                                Report::Again { count, over } => warn!(
+                                    "relay descriptor not published ({count} failures in {} s): \
+                                     {error}",
+                                    over.as_secs()
+                                ),
+                                _ => debug!("relay descriptor not published: {error}"),
+                            }
                         }
                         sender.send_replace(PublishStatus::Failed {
                             at: now,
