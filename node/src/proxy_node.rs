@@ -3,6 +3,12 @@
 //! verified against the configured registry keys and refreshed by a `DirectoryFeed`). A
 //! snapshot past its `valid_until` plus `stale_directory_grace_secs` stops new circuits until a
 //! fresh one arrives (`freshness`).
+//!
+//! Start-up: the SOCKS port is bound first (a port in use fails at once), streams are served
+//! from then on (each fails with a SOCKS error reply until circuits can be built), and
+//! [`ProxyNode::wait_ready`] says every few seconds what the proxy still waits for
+//! ("directory: 2 of 3 registries reached, no verified snapshot yet") until the verified
+//! directory in use lists at least `hops` relays.
 
 mod freshness;
 mod status;
@@ -17,6 +23,7 @@ use braid_registry::service::{DirectoryFeed, FeedSettings, SnapshotReceiver};
 use braid_router::CircuitManager;
 use braid_transport::{Identity, Transport, TransportConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -26,9 +33,12 @@ use crate::config::{ProxyConfig, Registry, parse_registries};
 use crate::error::NodeError;
 use crate::registry_node::service_registries;
 
-/// How long a proxy started with registries waits for its first directory before it serves
-/// anyway (every stream fails until one arrives).
+/// How long [`ProxyNode::start_with_registries`] callers usually wait for the first usable
+/// directory (the proxy serves anyway after it; every stream fails until one arrives).
 pub const FIRST_DIRECTORY_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a proxy that cannot build circuits yet says what it waits for.
+pub const WAITING_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Longest time between two checks of whether the directory snapshot went stale.
 pub const STALE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
@@ -43,12 +53,16 @@ pub struct ProxyNode {
     manager: Arc<CircuitManager>,
     socks_addr: SocketAddr,
     task: JoinHandle<()>,
-    /// The HTTP CONNECT port's address and accept task, if `http_listen` is set.
-    http: Option<(SocketAddr, JoinHandle<()>)>,
     /// The registries' directory and the task applying each new one, if configured.
     feed: Option<(FeedHandle, JoinHandle<()>)>,
+    /// The HTTP CONNECT port's address and accept task, if `http_listen` is set.
+    http: Option<(SocketAddr, JoinHandle<()>)>,
     /// The local HTTP API, once started (`start_api`).
     api: std::sync::Mutex<Option<crate::api::ApiServer>>,
+    /// The registries' peer ids (empty with a directory file), for progress lines.
+    registries: Vec<braid_transport::PeerId>,
+    /// The directory applied to the circuit manager: `(issued_at, usable relays)`.
+    applied: watch::Receiver<Option<(u64, usize)>>,
 }
 
 /// The directory feed, kept for shutdown.
@@ -68,8 +82,8 @@ impl ProxyNode {
             let list =
                 parse_registries(Path::new("<proxy config>"), "registries", &cfg.registries)?;
             let refresh = Duration::from_secs(cfg.directory_refresh_secs);
-            let node =
-                Self::start_with_registries(cfg, &list, refresh, FIRST_DIRECTORY_WAIT).await?;
+            // The caller waits (`wait_ready`), saying what for, as long as it likes.
+            let node = Self::start_with_registries(cfg, &list, refresh, Duration::ZERO).await?;
             node.start_api(cfg).await?;
             return Ok(node);
         }
@@ -87,24 +101,41 @@ impl ProxyNode {
     /// the directory has a fresh key every start, and circuits are built on one more fresh key
     /// per SOCKS isolation key (`braid_router::identities`).
     pub async fn start(cfg: &ProxyConfig, directory: &Directory) -> Result<Self, NodeError> {
+        let listener = bind(cfg).await?;
+        let http = bind_http(cfg).await?;
         let (transport, manager) = Self::client(cfg).await?;
         let usable = manager.set_directory(directory).await?;
         if usable == 0 {
             warn!("the directory has no fresh relays; every stream will fail");
         }
-        Self::serve(cfg, transport, manager, None).await
+        let (_, applied) = watch::channel(Some((0, usable)));
+        Ok(Self::serve(
+            cfg,
+            listener,
+            http,
+            transport,
+            manager,
+            None,
+            Vec::new(),
+            applied,
+        ))
     }
 
     /// Starts a proxy that learns the network from `registries`: it fetches their signed
     /// directory snapshot (from any of them), uses it only when it verifies against their
     /// keys, and refreshes it every `refresh`, keeping the last good one when a fetched one
-    /// is bad. Waits up to `first_wait` for the first snapshot before serving.
+    /// is bad. Binds the SOCKS port first, serves at once (streams fail with a SOCKS error
+    /// until circuits can be built), then waits up to `first_wait` for the first verified
+    /// directory to be in use (`Duration::ZERO`: not at all; [`ProxyNode::wait_ready`] waits
+    /// until circuits can be built, saying what for).
     pub async fn start_with_registries(
         cfg: &ProxyConfig,
         registries: &[Registry],
         refresh: Duration,
         first_wait: Duration,
     ) -> Result<Self, NodeError> {
+        let listener = bind(cfg).await?;
+        let http = bind_http(cfg).await?;
         let (transport, manager) = Self::client(cfg).await?;
         let feed = DirectoryFeed::start(
             &transport,
@@ -115,24 +146,99 @@ impl ProxyNode {
                 retry_interval: refresh.min(crate::relay_node::RETRY_CAP),
                 // Relays cache and serve the snapshot: ask a few of them as well.
                 relay_sources: PROXY_RELAY_SOURCES,
+                // A forming network: ask again soon while paths cannot be made disjoint.
+                bootstrap_relays: cfg.hops.saturating_mul(cfg.strands.max(1)),
                 ..FeedSettings::default()
             },
         )
         .await
         .map_err(|e| NodeError::Service(e.to_string()))?;
-        let mut snapshots = feed.subscribe();
-        let arrived = tokio::time::timeout(first_wait, snapshots.wait_for(|s| s.is_some()))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let snapshots = feed.subscribe();
+        let grace = cfg.stale_directory_grace_secs;
+        let (applied_tx, applied) = watch::channel(None);
+        let follower = tokio::spawn(follow(manager.clone(), snapshots, grace, applied_tx));
+        let peers = registries.iter().map(|r| r.peer).collect();
+        let node = Self::serve(
+            cfg,
+            listener,
+            http,
+            transport,
+            manager,
+            Some((FeedHandle(feed), follower)),
+            peers,
+            applied,
+        );
+        let mut applied = node.applied.clone();
+        let arrived = first_wait.is_zero()
+            || tokio::time::timeout(first_wait, applied.wait_for(|a| a.is_some()))
+                .await
+                .is_ok_and(|r| r.is_ok());
         if !arrived {
             warn!(
-                "no verified directory from the registries within {first_wait:?}; serving anyway, \
-                 every stream fails until one arrives"
+                "no verified directory within {first_wait:?}: {}; serving anyway, every stream \
+                 fails until circuits can be built",
+                node.waiting_for().await.unwrap_or_default()
             );
         }
-        let grace = cfg.stale_directory_grace_secs;
-        let follower = tokio::spawn(follow(manager.clone(), snapshots, grace));
-        Self::serve(cfg, transport, manager, Some((FeedHandle(feed), follower))).await
+        Ok(node)
+    }
+
+    /// What the proxy still waits for before circuits can be built (`None`: nothing, it is
+    /// ready): a verified directory, or enough relays in it for a path of `hops`.
+    pub async fn waiting_for(&self) -> Option<String> {
+        let hops = self.manager.settings().hops;
+        let applied = *self.applied.borrow();
+        if let Some((_, relays)) = applied
+            && relays >= hops
+        {
+            return None;
+        }
+        let mut reached = 0;
+        for peer in &self.registries {
+            if self
+                .transport
+                .connected_addresses(*peer)
+                .await
+                .is_ok_and(|a| !a.is_empty())
+            {
+                reached += 1;
+            }
+        }
+        let directory = match applied {
+            None => "no verified snapshot yet".to_string(),
+            Some((_, relays)) => {
+                format!("{relays} relays, verified; waiting for at least {hops} (one path)")
+            }
+        };
+        Some(format!(
+            "directory: {reached} of {} registries reached, {directory}",
+            self.registries.len()
+        ))
+    }
+
+    /// Waits until circuits can be built (a verified directory with at least `hops` usable
+    /// relays), at most `bound` (`None`: for ever), logging what it waits for every
+    /// [`WAITING_LOG_INTERVAL`]. Returns whether the proxy is ready.
+    pub async fn wait_ready(&self, bound: Option<Duration>) -> bool {
+        let deadline = bound.map(|b| tokio::time::Instant::now() + b);
+        let mut applied = self.applied.clone();
+        let mut next_log = tokio::time::Instant::now() + WAITING_LOG_INTERVAL;
+        loop {
+            let Some(waiting) = self.waiting_for().await else {
+                return true;
+            };
+            let now = tokio::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            if now >= next_log {
+                info!("not ready: {waiting}");
+                next_log = now + WAITING_LOG_INTERVAL;
+            }
+            let until = deadline.map_or(next_log, |d| d.min(next_log));
+            // Woken by every directory applied, and at least every log interval.
+            let _ = tokio::time::timeout_at(until, applied.changed()).await;
+        }
     }
 
     /// The client-only transport and the circuit manager.
@@ -155,41 +261,42 @@ impl ProxyNode {
         Ok((transport, manager))
     }
 
-    async fn serve(
+    fn serve(
         cfg: &ProxyConfig,
+        (listener, socks_addr): (TcpListener, SocketAddr),
+        http: Option<(TcpListener, SocketAddr)>,
         transport: Transport,
         manager: Arc<CircuitManager>,
         feed: Option<(FeedHandle, JoinHandle<()>)>,
-    ) -> Result<Self, NodeError> {
-        let listener = TcpListener::bind(cfg.socks_listen)
-            .await
-            .map_err(|source| NodeError::Io {
-                context: format!("binding SOCKS5 port {}", cfg.socks_listen),
-                source,
-            })?;
-        let socks_addr = listener.local_addr().map_err(|source| NodeError::Io {
-            context: "reading the SOCKS5 address".into(),
-            source,
-        })?;
-        let http = match cfg.http_listen {
-            Some(addr) => Some(serve_http_connect(addr, &manager, cfg).await?),
-            None => None,
-        };
+        registries: Vec<braid_transport::PeerId>,
+        applied: watch::Receiver<Option<(u64, usize)>>,
+    ) -> Self {
         let task = tokio::spawn(braid_router::proxy::serve(
             listener,
             manager.clone(),
             cfg.proxy_settings(),
         ));
-        info!(%socks_addr, relays = manager.relay_count(), "SOCKS5 proxy ready");
-        Ok(ProxyNode {
+        info!(%socks_addr, "SOCKS5 port open");
+        let http = http.map(|(listener, bound)| {
+            let task = tokio::spawn(braid_router::proxy::serve_http_connect(
+                listener,
+                manager.clone(),
+                cfg.proxy_settings(),
+            ));
+            info!(%bound, "HTTP CONNECT port open");
+            (bound, task)
+        });
+        ProxyNode {
             transport,
             manager,
             socks_addr,
             task,
-            http,
             feed,
+            http,
             api: std::sync::Mutex::new(None),
-        })
+            registries,
+            applied,
+        }
     }
 
     /// Starts the local HTTP API `cfg`'s `api_*` keys describe (token and address files in
@@ -239,17 +346,17 @@ impl ProxyNode {
         self.socks_addr
     }
 
+    /// The circuit manager (for reports).
+    pub fn manager(&self) -> &Arc<CircuitManager> {
+        &self.manager
+    }
+
     /// What the metrics collector reads (`crate::metrics`).
     pub(crate) fn metrics_sources(&self) -> crate::metrics::proxy::ProxySources {
         crate::metrics::proxy::ProxySources {
             manager: Arc::clone(&self.manager),
             snapshots: self.feed.as_ref().map(|(f, _)| f.0.subscribe()),
         }
-    }
-
-    /// The circuit manager (for reports).
-    pub fn manager(&self) -> &Arc<CircuitManager> {
-        &self.manager
     }
 
     /// Stops serving, stops following the registries, closes circuits, shuts the transport
@@ -274,12 +381,11 @@ impl ProxyNode {
     }
 }
 
-/// Binds the HTTP CONNECT port at `addr` and serves it on the proxy's circuits.
-async fn serve_http_connect(
-    addr: SocketAddr,
-    manager: &Arc<CircuitManager>,
-    cfg: &ProxyConfig,
-) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+/// Binds the HTTP CONNECT port (`http_listen`), if set, right after the SOCKS port.
+async fn bind_http(cfg: &ProxyConfig) -> Result<Option<(TcpListener, SocketAddr)>, NodeError> {
+    let Some(addr) = cfg.http_listen else {
+        return Ok(None);
+    };
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| NodeError::Io {
@@ -290,19 +396,33 @@ async fn serve_http_connect(
         context: "reading the HTTP CONNECT address".into(),
         source,
     })?;
-    let task = tokio::spawn(braid_router::proxy::serve_http_connect(
-        listener,
-        manager.clone(),
-        cfg.proxy_settings(),
-    ));
-    info!(%bound, "HTTP CONNECT port ready");
-    Ok((bound, task))
+    Ok(Some((listener, bound)))
 }
 
-/// Applies each verified snapshot to the circuit manager, and stops new circuits while the
-/// snapshot held is past its validity plus `grace` seconds (checked on every snapshot and at
-/// least every [`STALE_CHECK_INTERVAL`]).
-async fn follow(manager: Arc<CircuitManager>, mut snapshots: SnapshotReceiver, grace: u64) {
+/// Binds the SOCKS port: first of all, so a port in use fails the start at once.
+async fn bind(cfg: &ProxyConfig) -> Result<(TcpListener, SocketAddr), NodeError> {
+    let listener = TcpListener::bind(cfg.socks_listen)
+        .await
+        .map_err(|source| NodeError::Io {
+            context: format!("binding SOCKS5 port {}", cfg.socks_listen),
+            source,
+        })?;
+    let socks_addr = listener.local_addr().map_err(|source| NodeError::Io {
+        context: "reading the SOCKS5 address".into(),
+        source,
+    })?;
+    Ok((listener, socks_addr))
+}
+
+/// Applies each verified snapshot to the circuit manager (and tells `applied` what it
+/// applied), and stops new circuits while the snapshot held is past its validity plus `grace`
+/// seconds (checked on every snapshot and at least every [`STALE_CHECK_INTERVAL`]).
+async fn follow(
+    manager: Arc<CircuitManager>,
+    mut snapshots: SnapshotReceiver,
+    grace: u64,
+    applied: watch::Sender<Option<(u64, usize)>>,
+) {
     let mut watch = StaleWatch::new(grace);
     let check_every = STALE_CHECK_INTERVAL.min(Duration::from_secs(grace.max(1)));
     let mut tick = tokio::time::interval(check_every);
@@ -312,7 +432,10 @@ async fn follow(manager: Arc<CircuitManager>, mut snapshots: SnapshotReceiver, g
         let snapshot = snapshots.borrow_and_update().clone();
         if changed && let Some(s) = &snapshot {
             match manager.set_directory(&s.to_directory()).await {
-                Ok(n) => info!(relays = n, issued_at = s.issued_at(), "directory in use"),
+                Ok(n) => {
+                    info!(relays = n, issued_at = s.issued_at(), "directory in use");
+                    applied.send_replace(Some((s.issued_at(), n)));
+                }
                 Err(e) => warn!(error = %e, "a verified directory could not be used"),
             }
         }

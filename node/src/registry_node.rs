@@ -218,6 +218,11 @@ impl RegistryNode {
         self.raft.status()
     }
 
+    /// The Raft group's members: node id to peer id.
+    pub fn raft_members(&self) -> std::collections::HashMap<u64, PeerId> {
+        self.raft.members()
+    }
+
     /// Whether it is the Raft leader now.
     pub fn is_leader(&self) -> bool {
         let s = self.raft.status();

@@ -3,6 +3,7 @@
 pub mod protocol;
 #[cfg(feature = "raft")]
 pub mod raft;
+pub mod repeat;
 #[cfg(feature = "client")]
 pub mod service;
 pub mod state;

@@ -223,6 +223,7 @@ impl RegistryRaft {
             max_rpc_bytes: config.max_rpc_bytes,
             rpc_timeout: config.rpc_timeout(),
             snapshot_timeout: Duration::from_millis(config.snapshot_timeout_ms),
+            failures: Mutex::new(HashMap::new()),
         });
         let raft_config = openraft::Config {
             cluster_name: "braid-registry".into(),
@@ -286,10 +287,13 @@ impl RegistryRaft {
             }),
         };
         if !node.inner.raft.is_initialized().await.map_err(raft_err)? {
-            // A pristine group: every member initializes it, each after its own random delay,
-            // so the first one's vote requests find the others up and not yet candidates
-            // themselves (all at once would split the first vote).
-            let (node, delay) = (node.clone(), elect::initialize_delay(&node.inner.config));
+            // A pristine group: the lowest id initializes it first, the others only if no
+            // leader reached them by their later delay (see `elect::initialize_delay`).
+            let first = node.inner.config.members.iter().map(|m| m.id).min() == Some(me.id);
+            let (node, delay) = (
+                node.clone(),
+                elect::initialize_delay(&node.inner.config, first),
+            );
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 if let Err(error) = node.initialize().await {

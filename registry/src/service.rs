@@ -67,6 +67,7 @@ use crate::state::Command;
 #[cfg(feature = "server")]
 use crate::store::{Applied, StateView, StoreError};
 
+pub use crate::repeat::{FailureLog, Report};
 #[cfg(feature = "server")]
 pub use attest::{ATTEST_HEARTBEAT, ATTEST_POLL, MeasuredBandwidth, RETRY_UNREACHABLE};
 pub use error::ServiceError;
@@ -77,17 +78,18 @@ pub use measure::{
     default_measure_bytes_per_hour, default_measure_enabled, default_measure_first_delay,
     default_measure_interval, default_measure_refresh_interval, default_measure_timeout,
 };
-pub use publish::{DescriptorSource, PublishStatus, Republisher, publish};
+pub use publish::{DescriptorSource, FIRST_RETRY, PublishStatus, Republisher, publish};
 pub use registries::{PeerAddresses, Registries, registry_key_of};
 #[cfg(feature = "server")]
 pub use registry_role::{RegistryRole, RoleOptions};
 pub use relay_cache::RelayCache;
 pub use settings::{
-    FeedSettings, RepublishSettings, ServerSettings, default_feed_request_timeout,
-    default_handle_timeout, default_max_requests, default_max_requests_per_peer,
-    default_max_sources_per_round, default_read_timeout, default_refresh_interval,
-    default_relay_sources, default_republish_interval, default_republish_request_timeout,
-    default_republish_retry, default_retry_interval, default_write_timeout,
+    FeedSettings, RepublishSettings, ServerSettings, default_bootstrap_relays,
+    default_feed_request_timeout, default_handle_timeout, default_max_requests,
+    default_max_requests_per_peer, default_max_sources_per_round, default_read_timeout,
+    default_refresh_interval, default_relay_sources, default_republish_interval,
+    default_republish_request_timeout, default_republish_retry, default_retry_interval,
+    default_write_timeout,
 };
 #[cfg(feature = "server")]
 pub use settings::{
@@ -121,6 +123,19 @@ pub trait Replica: Send + Sync + 'static {
     /// Whether this node is the Raft leader now (the leader proposes `Expire` and builds
     /// snapshots).
     fn is_leader(&self) -> bool;
+    /// The term this node leads in, if it is the leader now. A leader-only job takes it once
+    /// at its start and checks it again before each step that acts on other registries or
+    /// publishes, so an ex-leader, or a leader deposed and re-elected in between, does
+    /// nothing more. Default: term 0 whenever [`Replica::is_leader`] (a single registry).
+    fn leader_term(&self) -> Option<u64> {
+        self.is_leader().then_some(0)
+    }
+    /// The registry this node knows as the leader now, if it knows one. A co-signer refuses
+    /// a `CoSign` from any other registry (an ex-leader that still believes it leads).
+    /// Default: `None` (no check).
+    fn leader(&self) -> Option<braid_transport::PeerId> {
+        None
+    }
 }
 
 /// Why the replicated state could not do what the service asked (feature `server`).

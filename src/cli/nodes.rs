@@ -12,6 +12,9 @@ use braid_node::{ProxyConfig, ProxyNode, RegistryNode, RelayConfig, RelayNode, l
 use super::log::Logging;
 use super::notify;
 use super::stop::Signals;
+use role_line::{rfc3339_utc, short_peer};
+
+mod role_line;
 
 /// Re-reads the config at `path` on SIGHUP and applies its log level; `None` (and a warning)
 /// when the file does not load, so the node keeps its running config.
@@ -106,6 +109,20 @@ pub(crate) async fn proxy(config: PathBuf, logging: &mut Logging) -> Result<Exit
     if let Some(http) = node.http_connect_addr() {
         println!("http_connect={http}");
     }
+    // The port is bound and answers (with a SOCKS failure until circuits can be built);
+    // `ready` only once they can, what it waits for is logged meanwhile.
+    tokio::select! {
+        () = signals.stopped() => {
+            node.shutdown().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ = node.wait_ready(None) => {}
+    }
+    tracing::info!(
+        socks5 = %node.socks_addr(),
+        relays = node.manager().relay_count(),
+        "ready: circuits can be built"
+    );
     println!("ready socks5={}", node.socks_addr());
     notify::ready(&format!("ready socks5={}", node.socks_addr()));
     let mut running = cfg;
@@ -132,17 +149,25 @@ pub(crate) async fn registry(config: PathBuf, logging: &mut Logging) -> Result<E
     };
     println!("ready peer_id={}", node.peer_id());
     notify::ready(&format!("ready peer_id={}", node.peer_id()));
-    // One stdout line whenever the Raft role changes (operators and tests watch these).
+    // One stdout line whenever the Raft role changes (operators and tests watch these), naming
+    // the leader by its short peer id, with the time (RFC 3339, UTC) the change was seen.
+    let members = node.raft_members();
+    let short = |id: u64| members.get(&id).map_or(format!("raft#{id}"), short_peer);
     let roles = async {
         let mut last = None;
         loop {
             let s = node.raft_status();
             let role = (s.leader == Some(s.id), s.leader, s.term);
             if last != Some(role) {
+                let at = rfc3339_utc(std::time::SystemTime::now());
                 match s.leader {
-                    Some(l) if l == s.id => println!("role leader term={}", s.term),
-                    Some(l) => println!("role follower leader={l} term={}", s.term),
-                    None => println!("role candidate term={}", s.term),
+                    Some(l) if l == s.id => {
+                        println!("role leader term={} peer={} at={at}", s.term, short(l));
+                    }
+                    Some(l) => {
+                        println!("role follower leader={} term={} at={at}", short(l), s.term)
+                    }
+                    None => println!("role candidate term={} at={at}", s.term),
                 }
                 last = Some(role);
             }

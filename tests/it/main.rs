@@ -20,6 +20,7 @@ mod layers;
 mod manual;
 mod ops;
 mod ops_signals;
+mod readme_network;
 mod registry_e2e;
 mod sd_notify;
 mod sim_serve;

@@ -233,6 +233,7 @@ fn assert_dir_exists(p: &Path) {
 
 #[test]
 fn relays_and_a_proxy_with_only_the_registry_list_survive_losing_the_leader() {
+    let _alone = support::one_network_at_a_time();
     let http = HttpServer::start(&[
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),

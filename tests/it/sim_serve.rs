@@ -6,13 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, one_sim_at_a_time, sigterm,
-};
+use crate::support::{HttpServer, Proc, braid_bin, curl_fetch, expected_sha256, sigterm};
 
 #[test]
 fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
-    let _sim = one_sim_at_a_time();
+    let _alone = crate::support::one_network_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let http = HttpServer::loopback();
     let mut cmd = Command::new(braid_bin());
@@ -59,7 +57,7 @@ fn sim_serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
 
 #[test]
 fn sim_serve_for_stops_by_itself() {
-    let _sim = one_sim_at_a_time();
+    let _alone = crate::support::one_network_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(braid_bin());
     cmd.args(["sim", "--serve", "--for", "2"]);

@@ -20,12 +20,19 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a raw SOCKS exchange may take before the test fails.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Held by each test that runs a whole `braid sim` network (three registries, eight relays and
-/// a proxy in one process), so at most one runs at a time: several at once on a small CI
-/// machine starve each other's Raft timers.
+/// Held by the tests that run a whole registry network as processes (and the one that times
+/// its start-up): they run one at a time, so a start-up time measured under the others' load
+/// says something about braid. Poisoning by a failed test is ignored.
+pub(crate) fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held by each test that runs a whole `braid sim` network: the same lock as
+/// [`one_network_at_a_time`], so no two whole networks starve each other's Raft timers.
 pub(crate) fn one_sim_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static SIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SIM.lock().unwrap_or_else(|p| p.into_inner())
+    one_network_at_a_time()
 }
 
 /// The `braid` binary Cargo built for these tests.

@@ -48,4 +48,14 @@ impl Replica for RaftReplica {
         let s = self.raft.status();
         s.leader == Some(s.id)
     }
+
+    fn leader(&self) -> Option<braid_transport::PeerId> {
+        let leader = self.raft.status().leader?;
+        self.raft.members().get(&leader).copied()
+    }
+
+    fn leader_term(&self) -> Option<u64> {
+        let s = self.raft.status();
+        (s.leader == Some(s.id)).then_some(s.term)
+    }
 }

@@ -368,7 +368,10 @@ async fn a_relay_reports_its_budget_and_serves_its_metrics() {
     let m = client::get(addr, "/metrics", Some(&token)).await.unwrap();
     assert_eq!(m.status, 200);
     assert!(m.body.contains("braid_relay_cells_total"), "{}", m.body);
-    assert!(m.body.contains("braid_relay_accounting_limit_bytes 10000000"));
+    assert!(
+        m.body
+            .contains("braid_relay_accounting_limit_bytes 10000000")
+    );
     assert!(m.body.ends_with("# EOF\n"));
     node.shutdown().await;
 }

@@ -6,11 +6,12 @@
 //! together after every split vote: each votes for itself, term after term, with no leader.
 //! `braid`'s end-to-end test saw three fresh registries stuck as candidates for 30 s.
 //!
-//! Two remedies, both random per node:
-//! - [`stagger`]: a node waits up to one tick before it creates its Raft core, so its tick phase
-//!   differs from its peers'. A pristine node also waits [`initialize_delay`] before it
-//!   initializes the group (which starts an election at once), so the first member to do so
-//!   usually collects the others' votes.
+//! Three remedies:
+//! - [`stagger`]: a node waits a random time up to one tick before it creates its Raft core, so
+//!   its tick phase differs from its peers'.
+//! - [`initialize_delay`]: in a pristine group only the member with the lowest id initializes
+//!   the group (which starts its election) at once; the others do only if no leader reached
+//!   them well after, so the first election has one candidate.
 //! - [`spawn_watchdog`]: while no leader is known, the node starts an election itself at a
 //!   time drawn afresh each round, between one and two longest election timeouts. An election
 //!   openraft's own timer would have started anyway costs nothing; a tie cannot repeat because
@@ -38,13 +39,21 @@ pub(super) async fn stagger(heartbeat_ms: u64) {
     tokio::time::sleep(wait).await;
 }
 
-/// How long a pristine node waits before it initializes the group: one tick (so every member
-/// started at the same time serves `/braid/raft/1` by then) plus a random part up to half the
-/// shortest election timeout (so one member's vote requests usually arrive before the others
-/// start their own election).
-pub(super) fn initialize_delay(config: &RaftConfig) -> Duration {
+/// How long a pristine node waits before it initializes the group (which makes it a voter and
+/// starts its election at once; a pristine node that has not initialized never calls an
+/// election, it only votes). The member with the lowest id goes first, after one tick (so
+/// every member started at the same time serves `/braid/raft/1` by then): its election meets
+/// no rival, and its first append initializes the others. The others initialize only if no
+/// leader reached them within two longest election timeouts (plus a random part up to half
+/// the shortest), so a group whose first member is down still forms. Every member
+/// initializing at once split the first votes for up to 10 s on a loaded machine.
+pub(super) fn initialize_delay(config: &RaftConfig, first: bool) -> Duration {
+    let tick = tick(config.heartbeat_ms);
+    if first {
+        return tick;
+    }
     let spread = Duration::from_millis((config.election_min_ms / 2).max(1));
-    tick(config.heartbeat_ms) + rand::rng().random_range(Duration::ZERO..spread)
+    tick + config.election_max() * 2 + rand::rng().random_range(Duration::ZERO..spread)
 }
 
 /// How long a leaderless node waits before it calls an election itself: drawn from

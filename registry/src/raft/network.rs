@@ -3,12 +3,17 @@
 //! transport. It does not accept streams (that is `server`) or decide what to send (openraft).
 //!
 //! Every exchange (opening the stream included) is bounded by a timeout and every frame by
-//! `max_rpc_bytes`. A stream that cannot be opened is reported to openraft as `Unreachable`
-//! (it backs off before retrying); anything else that fails on the way as a network error.
+//! `max_rpc_bytes`. A stream that cannot be opened, or an exchange that got no answer in time
+//! (a member that died leaves a connection that takes long to time out), is reported to
+//! openraft as `Unreachable`: it backs off before retrying, 500 ms doubling up to
+//! [`MAX_BACKOFF`], instead of every heartbeat. Anything else that fails on the way is a
+//! network error. Each member's failures are logged here with backoff: the first at warn, then
+//! at most once a minute with a count ("raft: member ... unreachable (12 failures in 60 s)"),
+//! and the recovery once (openraft's own lines about them are its own).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use braid_transport::{PeerId, StreamProtocol, Transport};
 use futures::AsyncWriteExt as _;
@@ -22,6 +27,10 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+
+use tracing::{info, warn};
+
+use crate::repeat::{FailureLog, Report};
 
 use super::frame::Frame;
 use super::io::{ReadError, read_frame, write_frame};
@@ -65,6 +74,8 @@ pub(super) enum CallError {
         what: &'static str,
     },
     /// The exchange failed after the stream opened (I/O, timeout, a bad or refused answer).
+    #[error("exchange with {peer} got no answer within {timeout:?}")]
+    Timeout { peer: PeerId, timeout: Duration },
     #[error("exchange with {peer} failed: {reason}")]
     Failed {
         /// The member's peer id.
@@ -86,11 +97,64 @@ pub(super) struct NetShared {
     pub rpc_timeout: Duration,
     /// The bound on one snapshot chunk.
     pub snapshot_timeout: Duration,
+    /// One failure log per member (keyed by the configured peers only, so bounded by them).
+    pub failures: Mutex<HashMap<PeerId, FailureLog>>,
 }
 
+/// The longest openraft waits before it tries an unreachable member again.
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// How often a member that keeps failing is logged (with a count).
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 impl NetShared {
-    /// Sends `request` to `peer` and reads the answer, within `timeout`.
+    /// Logs a member's failure (`Some`) or success (`None`) with backoff (module docs).
+    fn note(&self, peer: PeerId, error: Option<&CallError>) {
+        if !self.peers.values().any(|p| *p == peer) {
+            return;
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let log = failures
+            .entry(peer)
+            .or_insert_with(|| FailureLog::new(FAILURE_LOG_INTERVAL));
+        let report = match error {
+            Some(_) => log.failure(Instant::now()),
+            None => log.success(),
+        };
+        match (error, report) {
+            (Some(e), Report::First) => warn!(%peer, "raft: member unreachable: {e}"),
+            (Some(e), Report::Again { count, over }) => warn!(
+                %peer,
+                "raft: member unreachable ({count} failures in {} s): {e}",
+                over.as_secs()
+            ),
+            (None, Report::Recovered { failures }) => {
+                info!(%peer, failures, "raft: member reachable again");
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends `request` to `peer` and reads the answer, within `timeout`; logs failures to
+    /// reach it with backoff.
     pub(super) async fn call(
+        &self,
+        peer: PeerId,
+        request: &RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, CallError> {
+        let result = self.call_once(peer, request, timeout).await;
+        match &result {
+            Ok(_) => self.note(peer, None),
+            Err(e @ (CallError::Unreachable { .. } | CallError::Timeout { .. })) => {
+                self.note(peer, Some(e));
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn call_once(
         &self,
         peer: PeerId,
         request: &RpcRequest,
@@ -129,7 +193,7 @@ impl NetShared {
         };
         let answer = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| failed(format!("no answer within {timeout:?}")))??;
+            .map_err(|_| CallError::Timeout { peer, timeout })??;
         match answer {
             Frame::Response(body) => wire::decode(&body).map_err(|e| failed(e.to_string())),
             Frame::Error(reason) => Err(failed(format!("refused: {reason}"))),
@@ -194,7 +258,9 @@ impl Conn {
             .call(peer, &request, timeout)
             .await
             .map_err(|e| match e {
-                CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                CallError::Unreachable { .. } | CallError::Timeout { .. } => {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
                 CallError::TooLarge { .. } if entries > 1 => {
                     RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2))
                 }
@@ -216,6 +282,15 @@ impl Conn {
 }
 
 impl RaftNetwork<TypeConfig> for Conn {
+    /// After an `Unreachable`: 500 ms, doubling up to [`MAX_BACKOFF`] (openraft's default
+    /// retried every 500 ms for ever).
+    fn backoff(&self) -> openraft::network::Backoff {
+        let steps = std::iter::successors(Some(Duration::from_millis(500)), |d| {
+            Some((*d * 2).min(MAX_BACKOFF))
+        });
+        openraft::network::Backoff::new(steps)
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

@@ -9,10 +9,12 @@
 //!
 //! The builder (the Raft leader) builds it from its applied state, signs it, sends it to every
 //! other registry in parallel (`CoSign`), adds each signature that verifies, and once a
-//! majority signed (and it is still the leader), serves it and offers it to the others
-//! (`Offer`).
+//! majority signed, serves it and offers it to the others (`Offer`). It takes its leader term
+//! at the start and checks it again before asking for signatures, before serving and before
+//! offering: a registry that is no longer the leader of that term stops there.
 //!
-//! A co-signer signs only what it builds itself: the snapshot names its registry set,
+//! A co-signer signs only for the registry it knows as the Raft leader (when it knows one), and
+//! only what it builds itself: the snapshot names its registry set,
 //! `issued_at` is within `max_clock_skew` of its wall clock, the validity is not longer than
 //! its own `snapshot_validity`, and once its own state clock has reached `issued_at` (it waits
 //! up to `replication_wait`), its own build with the same times has the same body digest, so
@@ -82,6 +84,12 @@ pub(crate) async fn clock_moved(core: &RegistryCore) -> bool {
 /// The builder's side: build, gather a majority, serve, offer.
 pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, ServiceError> {
     let _building = core.building.lock().await;
+    let term = core
+        .replica
+        .leader_term()
+        .ok_or_else(|| ServiceError::Build {
+            reason: "not the leader".into(),
+        })?;
     let set = core.registries.set();
     let view = read_view(&core.replica).await?;
     let issued_at = view.clock;
@@ -122,6 +130,7 @@ pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, Servi
         .map(|p| p.peer_id)
         .filter(|p| *p != core.peer_id)
         .collect();
+    still_leader(core, term, "asking for signatures")?;
     let timeout = core.settings.peer_timeout;
     let answers = join_all(
         others
@@ -155,11 +164,7 @@ pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, Servi
     for failure in &failures {
         debug!(%failure, "registry: a registry did not co-sign");
     }
-    if !core.replica.is_leader() {
-        return Err(ServiceError::Build {
-            reason: "no longer the leader: the co-signed snapshot is dropped".into(),
-        });
-    }
+    still_leader(core, term, "serving the co-signed snapshot")?;
     let set_owned = set.clone();
     let verified = tokio::task::spawn_blocking(move || signed.verify(&set_owned, unix_now()))
         .await
@@ -169,17 +174,39 @@ pub(crate) async fn build(core: &RegistryCore) -> Result<VerifiedSnapshot, Servi
         .map_err(|e| ServiceError::Build {
             reason: format!("own snapshot does not verify: {e}"),
         })?;
+    still_leader(core, term, "serving the co-signed snapshot")?;
     core.last_built.store(issued_at, Ordering::Relaxed);
     core.served.adopt(verified.clone());
     core.served.persist().await;
     info!(
+        term,
         issued_at,
         relays = verified.descriptors().len(),
         signers,
         "registry: directory snapshot signed by a majority"
     );
-    offer(core, &others, &verified).await;
+    // Serving it is safe whoever leads (it is majority-signed); pushing it is the leader's job.
+    if still_leader(core, term, "offering").is_ok() {
+        offer(core, &others, &verified).await;
+    }
     Ok(verified)
+}
+
+/// Whether this registry still leads in `term`; the error says which step it stopped before.
+fn still_leader(core: &RegistryCore, term: u64, step: &str) -> Result<(), ServiceError> {
+    match core.replica.leader_term() {
+        Some(now) if now == term => Ok(()),
+        now => {
+            info!(
+                term,
+                now = ?now,
+                "registry: no longer the leader of term {term}: stopped before {step}"
+            );
+            Err(ServiceError::Build {
+                reason: format!("no longer the leader of term {term}: stopped before {step}"),
+            })
+        }
+    }
 }
 
 /// Pushes the majority-signed snapshot to the other registries so that every one serves it.
@@ -207,7 +234,20 @@ fn refused(code: RefuseCode, text: impl Into<String>) -> Response {
 
 /// The co-signer's side: a `Signature` over `candidate` if this registry builds the same
 /// snapshot from its own state, else a refusal saying why.
-pub(crate) async fn co_sign(core: &RegistryCore, candidate: SignedSnapshot) -> Response {
+pub(crate) async fn co_sign(
+    core: &RegistryCore,
+    peer: braid_transport::PeerId,
+    candidate: SignedSnapshot,
+) -> Response {
+    if let Some(leader) = core.replica.leader()
+        && leader != peer
+    {
+        info!(%peer, %leader, "registry: co-sign refused: the asking registry is not the leader");
+        return refused(
+            RefuseCode::BadSnapshot,
+            format!("not the leader: this registry follows {leader}"),
+        );
+    }
     let set = core.registries.set();
     if candidate.registry_set() != set.digest() {
         return refused(RefuseCode::BadSnapshot, "made for another registry set");

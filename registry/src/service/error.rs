@@ -113,6 +113,9 @@ pub enum ServiceError {
     PublishFailed {
         /// `"<peer>: <why>"` for each registry, in the order tried.
         attempts: Vec<String>,
+        /// Whether any registry answered (and refused); false when none could be reached or
+        /// none speaks `/braid/registry/1` yet (registries still starting).
+        answered: bool,
     },
     /// The replicated state failed.
     #[cfg(feature = "server")]

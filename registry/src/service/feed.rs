@@ -5,7 +5,9 @@
 //! refusal. The current snapshot is published on a `tokio::sync::watch` channel. It does not
 //! serve anything (a relay passes the receiver to [`RelayCache`](super::RelayCache)).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use braid_directory::snapshot::{VerifiedSnapshot, accept_newer};
 use braid_transport::{PeerId, Transport};
@@ -18,6 +20,7 @@ use super::exchange::exchange;
 use super::registries::add_addresses;
 use super::{FeedSettings, PeerAddresses, Registries, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
+use crate::repeat::{FailureLog, Report};
 
 /// The most extra sources (relays) a feed may be given besides the registries.
 pub const MAX_EXTRA_SOURCES: usize = 64;
@@ -50,7 +53,17 @@ struct FeedCore {
     sender: watch::Sender<Option<Arc<VerifiedSnapshot>>>,
     /// Serialises "compare with the current one, verify, replace".
     accepting: tokio::sync::Mutex<()>,
+    /// One failure log per configured source (`sources`, so bounded by it): an unreachable
+    /// registry is reported at once, then at most every [`SOURCE_FAILURE_LOG`] with a count.
+    failures: std::sync::Mutex<HashMap<PeerId, FailureLog>>,
 }
+
+/// How soon a feed with `bootstrap_relays` asks again while the sources answer but hold no
+/// snapshot, or one listing fewer relays than that.
+pub(crate) const BOOTSTRAP_RETRY: Duration = Duration::from_secs(2);
+
+/// How often a configured source that keeps failing is reported (with a count).
+pub(crate) const SOURCE_FAILURE_LOG: Duration = Duration::from_secs(60);
 
 /// A running directory feed. Dropping it (or `stop`) ends the refresh loop; receivers keep the
 /// last value.
@@ -93,6 +106,7 @@ impl DirectoryFeed {
             settings,
             sender,
             accepting: tokio::sync::Mutex::new(()),
+            failures: std::sync::Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(run(Arc::clone(&core)));
         Ok(Self { core, task })
@@ -147,8 +161,9 @@ impl std::fmt::Debug for DirectoryFeed {
 
 async fn run(core: Arc<FeedCore>) {
     loop {
+        let outcome = round(&core).await;
         let good = matches!(
-            round(&core).await,
+            outcome,
             Ok(FetchOutcome::Accepted { .. } | FetchOutcome::NotModified)
         );
         let current = core.sender.borrow().clone();
@@ -160,8 +175,16 @@ async fn run(core: Arc<FeedCore>) {
                 "directory snapshot in use has expired and no newer one was fetched"
             );
         }
-        let wait = if good && current.is_some() {
+        let forming = current
+            .as_ref()
+            .is_some_and(|c| c.descriptors().len() < core.settings.bootstrap_relays);
+        let answered = outcome.is_ok();
+        let bootstrapping = core.settings.bootstrap_relays > 0 && (forming || current.is_none());
+        let wait = if good && current.is_some() && !forming {
             core.settings.refresh_interval
+        } else if answered && bootstrapping {
+            // The registries answer but have nothing (enough) yet: a network forming.
+            core.settings.retry_interval.min(BOOTSTRAP_RETRY)
         } else {
             core.settings.retry_interval
         };
@@ -184,22 +207,55 @@ async fn round(core: &FeedCore) -> Result<FetchOutcome, ServiceError> {
     for peer in order {
         match fetch_from(core, peer).await {
             Ok(outcome @ (FetchOutcome::Accepted { .. } | FetchOutcome::NotModified)) => {
+                note_source(core, peer, None);
                 return Ok(outcome);
             }
             Ok(FetchOutcome::Unavailable) => {
-                info!(source = %peer, "directory source has no snapshot yet");
+                note_source(core, peer, None);
+                debug!(source = %peer, "directory source has no snapshot yet");
             }
             Err(error) => {
-                // Snapshot refusals were logged where they happened; transport errors may
-                // carry the source's addresses: debug only.
+                // Snapshot refusals were logged where they happened. A configured source's
+                // (a registry's) failure is logged with backoff; a relay source's may carry
+                // addresses learnt from the directory: debug only.
                 if !matches!(error, ServiceError::Snapshot { .. }) {
                     debug!("directory source failed: {error}");
+                    note_source(core, peer, Some(&error));
                 }
                 last_error = Some(error);
             }
         }
     }
     last_error.map_or(Ok(FetchOutcome::Unavailable), Err)
+}
+
+/// Logs a configured source's failure (`Some`) or answer (`None`) with backoff.
+fn note_source(core: &FeedCore, peer: PeerId, error: Option<&ServiceError>) {
+    if !core.sources.contains(&peer) {
+        return;
+    }
+    let mut failures = core.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let log = failures
+        .entry(peer)
+        .or_insert_with(|| FailureLog::new(SOURCE_FAILURE_LOG));
+    let report = match error {
+        Some(_) => log.failure(Instant::now()),
+        None => log.success(),
+    };
+    match (error, report) {
+        (Some(error), Report::First) => {
+            warn!(source = %peer, "directory source unreachable: {error}");
+        }
+        (Some(error), Report::Again { count, over }) => warn!(
+            source = %peer,
+            "directory source unreachable ({count} failures in {} s): {error}",
+            over.as_secs()
+        ),
+        (None, Report::Recovered { failures }) => {
+            info!(source = %peer, failures, "directory source reached again");
+        }
+        _ => {}
+    }
 }
 
 /// Up to `relay_sources` relays of the snapshot in use, chosen at random, with their addresses.

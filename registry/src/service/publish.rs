@@ -12,11 +12,12 @@ use braid_transport::{PeerId, Transport};
 use rand::seq::SliceRandom as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::exchange::exchange;
 use super::{Registries, RepublishSettings, ServiceError, unix_now};
 use crate::protocol::{Request, Response};
+use crate::repeat::{FailureLog, Report};
 
 /// Publishes `descriptor` to the registries, in random order, until one answers `Published`
 /// (each exchange bounded by `timeout`; a registry dials the relay back first). Returns the
@@ -32,14 +33,21 @@ pub async fn publish(
     order.shuffle(&mut rand::rng());
     let request = Request::Publish(descriptor.clone());
     let mut attempts = Vec::with_capacity(order.len());
+    let mut answered = false;
     for peer in order {
         match exchange(transport, peer, &request, timeout).await {
             Ok(Response::Published) => return Ok(peer),
-            Ok(other) => attempts.push(format!("{peer}: answered kind {:#04x}", other.kind())),
-            Err(e) => attempts.push(e.to_string()),
+            Ok(other) => {
+                answered = true;
+                attempts.push(format!("{peer}: answered kind {:#04x}", other.kind()));
+            }
+            Err(e) => {
+                answered |= matches!(e, ServiceError::Refused { .. });
+                attempts.push(e.to_string());
+            }
         }
     }
-    Err(ServiceError::PublishFailed { attempts })
+    Err(ServiceError::PublishFailed { attempts, answered })
 }
 
 /// How the last publish went.
@@ -63,12 +71,22 @@ pub enum PublishStatus {
     },
 }
 
+/// The first retry after a failed publish; each next one waits twice as long, up to the
+/// settings' `retry_interval`.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// A publish failure that repeats is logged at most this often (with a count).
+const PUBLISH_FAILURE_LOG: Duration = Duration::from_secs(60);
+
 /// Makes a freshly signed descriptor at `now` (unix seconds) for each publish.
 pub type DescriptorSource =
     Arc<dyn Fn(u64) -> Result<SignedDescriptor, braid_directory::Error> + Send + Sync + 'static>;
 
-/// Keeps a relay listed: publishes now, then every `republish_interval` (every
-/// `retry_interval` after a failure), logging each failure. Dropping it (or `stop`) ends it.
+/// Keeps a relay listed: publishes now, then every `republish_interval` (after a failure:
+/// again after 1 s, doubling up to `retry_interval`). While no registry can be reached before
+/// the first success, they are most likely still starting: that is said once at info
+/// ("waiting for registries") and retried quietly; a refusal, or any failure after a success,
+/// is logged at warn, a repeated one at most once a minute with a count. Dropping it (or `stop`) ends it.
 pub struct Republisher {
     task: JoinHandle<()>,
     status: watch::Receiver<PublishStatus>,
@@ -85,6 +103,10 @@ impl Republisher {
         settings.validate()?;
         let (sender, status) = watch::channel(PublishStatus::NotYet);
         let task = tokio::spawn(async move {
+            let mut failures = FailureLog::new(PUBLISH_FAILURE_LOG);
+            let mut published = false;
+            let mut said_waiting = false;
+            let mut backoff = FIRST_RETRY;
             loop {
                 let now = unix_now();
                 let result = match make(now) {
@@ -105,15 +127,50 @@ impl Republisher {
                     Ok(registry) => {
                         info!(%registry, "relay descriptor published");
                         sender.send_replace(PublishStatus::Published { at: now, registry });
+                        published = true;
+                        let _ = failures.success();
+                        backoff = FIRST_RETRY;
                         settings.republish_interval
                     }
                     Err(error) => {
-                        warn!("relay descriptor not published: {error}");
+                        // No registry reachable yet before the first success: they are most
+                        // likely starting. A refusal is news whenever it comes.
+                        let waiting = !published
+                            && matches!(
+                                error,
+                                ServiceError::PublishFailed {
+                                    answered: false,
+                                    ..
+                                }
+                            );
+                        if waiting {
+                            if !said_waiting {
+                                info!(
+                                    "waiting for registries (publishing again quietly until \
+                                     one answers): {error}"
+                                );
+                                said_waiting = true;
+                            } else {
+                                debug!("relay descriptor not published: {error}");
+                            }
+                        } else {
+                            match failures.failure(std::time::Instant::now()) {
+                                Report::First => warn!("relay descriptor not published: {error}"),
+                                Report::Again { count, over } => warn!(
+                                    "relay descriptor not published ({count} failures in {} s): \
+                                     {error}",
+                                    over.as_secs()
+                                ),
+                                _ => debug!("relay descriptor not published: {error}"),
+                            }
+                        }
                         sender.send_replace(PublishStatus::Failed {
                             at: now,
                             error: error.to_string(),
                         });
-                        settings.retry_interval
+                        let wait = backoff.min(settings.retry_interval);
+                        backoff = backoff.saturating_mul(2);
+                        wait
                     }
                 };
                 tokio::time::sleep(wait).await;

@@ -98,7 +98,7 @@ impl RegistryCore {
             Request::GetSnapshot { newer_than } => {
                 snapshot_reply(self.served.current().as_deref(), newer_than, unix_now())
             }
-            Request::CoSign(candidate) => cosign::co_sign(self, candidate).await.into(),
+            Request::CoSign(candidate) => cosign::co_sign(self, peer, candidate).await.into(),
             Request::Offer(offered) => self.offer(peer, offered).await.into(),
             Request::Unknown(u) => refused(
                 RefuseCode::BadRequest,

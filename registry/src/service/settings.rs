@@ -108,6 +108,11 @@ pub struct FeedSettings {
     /// so the directory keeps coming when registries are busy or down (relays cache and serve
     /// it). 0: registries and the configured extra sources only.
     pub relay_sources: usize,
+    /// While no snapshot is held, or the one in use lists fewer relays than this, ask again
+    /// soon instead of after `refresh_interval`: every 2 s while the sources answer, every
+    /// `retry_interval` while they fail. A forming network's registries list its relays
+    /// within seconds (a proxy sets it to what its paths need). 0: never.
+    pub bootstrap_relays: usize,
 }
 
 /// Ask for a newer snapshot every 10 minutes.
@@ -135,6 +140,11 @@ pub fn default_relay_sources() -> usize {
     0
 }
 
+/// 0: the regular refresh whatever the snapshot lists.
+pub fn default_bootstrap_relays() -> usize {
+    0
+}
+
 impl Default for FeedSettings {
     fn default() -> Self {
         Self {
@@ -143,6 +153,7 @@ impl Default for FeedSettings {
             request_timeout: default_feed_request_timeout(),
             max_sources_per_round: default_max_sources_per_round(),
             relay_sources: default_relay_sources(),
+            bootstrap_relays: default_bootstrap_relays(),
         }
     }
 }

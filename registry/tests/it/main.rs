@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 #[cfg(feature = "server")]
+mod leader_jobs;
+#[cfg(feature = "server")]
 mod measure;
 #[cfg(feature = "raft")]
 mod raft;

@@ -120,7 +120,7 @@ async fn three_registries_co_sign_and_any_of_them_serves_the_snapshot() {
         assert_eq!(applied, Applied::Stored { replaced: false });
         feed_votes(&reg.replica, &keys, &[&d], t, 1).await;
     }
-    let built = bounded(regs[0].role.build_snapshot_now()).await.unwrap();
+    let built = build_now(&regs[0].role, 1).await;
     assert_eq!(built.signers().len(), 3, "the builder and 2 co-signers");
     assert_eq!(built.descriptors().len(), 1);
     // The offer reached every registry: all serve the same snapshot.
@@ -328,7 +328,7 @@ async fn a_restarted_registry_serves_its_kept_snapshot_at_once() {
     let (regs, list) = registries(1, 0, registry_settings(Duration::from_secs(3600))).await;
     let reg = &regs[0];
     wait_listed(&reg.replica, 0).await;
-    let built = bounded(reg.role.build_snapshot_now()).await.unwrap();
+    let built = build_now(&reg.role, 0).await;
     reg.role.stop();
     // The same identity on a new transport, the same data directory, a follower this time
     // (so it builds nothing itself).

@@ -96,7 +96,7 @@ async fn a_relay_cache_serves_its_snapshot_and_bad_ones_are_refused() {
         reg.transport.peer_id()
     );
     wait_listed(&reg.replica, 1).await;
-    let s1 = bounded(reg.role.build_snapshot_now()).await.unwrap();
+    let s1 = build_now(&reg.role, 1).await;
     assert_eq!(s1.descriptors().len(), 1);
 
     // The relay fetches it and serves it from its cache.

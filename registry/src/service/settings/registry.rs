@@ -114,9 +114,9 @@ pub fn default_expire_interval() -> Duration {
     Duration::from_secs(60)
 }
 
-/// A new snapshot every 10 minutes.
+/// A new snapshot every 5 minutes (as `braid registry`'s `snapshot_interval_secs`).
 pub fn default_snapshot_interval() -> Duration {
-    Duration::from_secs(600)
+    Duration::from_secs(300)
 }
 
 /// Snapshots valid for 3 hours.

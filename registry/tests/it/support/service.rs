@@ -94,6 +94,33 @@ pub(crate) fn feed_settings() -> FeedSettings {
         request_timeout: Duration::from_secs(20),
         max_sources_per_round: 4,
         relay_sources: 0,
+        bootstrap_relays: 0,
+    }
+}
+
+/// A snapshot listing `relays` relays that `role` serves: built now, or built by its leader
+/// loop first (it builds at once while a forming network lists new relays). Bounded by `STEP`.
+pub(crate) async fn build_now(
+    role: &RegistryRole,
+    relays: usize,
+) -> braid_directory::snapshot::VerifiedSnapshot {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let error = match bounded(role.build_snapshot_now()).await {
+            Ok(built) if built.descriptors().len() == relays => return built,
+            Ok(built) => format!("built with {} relays", built.descriptors().len()),
+            Err(e) => e.to_string(),
+        };
+        if let Some(served) = role.snapshot()
+            && served.descriptors().len() == relays
+        {
+            return served;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot with {relays} relays: {error}"
+        );
+        sleep(Duration::from_millis(200)).await;
     }
 }
 
