@@ -101,8 +101,7 @@ impl ProxyNode {
     /// the directory has a fresh key every start, and circuits are built on one more fresh key
     /// per SOCKS isolation key (`braid_router::identities`).
     pub async fn start(cfg: &ProxyConfig, directory: &Directory) -> Result<Self, NodeError> {
-        let listener = bind(cfg).await?;
-        let http = bind_http(cfg).await?;
+        let ports = bind(cfg).await?;
         let (transport, manager) = Self::client(cfg).await?;
         let usable = manager.set_directory(directory).await?;
         if usable == 0 {
@@ -111,8 +110,7 @@ impl ProxyNode {
         let (_, applied) = watch::channel(Some((0, usable)));
         Ok(Self::serve(
             cfg,
-            listener,
-            http,
+            ports,
             transport,
             manager,
             None,
@@ -134,8 +132,7 @@ impl ProxyNode {
         refresh: Duration,
         first_wait: Duration,
     ) -> Result<Self, NodeError> {
-        let listener = bind(cfg).await?;
-        let http = bind_http(cfg).await?;
+        let ports = bind(cfg).await?;
         let (transport, manager) = Self::client(cfg).await?;
         let feed = DirectoryFeed::start(
             &transport,
@@ -160,8 +157,7 @@ impl ProxyNode {
         let peers = registries.iter().map(|r| r.peer).collect();
         let node = Self::serve(
             cfg,
-            listener,
-            http,
+            ports,
             transport,
             manager,
             Some((FeedHandle(feed), follower)),
@@ -263,21 +259,21 @@ impl ProxyNode {
 
     fn serve(
         cfg: &ProxyConfig,
-        (listener, socks_addr): (TcpListener, SocketAddr),
-        http: Option<(TcpListener, SocketAddr)>,
+        ports: Ports,
         transport: Transport,
         manager: Arc<CircuitManager>,
         feed: Option<(FeedHandle, JoinHandle<()>)>,
         registries: Vec<braid_transport::PeerId>,
         applied: watch::Receiver<Option<(u64, usize)>>,
     ) -> Self {
+        let (listener, socks_addr) = ports.socks;
         let task = tokio::spawn(braid_router::proxy::serve(
             listener,
             manager.clone(),
             cfg.proxy_settings(),
         ));
         info!(%socks_addr, "SOCKS5 port open");
-        let http = http.map(|(listener, bound)| {
+        let http = ports.http.map(|(listener, bound)| {
             let task = tokio::spawn(braid_router::proxy::serve_http_connect(
                 listener,
                 manager.clone(),
@@ -381,7 +377,7 @@ impl ProxyNode {
     }
 }
 
-/// Binds the HTTP CONNECT port (`http_listen`), if set, right after the SOCKS port.
+/// Binds the HTTP CONNECT port (`http_listen`), if set.
 async fn bind_http(cfg: &ProxyConfig) -> Result<Option<(TcpListener, SocketAddr)>, NodeError> {
     let Some(addr) = cfg.http_listen else {
         return Ok(None);
@@ -399,8 +395,22 @@ async fn bind_http(cfg: &ProxyConfig) -> Result<Option<(TcpListener, SocketAddr)
     Ok(Some((listener, bound)))
 }
 
-/// Binds the SOCKS port: first of all, so a port in use fails the start at once.
-async fn bind(cfg: &ProxyConfig) -> Result<(TcpListener, SocketAddr), NodeError> {
+/// The proxy's bound ports.
+struct Ports {
+    socks: (TcpListener, SocketAddr),
+    http: Option<(TcpListener, SocketAddr)>,
+}
+
+/// Binds the SOCKS port (and the HTTP CONNECT port, if set): first of all, so a port in use
+/// fails the start at once.
+async fn bind(cfg: &ProxyConfig) -> Result<Ports, NodeError> {
+    let socks = bind_socks(cfg).await?;
+    let http = bind_http(cfg).await?;
+    Ok(Ports { socks, http })
+}
+
+/// Binds the SOCKS port.
+async fn bind_socks(cfg: &ProxyConfig) -> Result<(TcpListener, SocketAddr), NodeError> {
     let listener = TcpListener::bind(cfg.socks_listen)
         .await
         .map_err(|source| NodeError::Io {
