@@ -8,8 +8,9 @@
 //! circuits carries an open stream. A new identity first closes those quiet and unused for
 //! `idle`; when the pool is still full, the least recently used one quiet for at least
 //! [`RECLAIM_GRACE`] is closed, with its circuits (they carry no stream; the key that owned
-//! them gets a fresh identity next time). Only when every identity carries open streams is
-//! the build refused (`RouterError::Limit("client identities")`) rather than sharing one.
+//! them gets a fresh identity next time). When every identity carries open streams, a new
+//! key waits up to [`ROOM_WAIT`] for one to become quiet, then the build is refused
+//! (`RouterError::Limit("client identities")`) rather than sharing one.
 //! The manager's own transport (directory fetches) is never one of them. It does not choose
 //! paths or build circuits.
 
@@ -34,7 +35,11 @@ struct Slot {
 
 /// How long an identity must have been unused before a new key may take its place: a
 /// circuit just built or handed over has no stream yet for a moment.
-pub const RECLAIM_GRACE: Duration = Duration::from_secs(5);
+pub const RECLAIM_GRACE: Duration = Duration::from_secs(1);
+/// How long a new key's stream waits for an identity to become free before it is refused.
+pub const ROOM_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting key looks for room.
+const ROOM_POLL: Duration = Duration::from_millis(50);
 
 impl Slot {
     /// No circuit of this identity carries an open stream (closed circuits are forgotten).
@@ -83,18 +88,31 @@ impl ClientIdentities {
     }
 
     /// The transport for `key` (`None`: a new one for a clean circuit built ahead).
+    /// A key's request waits up to [`ROOM_WAIT`] for room when every identity carries a
+    /// stream (a burst of new usernames is delayed, not refused); a clean circuit's fails at
+    /// once (it is only built ahead).
     pub(crate) async fn transport_for(&self, key: Option<&[u8]>) -> Result<Transport, RouterError> {
-        let mut slots = self.slots.lock().await;
-        if let Some(key) = key
-            && let Some(slot) = slots
-                .iter_mut()
-                .filter(|s| s.key.as_deref() == Some(key))
-                .max_by_key(|s| s.last_used)
-        {
-            slot.last_used = Instant::now();
-            return Ok(slot.transport.clone());
-        }
-        self.make_room(&mut slots)?;
+        let give_up = Instant::now() + ROOM_WAIT;
+        let mut slots = loop {
+            let mut slots = self.slots.lock().await;
+            if let Some(key) = key
+                && let Some(slot) = slots
+                    .iter_mut()
+                    .filter(|s| s.key.as_deref() == Some(key))
+                    .max_by_key(|s| s.last_used)
+            {
+                slot.last_used = Instant::now();
+                return Ok(slot.transport.clone());
+            }
+            match self.make_room(&mut slots) {
+                Ok(()) => break slots,
+                Err(e) if key.is_none() || Instant::now() >= give_up => return Err(e),
+                Err(_) => {
+                    drop(slots);
+                    tokio::time::sleep(ROOM_POLL).await;
+                }
+            }
+        };
         let transport = Transport::start(
             Identity::generate(),
             TransportConfig {

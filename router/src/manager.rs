@@ -90,7 +90,7 @@ impl Default for RouterSettings {
             strands: 3,
             braid: BraidSettings::default(),
             preemptive: 1,
-            max_client_identities: 32,
+            max_client_identities: 64,
             identity_per_key: true,
             guards: crate::guards::GuardSettings::default(),
             guard_file: None,

@@ -75,3 +75,34 @@ async fn two_usernames_reach_the_relays_under_two_peer_ids() {
 async fn two_usernames_with_strands_reach_the_relays_under_two_peer_ids() {
     two_usernames_two_identities(3).await;
 }
+
+/// More usernames in a row than the identity pool holds at once (each K = 3 stream holds up to
+/// four identities: its three strands' and the clean set's built ahead): quiet identities are
+/// reclaimed, so every fetch succeeds and the pool stays within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_usernames_than_the_pool_holds_all_fetch() {
+    let _shared = support::shared().await;
+    let s = Scenario {
+        strands: 3,
+        ..Scenario::network("identities-many", 8, 2, 3)
+    };
+    let net = SimNetwork::start(&s).await.expect("network");
+    let manager = net.proxy.manager().clone();
+    let max = manager.settings().max_client_identities;
+    let users = max / 3 + 4;
+    for i in 0..users {
+        let user = format!("user{i}");
+        let body = fetch(
+            net.socks_addr(),
+            "localhost",
+            net.http_v4.port(),
+            1024,
+            Some((&user, "x")),
+        )
+        .await;
+        assert_eq!(body.unwrap_or_else(|e| panic!("{user}: {e}")).bytes, 1024);
+        let now = manager.client_identities().identities().await.len();
+        assert!(now <= max, "{now} identities, more than {max}");
+    }
+    net.shutdown().await;
+}
