@@ -145,7 +145,7 @@ enum Command {
     /// Print the man page braid(1) to stdout, or write it and one page per subcommand to a
     /// directory.
     Man {
-        /// Write braid.1 and braid-<subcommand>.1 here instead of printing braid.1.
+        /// Write braid.1 and braid-SUBCOMMAND.1 here instead of printing braid.1.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
