@@ -119,10 +119,10 @@ async fn relays_of_one_family_never_share_a_circuit_or_a_stream() {
             }
         }
     }
-    // The families' relays did carry streams: the rule, not chance, kept them apart.
-    for r in [0, 2] {
-        assert!(used.contains(&r), "relay {r} unused: {used:?}");
-    }
+    // The families' relays did carry streams: the rule, not their absence, kept them apart.
+    // (Which of a family's relays carried some is chance: with entry guards a non-exit that is
+    // no primary guard is only ever a middle, and relay 2 never goes with exit 0.)
+    assert!(used.contains(&0) || used.contains(&2), "{used:?}");
     assert!(used.contains(&3) || used.contains(&4), "{used:?}");
     server.abort();
     proxy.shutdown().await;
